@@ -1,0 +1,179 @@
+package topdesktest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// adminRoutes serves the unauthenticated control endpoints under /_sim/.
+func (s *Sim) adminRoutes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_sim/incidents", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.Incidents())
+	})
+	mux.HandleFunc("GET /_sim/requests", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.Requests())
+	})
+	mux.HandleFunc("GET /_sim/faults", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.faultList())
+	})
+	mux.HandleFunc("POST /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
+		var f Fault
+		if err := decodeBody(r, &f); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		s.Inject(f)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("DELETE /_sim/faults", func(w http.ResponseWriter, _ *http.Request) {
+		s.ClearFaults()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /_sim/credentials", func(w http.ResponseWriter, r *http.Request) {
+		var c struct {
+			Username string `json:"username"`
+			Password string `json:"password"`
+		}
+		if err := decodeBody(r, &c); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if c.Username == "" || c.Password == "" {
+			writeError(w, http.StatusBadRequest, "username and password are required")
+			return
+		}
+		s.SetCredentials(c.Username, c.Password)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /_sim/reset", func(w http.ResponseWriter, _ *http.Request) {
+		s.reset()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("/_sim/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("No simulator endpoint at %s %s.", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decode request body: %w", err)
+	}
+	return nil
+}
+
+// maxPageIncidents is how many incidents the HTML page shows (the newest).
+const maxPageIncidents = 200
+
+type pageData struct {
+	URL        string
+	APIVersion string
+	Username   string
+	Total      int
+	Shown      []Incident
+	Faults     []Fault
+	Requests   int
+	Now        time.Time
+}
+
+func (s *Sim) servePage(w http.ResponseWriter, r *http.Request) {
+	all := s.Incidents()
+	slices.Reverse(all)
+	d := pageData{
+		URL:        s.URL(),
+		APIVersion: s.opts.APIVersion,
+		Total:      len(all),
+		Shown:      all[:min(len(all), maxPageIncidents)],
+		Faults:     s.faultList(),
+		Now:        s.now(),
+	}
+	s.mu.Lock()
+	d.Username = s.username
+	d.Requests = len(s.requests)
+	s.mu.Unlock()
+	var buf bytes.Buffer
+	if err := s.page.Execute(&buf, d); err != nil {
+		http.Error(w, "render page: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// A failed write means the browser is gone.
+	_, _ = buf.WriteTo(w)
+}
+
+func pageFuncs() template.FuncMap {
+	return template.FuncMap{
+		"when": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.Format("2006-01-02 15:04:05")
+		},
+	}
+}
+
+const pageTemplate = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="refresh" content="3">
+<title>TOPdesk simulator ({{.Total}} incidents)</title>
+<style>
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: .3em .6em; border-bottom: 1px solid #ddd; vertical-align: top; }
+th { background: #f3f3f3; }
+tr.closed td { color: #777; }
+.trail { margin: .2em 0 .6em 1.5em; padding: 0; list-style: none; font-size: 13px; }
+.trail li { margin: .2em 0; white-space: pre-wrap; }
+.meta { color: #666; font-size: 12px; }
+.internal { background: #fff6d6; }
+code { background: #f3f3f3; padding: 0 .2em; }
+</style>
+</head>
+<body>
+<h1>TOPdesk simulator</h1>
+<p class="meta">API <code>{{.URL}}/tas/api</code> (version {{.APIVersion}}, user <code>{{.Username}}</code>) ·
+{{.Total}} incidents · {{.Requests}} API requests recorded ·
+<a href="/_sim/incidents">incidents JSON</a> · <a href="/_sim/requests">requests JSON</a> · <a href="/_sim/faults">faults JSON</a> ·
+refreshed {{when .Now}}</p>
+{{with .Faults}}<p><strong>Active faults:</strong>
+{{range .}}<code>{{or .Method "any"}} {{or .Path "/"}}{{if .Status}} status {{.Status}}{{end}}{{if .Delay}} delay {{.Delay}}{{end}}{{if .Drop}} drop{{end}}{{if .LoseResponse}} lose-response{{end}}{{if .Count}} ×{{.Count}}{{end}}</code> {{end}}</p>{{end}}
+{{if .Shown}}
+{{if lt (len .Shown) .Total}}<p class="meta">Showing the newest {{len .Shown}} of {{.Total}} incidents.</p>{{end}}
+<table>
+<tr><th>Number</th><th>Brief description</th><th>Processing status</th><th>Priority</th><th>Operator group</th><th>Closed</th><th>External number</th><th>Created</th><th>Modified</th></tr>
+{{range .Shown}}
+<tr class="{{if .Closed}}closed{{end}}">
+<td><strong>{{.Number}}</strong>{{if .Archived}} (archived){{end}}</td>
+<td>{{.BriefDescription}}</td>
+<td>{{.ProcessingStatus}}</td>
+<td>{{.Priority}}</td>
+<td>{{.OperatorGroup}}</td>
+<td>{{if .Closed}}yes, {{when .ClosedDate}}{{else}}no{{end}}</td>
+<td><code>{{.ExternalNumber}}</code></td>
+<td>{{when .CreationDate}}</td>
+<td>{{when .ModificationDate}}</td>
+</tr>
+<tr><td></td><td colspan="8">
+{{if .Request}}<div class="meta">Request:</div><ul class="trail"><li>{{.Request}}</li></ul>{{end}}
+{{if .Actions}}<div class="meta">Actions ({{len .Actions}}):</div>
+<ol class="trail">{{range .Actions}}<li{{if .InvisibleForCaller}} class="internal"{{end}}><span class="meta">{{when .Date}}{{if .InvisibleForCaller}} · internal{{end}}</span><br>{{.Text}}</li>{{end}}</ol>{{end}}
+</td></tr>
+{{end}}
+</table>
+{{else}}
+<p>No incidents yet.</p>
+{{end}}
+</body>
+</html>
+`

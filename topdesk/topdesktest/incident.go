@@ -1,0 +1,775 @@
+package topdesktest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"html"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// refFields are the reference fields the simulator resolves in the tenant
+// and keeps as tenant entities.
+func refFields() []string {
+	return []string{
+		"entryType", "callType", "category", "subcategory", "impact", "urgency", "priority",
+		"duration", "operator", "operatorGroup", "processingStatus", "closureCode",
+	}
+}
+
+// entry is one action or request in an incident's trail.
+type entry struct {
+	id        string
+	text      string
+	invisible bool
+	date      time.Time
+	operator  *entity
+}
+
+// callerState is an incident's caller: a registered person or an
+// unregistered caller known by name.
+type callerState struct {
+	person      *entity
+	dynamicName string
+	email       string
+	phone       string
+	mobile      string
+	extra       map[string]json.RawMessage // department, location, … as sent
+}
+
+// incident is the simulator's state of one incident.
+type incident struct {
+	seq              int
+	id               string
+	number           string
+	line             string // firstLine, secondLine or partial
+	archived         bool
+	archivingReason  *entity
+	briefDescription string
+	externalNumber   string
+	requests         []entry
+	actions          []entry
+	caller           *callerState
+	refs             map[string]*entity
+	closed           bool
+	completed        bool
+	closedDate       time.Time
+	completedDate    time.Time
+	callDate         time.Time
+	creationDate     time.Time
+	modificationDate time.Time
+	creator          *entity
+	modifier         *entity
+	mainIncident     *incident
+	partials         []*incident
+	other            map[string]json.RawMessage // accepted fields the simulator echoes as sent
+}
+
+func (inc *incident) clone() *incident {
+	c := *inc
+	c.requests = slices.Clone(inc.requests)
+	c.actions = slices.Clone(inc.actions)
+	c.refs = maps.Clone(inc.refs)
+	c.other = maps.Clone(inc.other)
+	c.partials = slices.Clone(inc.partials)
+	if inc.caller != nil {
+		cs := *inc.caller
+		cs.extra = maps.Clone(inc.caller.extra)
+		c.caller = &cs
+	}
+	return &c
+}
+
+// change is one validated create or update, applied to a copy of the
+// incident so that a rejected request changes nothing.
+type change struct {
+	vals   map[string]value
+	now    time.Time
+	author *entity
+	create bool
+}
+
+func (ch change) has(k string) bool {
+	v, ok := ch.vals[k]
+	return ok && !v.null
+}
+
+// apply changes inc (a fresh or cloned incident) and returns the problems
+// that make the request invalid. The caller holds s.mu.
+func (s *Sim) apply(inc *incident, ch change) []string {
+	var errs []string
+	v := ch.vals
+	setStr := func(k string, dst *string) {
+		if x, ok := v[k]; ok {
+			*dst = x.str
+		}
+	}
+	setStr("briefDescription", &inc.briefDescription)
+	setStr("externalNumber", &inc.externalNumber)
+	if x := v["request"]; x.str != "" {
+		inc.requests = append(inc.requests, entry{id: newUUID(), text: x.str, date: ch.now, operator: ch.author})
+	}
+	if x := v["action"]; x.str != "" {
+		inc.actions = append(inc.actions, entry{id: newUUID(), text: x.str, invisible: v["actionInvisibleForCaller"].b, date: ch.now, operator: ch.author})
+	}
+	if ch.has("callDate") {
+		inc.callDate = v["callDate"].t
+	}
+
+	errs = append(errs, s.applyCaller(inc, ch)...)
+	errs = append(errs, s.applyRefs(inc, ch)...)
+	errs = append(errs, applyState(inc, ch)...)
+
+	if ch.create {
+		inc.line = "firstLine"
+		setStr("status", &inc.line)
+		if inc.line == "" {
+			inc.line = "firstLine"
+		}
+		errs = append(errs, s.applyMainIncident(inc, ch)...)
+	}
+
+	for k, x := range v {
+		if s.modelled[k] {
+			continue
+		}
+		if x.null {
+			delete(inc.other, k)
+			continue
+		}
+		if inc.other == nil {
+			inc.other = map[string]json.RawMessage{}
+		}
+		inc.other[k] = bytes.Clone(x.raw)
+	}
+	inc.modificationDate = ch.now
+	inc.modifier = ch.author
+	return errs
+}
+
+// modelledFields lists the request fields apply handles itself; all other
+// accepted fields are stored as sent.
+func modelledFields() map[string]bool {
+	m := map[string]bool{}
+	for _, k := range []string{"caller", "callerLookup", "briefDescription", "request", "action",
+		"actionInvisibleForCaller", "externalNumber", "completed", "completedDate", "closed",
+		"closedDate", "status", "mainIncident", "callDate"} {
+		m[k] = true
+	}
+	for _, k := range refFields() {
+		m[k] = true
+	}
+	return m
+}
+
+func (s *Sim) applyCaller(inc *incident, ch change) []string {
+	v := ch.vals
+	switch {
+	case ch.has("caller") && ch.has("callerLookup"):
+		return []string{"It is an error to provide both 'caller' and 'callerLookup'."}
+	case ch.has("callerLookup"):
+		lk := v["callerLookup"].obj
+		var p *entity
+		if id, ok := lk["id"]; ok {
+			p = s.cat.lists[listPersons].byID[id.str]
+			if p == nil {
+				return []string{fmt.Sprintf("'callerLookup.id': no person found with id '%s'.", id.str)}
+			}
+		} else {
+			email := lk["email"].str
+			p = s.cat.byEmail[strings.ToLower(email)]
+			if p == nil {
+				return []string{fmt.Sprintf("'callerLookup.email': no person found with email '%s'.", email)}
+			}
+		}
+		inc.caller = &callerState{person: p, dynamicName: p.name, email: p.email}
+	case ch.has("caller"):
+		c := v["caller"].obj
+		if inc.caller != nil && inc.caller.person != nil && !ch.create {
+			if _, ok := c["dynamicName"]; ok {
+				return []string{"'caller.dynamicName' can only be changed for unregistered callers."}
+			}
+		}
+		cs := &callerState{}
+		if inc.caller != nil && !ch.create {
+			cs = inc.caller
+		}
+		for k, x := range c {
+			switch k {
+			case "dynamicName":
+				cs.dynamicName = x.str
+			case "email":
+				cs.email = x.str
+			case "phoneNumber":
+				cs.phone = x.str
+			case "mobileNumber":
+				cs.mobile = x.str
+			default:
+				if cs.extra == nil {
+					cs.extra = map[string]json.RawMessage{}
+				}
+				cs.extra[k] = bytes.Clone(x.raw)
+			}
+		}
+		inc.caller = cs
+	case !ch.create && (v["caller"].null || v["callerLookup"].null):
+		inc.caller = nil
+	}
+	return nil
+}
+
+func (s *Sim) applyRefs(inc *incident, ch change) []string {
+	if inc.refs == nil {
+		inc.refs = map[string]*entity{}
+	}
+	var errs []string
+	v := ch.vals
+	for _, k := range refFields() {
+		x, ok := v[k]
+		switch {
+		case !ok || k == "subcategory":
+		case x.null:
+			delete(inc.refs, k)
+		default:
+			inc.refs[k] = x.ents[0]
+		}
+	}
+	cat := inc.refs["category"]
+	if x, ok := v["subcategory"]; ok && !x.null {
+		cands := x.ents
+		if ch.has("category") || len(cands) > 1 {
+			// Within the category of this request, or to choose between
+			// equal names, within the incident's category.
+			cands = slices.DeleteFunc(slices.Clone(cands), func(e *entity) bool { return e.parent != cat })
+		}
+		switch {
+		case len(cands) == 1:
+			inc.refs["subcategory"] = cands[0]
+			inc.refs["category"] = cands[0].parent
+		case ch.has("category"):
+			errs = append(errs, fmt.Sprintf("'subcategory': '%s' is not a subcategory of category '%s'.", x.ents[0].name, cat.name))
+		default:
+			errs = append(errs, fmt.Sprintf("'subcategory': '%s' exists under several categories; give the category too.", x.ents[0].name))
+		}
+	} else if ok && x.null {
+		delete(inc.refs, "subcategory")
+	} else if sub := inc.refs["subcategory"]; sub != nil && sub.parent != cat {
+		// The category changed and the old subcategory is not under it.
+		delete(inc.refs, "subcategory")
+	}
+	if (ch.has("impact") || ch.has("urgency")) && !ch.has("priority") {
+		if im, ur := inc.refs["impact"], inc.refs["urgency"]; im != nil && ur != nil {
+			if p := s.cat.matrix[[2]string{im.id, ur.id}]; p != nil {
+				inc.refs["priority"] = p
+			}
+		}
+	}
+	return errs
+}
+
+// applyState sets closed/completed from the request and from a processing
+// status: a closing status closes and completes, any other status reopens a
+// closed or completed incident; explicit closed/completed win.
+func applyState(inc *incident, ch change) []string {
+	v := ch.vals
+	closed, completed := inc.closed, inc.completed
+	if st, ok := v["processingStatus"]; ok && !st.null {
+		if st.ents[0].status.Closing {
+			closed, completed = true, true
+		} else {
+			closed, completed = false, false
+		}
+	}
+	explicitClosed, explicitCompleted := ch.has("closed"), ch.has("completed")
+	if explicitClosed {
+		closed = v["closed"].b
+		if closed && !explicitCompleted {
+			completed = true
+		}
+	}
+	if explicitCompleted {
+		completed = v["completed"].b
+		if !completed && !explicitClosed {
+			closed = false
+		}
+	}
+	if closed && !completed {
+		return []string{"An incident cannot be closed without being completed."}
+	}
+	setDate := func(on, was bool, field string, dst *time.Time) {
+		switch {
+		case !on:
+			*dst = time.Time{}
+		case ch.has(field):
+			*dst = v[field].t
+		case !was:
+			*dst = ch.now
+		}
+	}
+	setDate(closed, inc.closed, "closedDate", &inc.closedDate)
+	setDate(completed, inc.completed, "completedDate", &inc.completedDate)
+	inc.closed, inc.completed = closed, completed
+	return nil
+}
+
+// applyMainIncident links a partial incident to its main incident.
+func (s *Sim) applyMainIncident(inc *incident, ch change) []string {
+	m, hasMain := ch.vals["mainIncident"]
+	hasMain = hasMain && !m.null
+	switch {
+	case inc.line == "partial" && !hasMain:
+		return []string{"'mainIncident' is required for a partial incident."}
+	case inc.line != "partial" && hasMain:
+		return []string{"It is an error to provide a main incident for a non-partial incident."}
+	case !hasMain:
+		return nil
+	}
+	var main *incident
+	if id, ok := m.obj["id"]; ok {
+		main = s.byID[id.str]
+	} else {
+		main = s.byNumber[m.obj["number"].str]
+	}
+	if main == nil || main.line != "secondLine" || main.closed || main.archived {
+		return []string{"'mainIncident' must be an open, unarchived second line incident."}
+	}
+	inc.mainIncident = main
+	return nil
+}
+
+// create validates body, stores a new incident and returns its read model;
+// errs are the request's problems (400), err an encoding failure (500).
+func (s *Sim) create(body []byte, login string) (out []byte, errs []string, err error) {
+	vals, errs := s.check.object("", body, s.createRules, false)
+	if len(errs) > 0 {
+		return nil, errs, nil
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	author := s.cat.operator(login)
+	inc := &incident{id: newUUID(), creationDate: now, callDate: now, creator: author, refs: map[string]*entity{}}
+	if st := s.cat.defaultStatus; st != nil {
+		inc.refs["processingStatus"] = st
+	}
+	if errs := s.apply(inc, change{vals: vals, now: now, author: author, create: true}); len(errs) > 0 {
+		return nil, errs, nil
+	}
+	s.seq++
+	inc.seq = s.seq
+	inc.number = fmt.Sprintf("I %s %03d", now.Format("0601"), s.seq)
+	s.incidents = append(s.incidents, inc)
+	s.byID[inc.id] = inc
+	s.byNumber[inc.number] = inc
+	s.index(inc)
+	if inc.mainIncident != nil {
+		inc.mainIncident.partials = append(inc.mainIncident.partials, inc)
+	}
+	out, err = s.render(inc, nil)
+	return out, nil, err
+}
+
+// update validates body, applies it to the incident with this id or number
+// and returns its read model; found is false when there is no such incident.
+func (s *Sim) update(by, key string, body []byte, login string) (out []byte, found bool, errs []string, err error) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inc := s.lookup(by, key)
+	if inc == nil {
+		return nil, false, nil, nil
+	}
+	vals, errs := s.check.object("", body, s.updateRules, false)
+	if len(errs) > 0 {
+		return nil, true, errs, nil
+	}
+	if inc.archived {
+		return nil, true, []string{fmt.Sprintf("Incident %s is archived and cannot be changed; unarchive it first.", inc.number)}, nil
+	}
+	next := inc.clone()
+	if errs := s.apply(next, change{vals: vals, now: now, author: s.cat.operator(login)}); len(errs) > 0 {
+		return nil, true, errs, nil
+	}
+	s.unindex(inc)
+	*inc = *next
+	s.index(inc)
+	out, err = s.render(inc, nil)
+	return out, true, nil, err
+}
+
+// lookup finds an incident by "id" or "number". The caller holds s.mu.
+func (s *Sim) lookup(by, key string) *incident {
+	if by == "id" {
+		return s.byID[strings.ToLower(key)]
+	}
+	return s.byNumber[key]
+}
+
+// render encodes inc's read model, limited to want when not nil. The caller
+// holds s.mu.
+func (s *Sim) render(inc *incident, want map[string]bool) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := encodeFields(&buf, s.incidentFields(inc), want); err != nil {
+		return nil, fmt.Errorf("incident %s: %w", inc.number, err)
+	}
+	return buf.Bytes(), nil
+}
+
+func (s *Sim) index(inc *incident) {
+	if inc.externalNumber == "" {
+		return
+	}
+	k := strings.ToLower(inc.externalNumber)
+	l := s.byExternal[k]
+	i, _ := slices.BinarySearchFunc(l, inc.seq, func(e *incident, seq int) int { return e.seq - seq })
+	s.byExternal[k] = slices.Insert(l, i, inc)
+}
+
+func (s *Sim) unindex(inc *incident) {
+	if inc.externalNumber == "" {
+		return
+	}
+	k := strings.ToLower(inc.externalNumber)
+	l := slices.DeleteFunc(s.byExternal[k], func(e *incident) bool { return e == inc })
+	if len(l) == 0 {
+		delete(s.byExternal, k)
+	} else {
+		s.byExternal[k] = l
+	}
+}
+
+func newUUID() string {
+	var b [16]byte
+	// crypto/rand.Read never returns an error (it panics if the system's
+	// source of randomness fails).
+	_, _ = rand.Read(b[:])
+	b[6] = (b[6] & 0x0f) | 0x40
+	b[8] = (b[8] & 0x3f) | 0x80
+	return formatUUID(b[:])
+}
+
+// Wire format.
+
+// topdeskTimeLayout is how TOPdesk writes timestamps.
+const topdeskTimeLayout = "2006-01-02T15:04:05.000-0700"
+
+func wireTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(topdeskTimeLayout)
+}
+
+func wireRef(e *entity) any {
+	if e == nil {
+		return nil
+	}
+	return map[string]string{"id": e.id, "name": e.name}
+}
+
+// field is one key of a JSON object, in order.
+type field struct {
+	name  string
+	value any
+}
+
+// incidentFields is the read model of inc, with every property of TOPdesk's
+// Incident schema. The caller holds s.mu.
+func (s *Sim) incidentFields(inc *incident) []field {
+	base := s.baseURL + "/tas/api/incidents/id/" + inc.id
+	other := func(k string, zero any) any {
+		if raw, ok := inc.other[k]; ok {
+			return raw
+		}
+		return zero
+	}
+	status := inc.line
+	if inc.archived {
+		status += "Archived"
+	}
+	var caller any
+	if c := inc.caller; c != nil {
+		m := map[string]any{"id": nil, "dynamicName": c.dynamicName, "email": c.email, "phoneNumber": c.phone, "mobileNumber": c.mobile}
+		if c.person != nil {
+			m["id"] = c.person.id
+		}
+		for k, raw := range c.extra {
+			m[k] = raw
+		}
+		caller = m
+	}
+	var operator any
+	if o := inc.refs["operator"]; o != nil {
+		operator = map[string]string{"id": o.id, "status": "operator", "name": o.name}
+	} else if g := inc.refs["operatorGroup"]; g != nil {
+		operator = map[string]string{"id": g.id, "status": "operatorGroup", "name": g.name}
+	}
+	var main any
+	if m := inc.mainIncident; m != nil {
+		main = map[string]string{"id": m.id, "number": m.number}
+	}
+	partials := make([]map[string]string, len(inc.partials))
+	for i, p := range inc.partials {
+		partials[i] = map[string]string{"link": s.baseURL + "/tas/api/incidents/id/" + p.id}
+	}
+	links := []json.RawMessage{}
+	if raw, ok := inc.other["externalLink"]; ok {
+		links = append(links, raw)
+	}
+	return []field{
+		{"id", inc.id},
+		{"status", status},
+		{"number", inc.number},
+		{"request", plainText(joinNewestFirst(inc.requests))},
+		{"requests", base + "/requests"},
+		{"action", base + "/actions"},
+		{"attachments", base + "/attachments"},
+		{"caller", caller},
+		{"callerBranch", nil},
+		{"callerLocation", nil},
+		{"branchExtraFieldA", nil},
+		{"branchExtraFieldB", nil},
+		{"briefDescription", inc.briefDescription},
+		{"externalNumber", inc.externalNumber},
+		{"category", wireRef(inc.refs["category"])},
+		{"subcategory", wireRef(inc.refs["subcategory"])},
+		{"callType", wireRef(inc.refs["callType"])},
+		{"entryType", wireRef(inc.refs["entryType"])},
+		{"object", other("object", nil)},
+		{"asset", nil},
+		{"branch", other("branch", nil)},
+		{"location", other("location", nil)},
+		{"impact", wireRef(inc.refs["impact"])},
+		{"urgency", wireRef(inc.refs["urgency"])},
+		{"priority", wireRef(inc.refs["priority"])},
+		{"duration", wireRef(inc.refs["duration"])},
+		{"actualDuration", nil},
+		{"targetDate", other("targetDate", nil)},
+		{"sla", other("sla", nil)},
+		{"responseDate", other("responseDate", nil)},
+		{"onHold", other("onHold", false)},
+		{"onHoldDate", nil},
+		{"onHoldDuration", 0},
+		{"feedbackMessage", other("feedbackMessage", nil)},
+		{"feedbackRating", other("feedbackRating", nil)},
+		{"operator", operator},
+		{"operatorGroup", wireRef(inc.refs["operatorGroup"])},
+		{"supplier", other("supplier", nil)},
+		{"processingStatus", wireRef(inc.refs["processingStatus"])},
+		{"completed", inc.completed},
+		{"completedDate", wireTime(inc.completedDate)},
+		{"closed", inc.closed},
+		{"closedDate", wireTime(inc.closedDate)},
+		{"closureCode", wireRef(inc.refs["closureCode"])},
+		{"timeSpent", 0},
+		{"timeSpentFirstLine", 0},
+		{"timeSpentSecondLine", 0},
+		{"timeSpentPartial", 0},
+		{"timeSpentLinkedPartials", 0},
+		{"timeSpentSecondLineAndPartials", 0},
+		{"itemCosts", 0},
+		{"objectCosts", 0},
+		{"costs", other("costs", 0)},
+		{"escalationStatus", nil},
+		{"escalationReason", nil},
+		{"escalationOperator", nil},
+		{"callDate", wireTime(inc.callDate)},
+		{"creator", wireRef(inc.creator)},
+		{"creationDate", wireTime(inc.creationDate)},
+		{"modifier", wireRef(inc.modifier)},
+		{"modificationDate", wireTime(inc.modificationDate)},
+		{"archivingReason", wireRef(inc.archivingReason)},
+		{"majorCall", other("majorCall", false)},
+		{"majorCallObject", other("majorCallObject", nil)},
+		{"publishToSsd", other("publishToSsd", false)},
+		{"monitored", false},
+		{"responded", other("responded", false)},
+		{"expectedTimeSpent", 0},
+		{"mainIncident", main},
+		{"partialIncidents", partials},
+		{"optionalFields1", other("optionalFields1", nil)},
+		{"optionalFields2", other("optionalFields2", nil)},
+		{"externalLinks", links},
+	}
+}
+
+// readModelFields is the set of names fields= may ask for.
+func (s *Sim) readModelFields() map[string]bool {
+	m := map[string]bool{}
+	for _, f := range s.incidentFields(&incident{}) {
+		m[f.name] = true
+	}
+	return m
+}
+
+// encodeFields writes fs as a JSON object, keeping only the names in want
+// (all when want is nil). Names are plain identifiers and need no escaping.
+func encodeFields(buf *bytes.Buffer, fs []field, want map[string]bool) error {
+	buf.WriteByte('{')
+	first := true
+	for _, f := range fs {
+		if want != nil && !want[f.name] {
+			continue
+		}
+		if !first {
+			buf.WriteByte(',')
+		}
+		first = false
+		buf.WriteByte('"')
+		buf.WriteString(f.name)
+		buf.WriteString(`":`)
+		switch v := f.value.(type) {
+		case nil:
+			buf.WriteString("null")
+		case bool:
+			buf.WriteString(strconv.FormatBool(v))
+		case int:
+			buf.WriteString(strconv.Itoa(v))
+		case json.RawMessage:
+			buf.Write(v)
+		default:
+			b, err := json.Marshal(v)
+			if err != nil {
+				return fmt.Errorf("encode %s: %w", f.name, err)
+			}
+			buf.Write(b)
+		}
+	}
+	buf.WriteByte('}')
+	return nil
+}
+
+func joinNewestFirst(es []entry) string {
+	texts := make([]string, len(es))
+	for i, e := range es {
+		texts[len(es)-1-i] = e.text
+	}
+	return strings.Join(texts, "\n\n")
+}
+
+var (
+	brTag  = regexp.MustCompile(`(?i)<br\s*/?>`)
+	anyTag = regexp.MustCompile(`<[^>]*>`)
+)
+
+// plainText turns TOPdesk's memo HTML into text.
+func plainText(s string) string {
+	s = brTag.ReplaceAllString(s, "\n")
+	s = anyTag.ReplaceAllString(s, "")
+	return html.UnescapeString(s)
+}
+
+// Inspection.
+
+// Incident is the simulator's view of one incident, for test assertions.
+// Reference fields hold names; the dates are zero when unset.
+type Incident struct {
+	ID               string    `json:"id"`
+	Number           string    `json:"number"`
+	Status           string    `json:"status"` // firstLine, secondLine or partial
+	BriefDescription string    `json:"briefDescription"`
+	ExternalNumber   string    `json:"externalNumber"`
+	Request          string    `json:"request"` // the request entries as sent, newest first, separated by blank lines
+	Closed           bool      `json:"closed"`
+	Completed        bool      `json:"completed"`
+	ClosedDate       time.Time `json:"closedDate,omitzero"`
+	CompletedDate    time.Time `json:"completedDate,omitzero"`
+	CreationDate     time.Time `json:"creationDate,omitzero"`
+	ModificationDate time.Time `json:"modificationDate,omitzero"`
+	ProcessingStatus string    `json:"processingStatus,omitempty"`
+	Priority         string    `json:"priority,omitempty"`
+	Impact           string    `json:"impact,omitempty"`
+	Urgency          string    `json:"urgency,omitempty"`
+	Category         string    `json:"category,omitempty"`
+	Subcategory      string    `json:"subcategory,omitempty"`
+	CallType         string    `json:"callType,omitempty"`
+	EntryType        string    `json:"entryType,omitempty"`
+	OperatorGroup    string    `json:"operatorGroup,omitempty"`
+	Operator         string    `json:"operator,omitempty"`
+	ClosureCode      string    `json:"closureCode,omitempty"`
+	CallerName       string    `json:"callerName,omitempty"`
+	Actions          []Action  `json:"actions"`
+	Archived         bool      `json:"archived"`
+}
+
+// Action is one entry of an incident's action trail.
+type Action struct {
+	Text               string    `json:"text"`
+	InvisibleForCaller bool      `json:"invisibleForCaller"`
+	Date               time.Time `json:"date"`
+}
+
+// snapshot copies inc for inspection. The caller holds s.mu.
+func (inc *incident) snapshot() Incident {
+	name := func(k string) string {
+		if e := inc.refs[k]; e != nil {
+			return e.name
+		}
+		return ""
+	}
+	out := Incident{
+		ID:               inc.id,
+		Number:           inc.number,
+		Status:           inc.line,
+		BriefDescription: inc.briefDescription,
+		ExternalNumber:   inc.externalNumber,
+		Request:          joinNewestFirst(inc.requests),
+		Closed:           inc.closed,
+		Completed:        inc.completed,
+		ClosedDate:       inc.closedDate,
+		CompletedDate:    inc.completedDate,
+		CreationDate:     inc.creationDate,
+		ModificationDate: inc.modificationDate,
+		ProcessingStatus: name("processingStatus"),
+		Priority:         name("priority"),
+		Impact:           name("impact"),
+		Urgency:          name("urgency"),
+		Category:         name("category"),
+		Subcategory:      name("subcategory"),
+		CallType:         name("callType"),
+		EntryType:        name("entryType"),
+		OperatorGroup:    name("operatorGroup"),
+		Operator:         name("operator"),
+		ClosureCode:      name("closureCode"),
+		Actions:          make([]Action, len(inc.actions)),
+		Archived:         inc.archived,
+	}
+	if inc.caller != nil {
+		out.CallerName = inc.caller.dynamicName
+	}
+	for i, a := range inc.actions {
+		out.Actions[i] = Action{Text: a.text, InvisibleForCaller: a.invisible, Date: a.date}
+	}
+	return out
+}
+
+// Incidents returns copies of all incidents, in creation order.
+func (s *Sim) Incidents() []Incident {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Incident, len(s.incidents))
+	for i, inc := range s.incidents {
+		out[i] = inc.snapshot()
+	}
+	return out
+}
+
+// Incident returns a copy of the incident with this id or number.
+func (s *Sim) Incident(idOrNumber string) (Incident, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inc := s.byID[strings.ToLower(idOrNumber)]
+	if inc == nil {
+		inc = s.byNumber[idOrNumber]
+	}
+	if inc == nil {
+		return Incident{}, false
+	}
+	return inc.snapshot(), true
+}
