@@ -97,7 +97,7 @@ type LimitError struct {
 	// Field is the JSON path of the field, e.g. "briefDescription" or
 	// "caller.dynamicName".
 	Field string
-	// Length is the field's length in characters (runes).
+	// Length is the field's length in UTF-16 code units, as TOPdesk counts.
 	Length int
 	// Max is TOPdesk's maxLength for the field.
 	Max int

@@ -2,7 +2,7 @@ package topdesk
 
 import (
 	"errors"
-	"unicode/utf8"
+	"unicode/utf16"
 )
 
 // The maxLength of the string fields IncidentRequest can carry, from
@@ -27,10 +27,16 @@ func (in *IncidentRequest) Validate() error {
 	}
 	var errs []error
 	limit := func(field, v string, maxLen int) {
-		if len(v) <= maxLen { // bytes >= runes: the common case needs no count
+		if len(v) <= maxLen { // bytes >= UTF-16 units: the common case needs no count
 			return
 		}
-		if n := utf8.RuneCountInString(v); n > maxLen {
+		// TOPdesk is a Java application: it counts UTF-16 code units, so a
+		// character outside the Basic Multilingual Plane counts twice.
+		n := 0
+		for _, r := range v {
+			n += utf16.RuneLen(r)
+		}
+		if n > maxLen {
 			errs = append(errs, &LimitError{Field: field, Length: n, Max: maxLen})
 		}
 	}

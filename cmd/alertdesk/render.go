@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/alertdesk/alertdesk/mapping"
+)
+
+// renderOps are the operations render prints, with the request line the
+// worker sends for each.
+var renderOps = []struct {
+	op   mapping.Op
+	line string
+}{
+	{mapping.OpCreate, "POST /tas/api/incidents"},
+	{mapping.OpUpdate, "PATCH /tas/api/incidents/id/{id}"},
+	{mapping.OpResolve, "PATCH /tas/api/incidents/id/{id}"},
+	{mapping.OpReopen, "PATCH /tas/api/incidents/id/{id}"},
+}
+
+// cmdRender is `alertdesk render [--mapping FILE] [EVENT_FILE|-]`: a dry run
+// that prints, for every alert in the event, its key, externalNumber and the
+// TOPdesk requests of create, update, resolve and reopen. It calls nothing.
+func cmdRender(_ context.Context, c *cli, args []string) int {
+	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	mappingFile := fs.String("mapping", "", "mapping `file` (default $ALERTDESK_MAPPING_FILE, else the built-in mapping)")
+	fs.Usage = func() {
+		fmt.Fprintln(c.stderr, "usage: alertdesk render [--mapping FILE] [EVENT_FILE|-]\n\n"+
+			"Prints the TOPdesk requests the mapping produces for each alert in the event\n"+
+			"(native JSON, a JSON array of events, or an Alertmanager webhook) read from\n"+
+			"EVENT_FILE or stdin. Calls nothing.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if len(pos) > 1 {
+		fmt.Fprintf(c.stderr, "alertdesk render: want at most one event file, got %d\n", len(pos))
+		return 2
+	}
+	if err := render(c, *mappingFile, pos); err != nil {
+		fmt.Fprintf(c.stderr, "alertdesk render: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func render(c *cli, mappingFile string, pos []string) error {
+	if mappingFile == "" {
+		mappingFile = os.Getenv("ALERTDESK_MAPPING_FILE")
+	}
+	m := mapping.Default()
+	if mappingFile != "" {
+		var err error
+		if m, err = mapping.LoadFile(mappingFile); err != nil {
+			return err
+		}
+	}
+
+	in, name := c.stdin, "stdin"
+	if len(pos) == 1 && pos[0] != "-" {
+		f, err := os.Open(pos[0])
+		if err != nil {
+			return fmt.Errorf("read event: %w", err)
+		}
+		defer f.Close()
+		in, name = f, pos[0]
+	}
+	// One byte over the limit is enough for Decode to report the size.
+	data, err := io.ReadAll(io.LimitReader(in, mapping.DefaultMaxBytes+1))
+	if err != nil {
+		return fmt.Errorf("read event from %s: %w", name, err)
+	}
+	alerts, err := mapping.Decode(data, mapping.DecodeOptions{})
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	for i := range alerts {
+		a := &alerts[i]
+		key, err := m.Key(a)
+		if err != nil {
+			return fmt.Errorf("%s: alert %d of %d: %w", name, i+1, len(alerts), err)
+		}
+		if i > 0 {
+			out.WriteString("\n")
+		}
+		fmt.Fprintf(&out, "=== alert %d of %d (%s)\n", i+1, len(alerts), a.Status)
+		fmt.Fprintf(&out, "key:            %s\n", key)
+		fmt.Fprintf(&out, "externalNumber: %s\n", mapping.ExternalNumber(key))
+		for j, ro := range renderOps {
+			r, err := m.Render(a, key, ro.op)
+			if err != nil {
+				return fmt.Errorf("%s: alert %d of %d: %s: %w", name, i+1, len(alerts), ro.op, err)
+			}
+			if j == 0 {
+				fmt.Fprintf(&out, "fingerprint:    %s\n", r.Fingerprint)
+			}
+			fmt.Fprintf(&out, "\n--- %s\n%s\n", ro.op, ro.line)
+			if err := enc.Encode(&r.Request); err != nil {
+				return fmt.Errorf("encode %s request: %w", ro.op, err)
+			}
+		}
+	}
+	if _, err := c.stdout.Write(out.Bytes()); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,395 @@
+package mapping
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"io"
+	"strings"
+	texttemplate "text/template"
+	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/alertdesk/alertdesk/topdesk"
+)
+
+// Op is the TOPdesk operation a request is rendered for.
+type Op int
+
+// The operations of the lifecycle.
+const (
+	OpCreate Op = iota
+	OpUpdate
+	OpResolve
+	OpReopen
+	opCount
+)
+
+// String returns "create", "update", "resolve" or "reopen".
+func (o Op) String() string {
+	if o >= 0 && o < opCount {
+		return actionKeys[o]
+	}
+	return fmt.Sprintf("Op(%d)", int(o))
+}
+
+// ErrTemplate is wrapped by every error of a template at render time, such as
+// a label the template names that the alert lacks (missingkey=error), or a
+// brief description that renders empty. The worker dead-letters such events
+// with class "template".
+var ErrTemplate = errors.New("template error")
+
+// Rendered is the request body for one operation.
+type Rendered struct {
+	// Request is the body. Searchlist fields, operator and operator group
+	// carry names (topdesk.Ref{Name: …}); the caller resolves them to ids.
+	Request topdesk.IncidentRequest
+	// Fingerprint is a hash of what an update compares: the brief description
+	// of the firing form, the severity and what the severity sets. It is the
+	// same for every Op of the same alert content.
+	Fingerprint string
+}
+
+// templateData is what templates see as dot.
+type templateData struct {
+	Key, Status, Severity, Summary, Description, Source, URL string
+	Labels, Annotations                                      map[string]string
+	StartsAt, EndsAt, Timestamp                              time.Time
+	ExternalNumber                                           string
+}
+
+// Render renders the request body of op for alert a with dedupe key key
+// (from Key).
+//
+//   - OpCreate: the full body: caller, briefDescription, request, externalNumber,
+//     line status, literal fields after routes, priority or impact+urgency,
+//     processingStatus = openStatus, and the create action when configured.
+//   - OpUpdate: briefDescription, the severity's priority or impact+urgency,
+//     and the update action.
+//   - OpResolve: the briefDescription with the resolved prefix and the resolve
+//     action, plus closed (close) or completed (complete) and the resolved
+//     status and closure code when configured.
+//   - OpReopen: closed: false, completed: false, processingStatus =
+//     reopenStatus, the firing briefDescription, the severity's fields and the
+//     reopen action.
+//
+// briefDescription and caller.dynamicName are plain text, put on one line and
+// cut to TOPdesk's limits on a character boundary with a trailing "…". The
+// request and action texts are html/template output: template text is
+// trusted markup, alert values are escaped for their context, and newlines
+// become <br>. The request always ends with the key in plain text.
+//
+// Template failures wrap ErrTemplate; an empty key wraps ErrInvalid.
+func (m *Mapping) Render(a *Alert, key string, op Op) (*Rendered, error) {
+	if op < 0 || op >= opCount {
+		return nil, fmt.Errorf("mapping: unknown op %d", int(op))
+	}
+	if key == "" {
+		return nil, invalidf("empty key")
+	}
+	d := &templateData{
+		Key: key, Status: string(a.Status), Severity: a.Severity, Summary: a.Summary,
+		Description: a.Description, Source: a.Source, URL: a.URL,
+		Labels: a.Labels, Annotations: a.Annotations,
+		StartsAt: a.StartsAt, EndsAt: a.EndsAt, Timestamp: a.Timestamp,
+		ExternalNumber: ExternalNumber(key),
+	}
+	buf := m.getBuf()
+	defer m.bufs.Put(buf)
+
+	brief, err := execute(buf, m.brief, d)
+	if err != nil {
+		return nil, err
+	}
+	brief = oneLine(brief)
+	if brief == "" {
+		return nil, fmt.Errorf("%w: incident.briefDescription rendered empty", ErrTemplate)
+	}
+	firing := truncate(brief, MaxBriefDescription)
+	lvl := m.levelFor(a.Severity)
+	out := &Rendered{Fingerprint: fingerprint(firing, a.Severity, lvl)}
+	r := &out.Request
+	lc := &m.lifecycle
+
+	switch op {
+	case OpCreate:
+		if m.callerEmail != "" {
+			r.CallerLookup = &topdesk.CallerLookup{Email: m.callerEmail}
+		} else {
+			name, err := execute(buf, m.callerName, d)
+			if err != nil {
+				return nil, err
+			}
+			name = truncate(oneLine(name), MaxDynamicName)
+			if name == "" {
+				return nil, fmt.Errorf("%w: incident.caller.dynamicName rendered empty", ErrTemplate)
+			}
+			r.Caller = &topdesk.Caller{DynamicName: name}
+		}
+		req, err := execute(buf, m.request, d)
+		if err != nil {
+			return nil, err
+		}
+		r.Request = toHTML(strings.TrimSpace(req) + "\n\nAlert key: " + htmltemplate.HTMLEscapeString(key))
+		r.Status = m.line
+		r.BriefDescription = firing
+		r.ExternalNumber = d.ExternalNumber
+		f := m.fieldsFor(a)
+		r.EntryType, r.CallType = ref(f.EntryType), ref(f.CallType)
+		r.Category, r.Subcategory = ref(f.Category), ref(f.Subcategory)
+		r.OperatorGroup, r.Operator = ref(f.OperatorGroup), ref(f.Operator)
+		r.Duration = ref(f.Duration)
+		setLevel(r, lvl)
+		r.ProcessingStatus = ref(lc.OpenStatus)
+	case OpUpdate:
+		r.BriefDescription = firing
+		setLevel(r, lvl)
+	case OpResolve:
+		r.BriefDescription = truncate(lc.ResolvedPrefix+brief, MaxBriefDescription)
+		switch lc.Resolve {
+		case ResolveClose:
+			r.Closed = new(true)
+			r.ProcessingStatus = ref(lc.ResolvedStatus)
+			r.ClosureCode = ref(lc.ClosureCode)
+		case ResolveComplete:
+			r.Completed = new(true)
+			r.ProcessingStatus = ref(lc.ResolvedStatus)
+		}
+	case OpReopen:
+		r.BriefDescription = firing
+		r.Closed, r.Completed = new(false), new(false)
+		r.ProcessingStatus = ref(lc.ReopenStatus)
+		setLevel(r, lvl)
+	}
+
+	if t := m.actions[op]; t != nil {
+		text, err := execute(buf, t, d)
+		if err != nil {
+			return nil, err
+		}
+		if text = strings.TrimSpace(text); text != "" {
+			r.Action = toHTML(text)
+			r.ActionInvisibleForCaller = new(m.invisible)
+		}
+	}
+	return out, nil
+}
+
+// executor is satisfied by both text/template and html/template templates.
+type executor interface {
+	Execute(w io.Writer, data any) error
+}
+
+// execute runs t into buf (reset first) and returns the output.
+func execute(buf *bytes.Buffer, t executor, d *templateData) (string, error) {
+	buf.Reset()
+	if err := t.Execute(buf, d); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	return buf.String(), nil
+}
+
+func (m *Mapping) getBuf() *bytes.Buffer {
+	if b, ok := m.bufs.Get().(*bytes.Buffer); ok {
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+func ref(name string) *topdesk.Ref {
+	if name == "" {
+		return nil
+	}
+	return &topdesk.Ref{Name: name}
+}
+
+func setLevel(r *topdesk.IncidentRequest, l *level) {
+	if l == nil {
+		return
+	}
+	r.Priority, r.Impact, r.Urgency = ref(l.Priority), ref(l.Impact), ref(l.Urgency)
+}
+
+// fingerprint hashes what an update compares.
+func fingerprint(brief, severity string, l *level) string {
+	h := sha256.New()
+	parts := []string{brief, severity, "", "", ""}
+	if l != nil {
+		parts[2], parts[3], parts[4] = l.Priority, l.Impact, l.Urgency
+	}
+	for _, p := range parts {
+		// Length-prefixed so that no two part lists hash the same input.
+		fmt.Fprintf(h, "%d:%s", len(p), p)
+	}
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
+
+// oneLine turns control characters and runs of white space into single
+// spaces and trims the ends.
+func oneLine(s string) string {
+	clean := true
+	prevSpace := true
+	for _, r := range s {
+		space := unicode.IsSpace(r) || unicode.IsControl(r)
+		if space && (r != ' ' || prevSpace) {
+			clean = false
+			break
+		}
+		prevSpace = space
+	}
+	if clean && !prevSpace {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	pending := false
+	for _, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			pending = b.Len() > 0
+			continue
+		}
+		if pending {
+			b.WriteByte(' ')
+			pending = false
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// toHTML turns newlines (\n, \r\n, \r) into <br>.
+func toHTML(s string) string {
+	if strings.IndexByte(s, '\r') >= 0 {
+		s = strings.ReplaceAll(s, "\r\n", "\n")
+		s = strings.ReplaceAll(s, "\r", "\n")
+	}
+	return strings.ReplaceAll(s, "\n", "<br>")
+}
+
+// ellipsis ends a truncated text.
+const ellipsis = "…"
+
+// truncate cuts s to at most limit characters, ending a cut text with "…".
+// Characters are counted as TOPdesk (a Java application) counts them: in
+// UTF-16 code units, so a character outside the Basic Multilingual Plane,
+// such as most emoji, counts twice. It does not split a character from the
+// combining marks, variation selectors, skin-tone modifiers or joiners that
+// follow it, nor a flag's pair of regional indicators, unless the text offers
+// no other place to cut.
+func truncate(s string, limit int) string {
+	if limit <= 0 {
+		return ""
+	}
+	if len(s) <= limit || utf16Len(s) <= limit {
+		return s
+	}
+	keep := limit - 1 // code units before the ellipsis (one unit)
+	// Byte offsets of the runes that start within the first keep units.
+	var starts []int
+	units := 0
+	for i, r := range s {
+		if units > keep {
+			break
+		}
+		starts = append(starts, i)
+		units += utf16.RuneLen(r)
+	}
+	cut := len(starts) - 1 // runes whose units all fit before the ellipsis
+	last := cut
+	for cut > 0 && !boundary(s, starts, cut) {
+		cut--
+	}
+	if cut == 0 {
+		cut = last
+	}
+	head := strings.TrimRightFunc(s[:starts[cut]], unicode.IsSpace)
+	return head + ellipsis
+}
+
+// utf16Len is the length of s in UTF-16 code units.
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
+	}
+	return n
+}
+
+// boundary reports whether cutting before rune number i (of the rune starts
+// in starts) keeps a user-perceived character whole.
+func boundary(s string, starts []int, i int) bool {
+	next, _ := utf8.DecodeRuneInString(s[starts[i]:])
+	prev, _ := utf8.DecodeRuneInString(s[starts[i-1]:])
+	if extends(next) || prev == '\u200d' {
+		return false
+	}
+	if isRegionalIndicator(next) && isRegionalIndicator(prev) {
+		n := 0 // regional indicators before the cut
+		for j := i - 1; j >= 0; j-- {
+			r, _ := utf8.DecodeRuneInString(s[starts[j]:])
+			if !isRegionalIndicator(r) {
+				break
+			}
+			n++
+		}
+		return n%2 == 0
+	}
+	return true
+}
+
+// extends reports whether r attaches to the character before it.
+func extends(r rune) bool {
+	switch {
+	case r == '\u200d', r >= 0xfe00 && r <= 0xfe0f, r >= 0x1f3fb && r <= 0x1f3ff, r >= 0xe0020 && r <= 0xe007f:
+		return true
+	}
+	return unicode.In(r, unicode.Mn, unicode.Me, unicode.Mc)
+}
+
+func isRegionalIndicator(r rune) bool { return r >= 0x1f1e6 && r <= 0x1f1ff }
+
+// funcs are the template functions. All are pure.
+func funcs() map[string]any {
+	return map[string]any{
+		"upper":   strings.ToUpper,
+		"lower":   strings.ToLower,
+		"trim":    strings.TrimSpace,
+		"replace": func(old, repl, s string) string { return strings.ReplaceAll(s, old, repl) },
+		"default": func(def, s string) string {
+			if strings.TrimSpace(s) == "" {
+				return def
+			}
+			return s
+		},
+		"join":  func(sep string, elems []string) string { return strings.Join(elems, sep) },
+		"trunc": func(n int, s string) string { return truncate(s, n) },
+		"keys":  sortedKeys,
+		"kv": func(m map[string]string) string {
+			var b strings.Builder
+			for i, k := range sortedKeys(m) {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString(k)
+				b.WriteByte('=')
+				b.WriteString(m[k])
+			}
+			return b.String()
+		},
+		"rfc3339": func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.UTC().Format(time.RFC3339)
+		},
+	}
+}
+
+func textFuncs() texttemplate.FuncMap { return funcs() }
+func htmlFuncs() htmltemplate.FuncMap { return funcs() }
