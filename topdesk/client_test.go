@@ -847,3 +847,32 @@ func TestConcurrentCreates(t *testing.T) {
 		t.Errorf("simulator holds %d incidents, want %d", got, n)
 	}
 }
+
+func TestListIncidentsByPrefix(t *testing.T) {
+	sim := start(t, topdesktest.Options{})
+	c := newClient(t, sim, nil)
+	for _, ext := range []string{"alertdesk-aaa", "alertdesk-bbb", "other-ccc"} {
+		if _, err := c.CreateIncident(t.Context(), &topdesk.IncidentRequest{
+			Caller: &topdesk.Caller{DynamicName: "test"}, BriefDescription: ext, ExternalNumber: ext,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := c.ListIncidentsByPrefix(t.Context(), "alertdesk-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exts []string
+	for _, inc := range got {
+		exts = append(exts, inc.ExternalNumber)
+	}
+	slices.Sort(exts)
+	if want := []string{"alertdesk-aaa", "alertdesk-bbb"}; !slices.Equal(exts, want) {
+		t.Fatalf("got %v, want %v", exts, want)
+	}
+
+	old := start(t, topdesktest.Options{DisableFIQL: true})
+	if _, err := newClient(t, old, nil).ListIncidentsByPrefix(t.Context(), "alertdesk-"); !topdesk.IsRejected(err) {
+		t.Fatalf("without FIQL: got %v, want a rejected error", err)
+	}
+}

@@ -210,3 +210,33 @@ func fiqlQuote(v string) string {
 	b.WriteByte('\'')
 	return b.String()
 }
+
+// listPageSize is the page size of ListIncidentsByPrefix, the largest
+// TOPdesk allows for incidents.
+const listPageSize = 10000
+
+// ListIncidentsByPrefix returns every incident, archived ones included,
+// whose externalNumber starts with prefix, following 206 paging. It needs
+// FIQL on externalNumber (=sw=); a TOPdesk that rejects the query answers
+// with an *APIError (400), and there is no legacy fallback: callers must
+// cope without the list.
+func (c *Client) ListIncidentsByPrefix(ctx context.Context, prefix string) ([]Incident, error) {
+	if prefix == "" {
+		return nil, &ValidationError{Field: "externalNumber", Reason: "prefix is empty"}
+	}
+	found, err := getPaged[Incident](ctx, c, "/incidents", []param{
+		{"query", "externalNumber=sw=" + fiqlQuote(prefix)},
+		{"all", "true"},
+		{"fields", findFields},
+	}, "pageStart", "pageSize", listPageSize)
+	if err != nil {
+		return nil, fmt.Errorf("list incidents by externalNumber prefix: %w", err)
+	}
+	out := found[:0]
+	for _, inc := range found {
+		if strings.HasPrefix(inc.ExternalNumber, prefix) {
+			out = append(out, inc)
+		}
+	}
+	return out, nil
+}

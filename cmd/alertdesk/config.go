@@ -1,0 +1,235 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"github.com/rs/zerolog"
+
+	"github.com/alertdesk/alertdesk/worker"
+)
+
+// envPrefix is the prefix of every setting: ALERTDESK_NATS_URL, …
+const envPrefix = "ALERTDESK"
+
+// secret is a string that never prints itself.
+type secret string
+
+func (s secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "<secret>"
+}
+
+// GoString keeps %#v from printing the value too.
+func (s secret) GoString() string { return s.String() }
+
+// config is every ALERTDESK_* setting (PRODUCT.md, "Environment"). It is
+// loaded once by envconfig and then split into per-package options.
+type config struct {
+	NATSURL             string        `envconfig:"NATS_URL" desc:"NATS URLs, comma-separated (tls:// for TLS); empty = embedded server"`
+	NATSCreds           string        `envconfig:"NATS_CREDS" desc:"NATS credentials file (JWT + nkey)"`
+	NATSCAFile          string        `envconfig:"NATS_CA_FILE" desc:"CA bundle for TLS to NATS"`
+	DataDir             string        `envconfig:"DATA_DIR" default:"./data" desc:"embedded JetStream store"`
+	EmbeddedNATSListen  string        `envconfig:"EMBEDDED_NATS_LISTEN" default:"127.0.0.1:4222" desc:"client listen address of the embedded server"`
+	Stream              string        `envconfig:"STREAM" default:"ALERTS" desc:"input stream"`
+	Subjects            []string      `envconfig:"SUBJECTS" default:"alerts.>" desc:"subjects the input stream binds, comma-separated"`
+	Consumer            string        `envconfig:"CONSUMER" default:"alertdesk" desc:"durable pull consumer shared by all workers"`
+	DLQStream           string        `envconfig:"DLQ_STREAM" default:"ALERTS_DLQ" desc:"dead-letter stream (subjects alertdesk.dlq.>)"`
+	StateBucket         string        `envconfig:"STATE_BUCKET" default:"alertdesk_incidents" desc:"KV bucket: alert key -> incident state"`
+	Replicas            int           `envconfig:"REPLICAS" default:"1" desc:"replicas for the streams and bucket alertdesk creates"`
+	TopdeskURL          string        `envconfig:"TOPDESK_URL" desc:"TOPdesk base URL, e.g. https://example.topdesk.net"`
+	TopdeskUsername     string        `envconfig:"TOPDESK_USERNAME" desc:"TOPdesk operator login name"`
+	TopdeskPassword     secret        `envconfig:"TOPDESK_PASSWORD" desc:"TOPdesk application password"`
+	TopdeskPasswordFile string        `envconfig:"TOPDESK_PASSWORD_FILE" desc:"file holding the TOPdesk application password"`
+	MappingFile         string        `envconfig:"MAPPING_FILE" desc:"YAML mapping; empty = built-in default"`
+	Concurrency         int           `envconfig:"CONCURRENCY" default:"16" desc:"alerts in flight per worker"`
+	MaxDeliver          int           `envconfig:"MAX_DELIVER" default:"10" desc:"deliveries of a retryable failure before it is dead-lettered"`
+	TopdeskTimeout      time.Duration `envconfig:"TOPDESK_TIMEOUT" default:"15s" desc:"per-request timeout to TOPdesk"`
+	TopdeskRateLimit    float64       `envconfig:"TOPDESK_RATE_LIMIT" default:"0" desc:"requests per second to TOPdesk per worker; 0 = off"`
+	HTTPAddr            string        `envconfig:"HTTP_ADDR" default:":8080" desc:"address for /metrics, /healthz, /readyz and ingest"`
+	IngestToken         secret        `envconfig:"INGEST_TOKEN" desc:"bearer token for the ingest endpoints; empty = ingest off"`
+	AckWait             time.Duration `envconfig:"ACK_WAIT" default:"30s" desc:"advanced: ack wait of the consumer alertdesk creates; in-flight events are kept alive with heartbeats"`
+	ClaimTTL            time.Duration `envconfig:"CLAIM_TTL" default:"0s" desc:"advanced: how long a worker's claim on an alert key holds if the worker dies; 0 = 4 x TOPDESK_TIMEOUT + 15s"`
+	ShutdownTimeout     time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"advanced: how long in-flight events may finish after SIGTERM"`
+	BreakerCooldown     time.Duration `envconfig:"BREAKER_COOLDOWN" default:"5s" desc:"advanced: TOPdesk probe interval while the circuit breaker is open"`
+	AuthRetry           time.Duration `envconfig:"AUTH_RETRY" default:"30s" desc:"advanced: TOPdesk probe interval while the credentials are rejected"`
+	LogLevel            string        `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn or error"`
+	LogFormat           string        `envconfig:"LOG_FORMAT" default:"json" desc:"json or console"`
+}
+
+// loadConfig reads the environment. It checks syntax (numbers, durations)
+// only; validate checks what a command needs.
+func loadConfig() (*config, error) {
+	var c config
+	if err := envconfig.Process(envPrefix, &c); err != nil {
+		return nil, envError(err)
+	}
+	return &c, nil
+}
+
+// envError turns envconfig's error into one line naming the variable.
+func envError(err error) error {
+	var pe *envconfig.ParseError
+	if errors.As(err, &pe) {
+		what := pe.TypeName
+		switch what {
+		case "time.Duration":
+			what = "a duration such as 15s or 500ms"
+		case "int", "float64":
+			what = "a number"
+		}
+		return fmt.Errorf("%s: cannot parse %q as %s", pe.KeyName, pe.Value, what)
+	}
+	return err
+}
+
+// validateCommon checks the settings every NATS-using command relies on.
+func (c *config) validateCommon() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s_%s: %s", envPrefix, name, fmt.Sprintf(format, args...)))
+	}
+	if c.NATSURL != "" {
+		for _, u := range strings.Split(c.NATSURL, ",") {
+			p, err := url.Parse(strings.TrimSpace(u))
+			if err != nil || p.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, p.Scheme) {
+				bad("NATS_URL", "%q is not a nats://, tls://, ws:// or wss:// URL", redactURL(u))
+			}
+		}
+	} else if _, _, err := net.SplitHostPort(c.EmbeddedNATSListen); err != nil {
+		bad("EMBEDDED_NATS_LISTEN", "%q is not host:port", c.EmbeddedNATSListen)
+	}
+	for _, f := range []struct{ name, path string }{{"NATS_CREDS", c.NATSCreds}, {"NATS_CA_FILE", c.NATSCAFile}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				bad(f.name, "cannot read %s: %v", f.path, errors.Unwrap(err))
+			}
+		}
+	}
+	for name, v := range map[string]string{"STREAM": c.Stream, "CONSUMER": c.Consumer, "DLQ_STREAM": c.DLQStream, "STATE_BUCKET": c.StateBucket} {
+		if v == "" || strings.ContainsAny(v, " .*>/\\\t") {
+			bad(name, "%q is not a valid JetStream name (no spaces, dots, wildcards or slashes)", v)
+		}
+	}
+	if c.Stream == c.DLQStream {
+		bad("DLQ_STREAM", "must differ from ALERTDESK_STREAM (%q)", c.Stream)
+	}
+	if len(c.Subjects) == 0 {
+		bad("SUBJECTS", "at least one subject is required")
+	}
+	for _, s := range c.Subjects {
+		if s == "" || strings.HasPrefix(s, worker.DLQSubjectPrefix) || strings.Contains(s, " ") {
+			bad("SUBJECTS", "%q is not a usable subject (empty, contains a space, or overlaps the dead-letter subjects)", s)
+		}
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		bad("REPLICAS", "%d is out of range 1..5", c.Replicas)
+	}
+	if _, err := zerolog.ParseLevel(c.LogLevel); err != nil || c.LogLevel == "" {
+		bad("LOG_LEVEL", "%q is not one of trace, debug, info, warn, error", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		bad("LOG_FORMAT", "%q is not json or console", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// validateWorker checks what `run` needs on top of validateCommon.
+func (c *config) validateWorker() error {
+	var errs []error
+	if err := c.validateCommon(); err != nil {
+		errs = append(errs, err)
+	}
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s_%s: %s", envPrefix, name, fmt.Sprintf(format, args...)))
+	}
+	if c.TopdeskURL == "" {
+		bad("TOPDESK_URL", "required (the TOPdesk base URL, e.g. https://example.topdesk.net)")
+	} else if u, err := url.Parse(c.TopdeskURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("TOPDESK_URL", "%q is not an http(s) URL", redactURL(c.TopdeskURL))
+	} else if u.User != nil {
+		bad("TOPDESK_URL", "must not contain credentials; use ALERTDESK_TOPDESK_USERNAME and ALERTDESK_TOPDESK_PASSWORD")
+	}
+	if c.TopdeskUsername == "" {
+		bad("TOPDESK_USERNAME", "required (the operator login name)")
+	}
+	switch {
+	case c.TopdeskPassword == "" && c.TopdeskPasswordFile == "":
+		bad("TOPDESK_PASSWORD", "one of ALERTDESK_TOPDESK_PASSWORD or ALERTDESK_TOPDESK_PASSWORD_FILE is required")
+	case c.TopdeskPassword != "" && c.TopdeskPasswordFile != "":
+		bad("TOPDESK_PASSWORD_FILE", "set either ALERTDESK_TOPDESK_PASSWORD or ALERTDESK_TOPDESK_PASSWORD_FILE, not both")
+	case c.TopdeskPasswordFile != "":
+		if _, err := c.topdeskPassword(); err != nil {
+			bad("TOPDESK_PASSWORD_FILE", "%v", err)
+		}
+	}
+	if c.MappingFile != "" {
+		if _, err := os.Stat(c.MappingFile); err != nil {
+			bad("MAPPING_FILE", "cannot read %s: %v", c.MappingFile, errors.Unwrap(err))
+		}
+	}
+	if c.Concurrency < 1 || c.Concurrency > 4096 {
+		bad("CONCURRENCY", "%d is out of range 1..4096", c.Concurrency)
+	}
+	if c.MaxDeliver < 1 {
+		bad("MAX_DELIVER", "%d must be at least 1", c.MaxDeliver)
+	}
+	if c.TopdeskTimeout < 100*time.Millisecond || c.TopdeskTimeout > 5*time.Minute {
+		bad("TOPDESK_TIMEOUT", "%s is out of range 100ms..5m", c.TopdeskTimeout)
+	}
+	if c.TopdeskRateLimit < 0 {
+		bad("TOPDESK_RATE_LIMIT", "%g must not be negative", c.TopdeskRateLimit)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("HTTP_ADDR", "%q is not [host]:port", c.HTTPAddr)
+	}
+	if c.AckWait < 2*time.Second {
+		bad("ACK_WAIT", "%s is shorter than 2s", c.AckWait)
+	}
+	if c.ClaimTTL != 0 && c.ClaimTTL <= 4*c.TopdeskTimeout {
+		bad("CLAIM_TTL", "%s must exceed 4 x ALERTDESK_TOPDESK_TIMEOUT (%s), the longest a worker spends on one event", c.ClaimTTL, 4*c.TopdeskTimeout)
+	}
+	for name, d := range map[string]time.Duration{"SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "BREAKER_COOLDOWN": c.BreakerCooldown, "AUTH_RETRY": c.AuthRetry} {
+		if d <= 0 {
+			bad(name, "%s must be positive", d)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// topdeskPassword returns the application password from the variable or the file.
+func (c *config) topdeskPassword() (string, error) {
+	if c.TopdeskPasswordFile == "" {
+		return string(c.TopdeskPassword), nil
+	}
+	b, err := os.ReadFile(c.TopdeskPasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s: %v", c.TopdeskPasswordFile, errors.Unwrap(err))
+	}
+	p := strings.TrimRight(string(b), "\r\n")
+	if p == "" {
+		return "", fmt.Errorf("%s is empty", c.TopdeskPasswordFile)
+	}
+	return p, nil
+}
+
+// redactURL drops any user info from a URL before it is printed.
+func redactURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return "<unparseable URL>"
+	}
+	if u.User != nil {
+		u.User = url.User("redacted")
+	}
+	return u.String()
+}

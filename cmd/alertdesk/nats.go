@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+)
+
+// clientNATSURL is where a client command (publish, dlq, check) connects:
+// ALERTDESK_NATS_URL, else the embedded server of a local `run` or `dev`.
+func (c *config) clientNATSURL() string {
+	if c.NATSURL != "" {
+		return c.NATSURL
+	}
+	return "nats://" + c.EmbeddedNATSListen
+}
+
+// connectNATS connects with the configured credentials and TLS, and keeps
+// reconnecting for ever: a worker outlives NATS restarts.
+func connectNATS(c *config, url, name string, log zerolog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil on a deliberate close
+				log.Warn().Err(err).Msg("disconnected from NATS")
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info().Str("nats_url", nc.ConnectedUrlRedacted()).Msg("reconnected to NATS")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			ev := log.Warn().Err(err)
+			if sub != nil {
+				ev = ev.Str("subject", sub.Subject)
+			}
+			ev.Msg("NATS async error")
+		}),
+	}
+	if c.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(c.NATSCreds))
+	}
+	if c.NATSCAFile != "" {
+		opts = append(opts, nats.RootCAs(c.NATSCAFile))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
+	}
+	return nc, nil
+}
+
+// startEmbedded starts the embedded JetStream server: store in dir, clients
+// on listen (host:port; port 0 picks a free one).
+func startEmbedded(dir, listen string, log zerolog.Logger) (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS listen address %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS listen port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "alertdesk-embedded",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   dir,
+		NoSigs:     true,
+		NoLog:      true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded NATS on %s did not become ready within 30s (is the port in use?)", listen)
+	}
+	log.Info().Str("nats_url", ns.ClientURL()).Str("store_dir", dir).Msg("embedded JetStream server started")
+	return ns, nil
+}
+
+// newLogger builds the root logger from the config.
+func newLogger(c *config, w io.Writer) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(c.LogLevel)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	out := w
+	if c.LogFormat == "console" {
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(out).Level(lvl).With().Timestamp().Str("service", "alertdesk").Str("version", version).Logger()
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
+)
+
+// simShutdownTimeout bounds the graceful shutdown of topdesk-sim.
+const simShutdownTimeout = 10 * time.Second
+
+// cmdTopdeskSim is `alertdesk topdesk-sim`: the TOPdesk simulator on its own,
+// serving the incident API under /tas/api, the admin endpoints under /_sim/
+// and an HTML page at /, until ctx is done.
+func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
+	fs := flag.NewFlagSet("topdesk-sim", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	addr := fs.String("addr", "127.0.0.1:8081", "listen `address` (port 0 picks a free port)")
+	username := fs.String("username", "", "accepted operator login (default $ALERTDESK_SIM_USERNAME, else "+topdesktest.DefaultUsername+")")
+	password := fs.String("password", "", "accepted application password (default $ALERTDESK_SIM_PASSWORD or the contents of $ALERTDESK_SIM_PASSWORD_FILE, else the built-in one)")
+	tenantFile := fs.String("tenant", "", "tenant `file` (YAML or JSON: statuses, priorities, categories, operator groups, …; default the built-in tenant)")
+	apiVersion := fs.String("api-version", topdesktest.DefaultAPIVersion, "`version` reported by GET /tas/api/version")
+	disableFIQL := fs.Bool("disable-fiql", false, "answer 400 to query= on incidents, like a TOPdesk without FIQL (external_number= still works)")
+	disablePatch := fs.Bool("disable-patch", false, "answer 405 to PATCH, like old on-premises TOPdesk (PUT still works)")
+	fs.Usage = func() {
+		fmt.Fprintln(c.stderr, "usage: alertdesk topdesk-sim [flags]\n\n"+
+			"Serves a simulated TOPdesk: the incident API under /tas/api (Basic auth), control\n"+
+			"endpoints under /_sim/ (faults, credentials, reset, incidents and requests as JSON)\n"+
+			"and a page listing the incidents and their actions at /.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "alertdesk topdesk-sim: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+
+	opts := topdesktest.Options{
+		Username:     cmp.Or(*username, os.Getenv("ALERTDESK_SIM_USERNAME"), topdesktest.DefaultUsername),
+		APIVersion:   *apiVersion,
+		DisableFIQL:  *disableFIQL,
+		DisablePatch: *disablePatch,
+	}
+	var source string
+	var err error
+	if opts.Password, source, err = simPassword(*password); err != nil {
+		fmt.Fprintf(c.stderr, "alertdesk topdesk-sim: %v\n", err)
+		return 2
+	}
+	if *tenantFile != "" {
+		data, err := os.ReadFile(*tenantFile)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "alertdesk topdesk-sim: --tenant: %v\n", err)
+			return 2
+		}
+		if opts.Tenant, err = topdesktest.LoadTenant(data); err != nil {
+			fmt.Fprintf(c.stderr, "alertdesk topdesk-sim: --tenant %s: %v\n", *tenantFile, err)
+			return 2
+		}
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "alertdesk topdesk-sim: %v\n", err)
+		return 1
+	}
+	sim := topdesktest.New(opts)
+	url := "http://" + ln.Addr().String()
+	sim.SetURL(url)
+
+	// Requests waiting on a Delay fault end when the server shuts down.
+	baseCtx, cancelRequests := context.WithCancel(ctx)
+	defer cancelRequests()
+	srv := &http.Server{
+		Handler:           sim,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	fmt.Fprintf(c.stdout, "TOPdesk simulator listening on %s\n", url)
+	fmt.Fprintf(c.stdout, "  API:         %s/tas/api (Basic auth, username %q, password from %s)\n", url, opts.Username, source)
+	fmt.Fprintf(c.stdout, "  incidents:   %s/\n", url)
+	fmt.Fprintf(c.stdout, "  control:     %s/_sim/ (faults, credentials, reset, incidents, requests)\n", url)
+
+	select {
+	case err := <-served:
+		fmt.Fprintf(c.stderr, "alertdesk topdesk-sim: %v\n", err)
+		return 1
+	case <-ctx.Done():
+	}
+	cancelRequests()
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), simShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		fmt.Fprintf(c.stderr, "alertdesk topdesk-sim: shutdown: %v\n", err)
+		return 1
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintf(c.stderr, "alertdesk topdesk-sim: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(c.stdout, "TOPdesk simulator stopped")
+	return 0
+}
+
+// simPassword picks the simulator's application password: the flag, else
+// ALERTDESK_SIM_PASSWORD, else the file named by ALERTDESK_SIM_PASSWORD_FILE,
+// else the built-in default. source names where it came from, for printing
+// instead of the password.
+func simPassword(flagValue string) (password, source string, err error) {
+	env, file := os.Getenv("ALERTDESK_SIM_PASSWORD"), os.Getenv("ALERTDESK_SIM_PASSWORD_FILE")
+	switch {
+	case flagValue != "":
+		return flagValue, "--password", nil
+	case env != "" && file != "":
+		return "", "", errors.New("set ALERTDESK_SIM_PASSWORD or ALERTDESK_SIM_PASSWORD_FILE, not both")
+	case env != "":
+		return env, "ALERTDESK_SIM_PASSWORD", nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", "", fmt.Errorf("ALERTDESK_SIM_PASSWORD_FILE: %w", err)
+		}
+		p := strings.TrimRight(string(b), "\r\n")
+		if p == "" {
+			return "", "", fmt.Errorf("ALERTDESK_SIM_PASSWORD_FILE: %s is empty", file)
+		}
+		return p, "ALERTDESK_SIM_PASSWORD_FILE", nil
+	}
+	return topdesktest.DefaultPassword, "the built-in default", nil
+}

@@ -1,0 +1,249 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/alertdesk/alertdesk/mapping"
+	"github.com/alertdesk/alertdesk/topdesk"
+	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
+)
+
+// testEnv is a real embedded JetStream server, the provisioned topology, the
+// TOPdesk simulator and a real client for it.
+type testEnv struct {
+	t        *testing.T
+	ns       *server.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	topo     Topology
+	res      *Resources
+	sim      *topdesktest.Sim
+	td       *topdesk.Client
+	api      incidentAPI // what workers call; e.td unless a test wraps it
+	resolver *topdesk.Resolver
+	mapping  *mapping.Mapping
+}
+
+func startJetStream(t *testing.T) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns
+}
+
+func newEnv(t *testing.T, simOpts topdesktest.Options) *testEnv {
+	t.Helper()
+	e := &testEnv{t: t, ns: startJetStream(t), mapping: mapping.Default()}
+	var err error
+	if e.nc, err = nats.Connect(e.ns.ClientURL()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.nc.Close)
+	if e.js, err = jetstream.New(e.nc); err != nil {
+		t.Fatal(err)
+	}
+	e.topo = Topology{
+		Stream: "ALERTS", Subjects: []string{"alerts.>"}, Consumer: "alertdesk",
+		DLQStream: "ALERTS_DLQ", StateBucket: "alertdesk_incidents", AckWait: 5 * time.Second,
+	}
+	if e.res, err = Provision(t.Context(), e.js, e.topo); err != nil {
+		t.Fatal(err)
+	}
+	e.sim = topdesktest.Start(t, simOpts)
+	if e.td, err = topdesk.NewClient(e.sim.URL(), topdesk.Options{
+		Username: simUser(simOpts), Password: simPass(simOpts), Timeout: 2 * time.Second,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.resolver = topdesk.NewResolver(e.td)
+	e.api = e.td
+	return e
+}
+
+func simUser(o topdesktest.Options) string {
+	if o.Username != "" {
+		return o.Username
+	}
+	return "alertdesk"
+}
+
+func simPass(o topdesktest.Options) string {
+	if o.Password != "" {
+		return o.Password
+	}
+	return "alertdesk-app-password"
+}
+
+// fastOptions are worker options with test-sized timings.
+func fastOptions() Options {
+	return Options{
+		Concurrency:      8,
+		MaxDeliver:       5,
+		HandleTimeout:    10 * time.Second,
+		RetryInitial:     10 * time.Millisecond,
+		RetryMax:         100 * time.Millisecond,
+		RetryMaxElapsed:  500 * time.Millisecond,
+		RedeliverMin:     50 * time.Millisecond,
+		RedeliverMax:     300 * time.Millisecond,
+		ClaimTTL:         12 * time.Second,
+		ClockSkew:        100 * time.Millisecond,
+		BreakerThreshold: 1000,
+		BreakerCooldown:  100 * time.Millisecond,
+		AuthRetry:        100 * time.Millisecond,
+		ShutdownTimeout:  5 * time.Second,
+		LagInterval:      time.Second,
+		ReconcileRetry:   100 * time.Millisecond,
+	}
+}
+
+// runningWorker is a worker running in a goroutine.
+type runningWorker struct {
+	w      *Worker
+	cancel context.CancelFunc
+	done   chan error
+	reg    *prometheus.Registry
+}
+
+func (e *testEnv) startWorker(opts Options) *runningWorker {
+	e.t.Helper()
+	if err := e.resolver.ResolveAll(e.t.Context(), e.mapping.Names()); err != nil {
+		e.t.Fatal(err)
+	}
+	rw := &runningWorker{reg: prometheus.NewRegistry(), done: make(chan error, 1)}
+	opts.Registerer = rw.reg
+	opts.Logger = zerolog.New(zerolog.NewTestWriter(e.t)).Level(zerolog.WarnLevel)
+	w, err := New(e.res, e.api, e.resolver, e.mapping, opts)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rw.w = w
+	ctx, cancel := context.WithCancel(context.Background())
+	rw.cancel = cancel
+	go func() { rw.done <- w.Run(ctx) }()
+	e.t.Cleanup(rw.stop)
+	return rw
+}
+
+// stop stops the worker and waits for Run to return.
+func (rw *runningWorker) stop() {
+	rw.cancel()
+	if err := <-rw.done; err != nil {
+		panic(fmt.Sprintf("worker Run: %v", err))
+	}
+	rw.done <- nil // let a second stop return
+}
+
+// event is a native alert event.
+type event map[string]any
+
+func firing(key, severity, summary string, at time.Time) event {
+	return event{"key": key, "status": "firing", "severity": severity, "summary": summary,
+		"source": "test", "timestamp": at.UTC().Format(time.RFC3339Nano)}
+}
+
+func resolved(key string, at time.Time) event {
+	return event{"key": key, "status": "resolved", "summary": "resolved", "source": "test",
+		"timestamp": at.UTC().Format(time.RFC3339Nano)}
+}
+
+func (e *testEnv) publish(ev any) uint64 {
+	e.t.Helper()
+	b, err := json.Marshal(ev)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.publishRaw("alerts.test", b)
+}
+
+func (e *testEnv) publishRaw(subject string, data []byte) uint64 {
+	e.t.Helper()
+	ack, err := e.js.Publish(e.t.Context(), subject, data)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
+// waitSettled waits until every published message is settled by the consumer.
+func (e *testEnv) waitSettled(timeout time.Duration) {
+	e.t.Helper()
+	waitFor(e.t, timeout, "consumer has settled every message", func() bool {
+		info, err := e.res.Consumer.Info(e.t.Context())
+		if err != nil {
+			return false
+		}
+		si, err := e.res.Stream.Info(e.t.Context())
+		if err != nil {
+			return false
+		}
+		return info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= si.State.LastSeq
+	})
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting until %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
+
+// incidentsFor returns the simulator's incidents for an alert key.
+func (e *testEnv) incidentsFor(key string) []topdesktest.Incident {
+	ext := mapping.ExternalNumber(key)
+	var out []topdesktest.Incident
+	for _, inc := range e.sim.Incidents() {
+		if inc.ExternalNumber == ext {
+			out = append(out, inc)
+		}
+	}
+	return out
+}
+
+// writes counts the simulator's create/update requests.
+func (e *testEnv) writes() (creates, updates int) {
+	for _, r := range e.sim.Requests() {
+		switch r.Method {
+		case "POST":
+			creates++
+		case "PATCH", "PUT":
+			updates++
+		}
+	}
+	return creates, updates
+}
+
+// dlqEntries lists the dead letters.
+func (e *testEnv) dlqEntries() []DeadLetter {
+	e.t.Helper()
+	dl, err := NewDLQ(e.js, e.topo.DLQStream).List(e.t.Context(), DLQFilter{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return dl
+}

@@ -1,0 +1,91 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/alertdesk/alertdesk/mapping"
+	"github.com/alertdesk/alertdesk/topdesk"
+)
+
+// kind is what settle does with a failed message.
+type kind int
+
+const (
+	kindRetry     kind = iota // transient: retry in process, then redeliver with a delay
+	kindPermanent             // dead-letter at once
+	kindAuth                  // TOPdesk refused the credentials: pause, never dead-letter
+)
+
+// permanentError carries the dead-letter class of an error that no retry can
+// fix.
+type permanentError struct {
+	class Class
+	err   error
+}
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(class Class, err error) error { return &permanentError{class: class, err: err} }
+
+// errKeyBusy says that another worker holds the claim for the key.
+var errKeyBusy = errors.New("another worker is writing this alert key")
+
+// errShutdown is the result of a message that was not handled because the
+// worker is stopping; it is redelivered at once to another worker.
+var errShutdown = errors.New("worker shutting down")
+
+// retryLaterError asks for a redelivery no sooner than after.
+type retryLaterError struct {
+	after time.Duration
+	err   error
+}
+
+func (e *retryLaterError) Error() string {
+	return fmt.Sprintf("%v (retry after %s)", e.err, e.after)
+}
+func (e *retryLaterError) Unwrap() error { return e.err }
+
+// classify decides how an error is settled, and for a permanent error its
+// dead-letter class. It looks at types and sentinels only, never at text.
+func classify(err error) (kind, Class) {
+	var pe *permanentError
+	switch {
+	case errors.As(err, &pe):
+		return kindPermanent, pe.class
+	case errors.Is(err, mapping.ErrInvalid):
+		return kindPermanent, ClassInvalid
+	case errors.Is(err, mapping.ErrTemplate):
+		return kindPermanent, ClassTemplate
+	case topdesk.IsAuth(err):
+		return kindAuth, ""
+	case topdesk.IsRetryable(err):
+		return kindRetry, ""
+	case topdesk.IsRejected(err):
+		return kindPermanent, ClassRejected
+	}
+	var ne *topdesk.NameError
+	if errors.As(err, &ne) {
+		return kindPermanent, ClassRejected
+	}
+	// NATS errors, claims held by others, deadlines, shutdown and anything
+	// unforeseen: retry, bounded by MaxDeliver.
+	return kindRetry, ""
+}
+
+// retryAfter is the earliest redelivery the error asks for.
+func retryAfter(err error) (time.Duration, bool) {
+	var rl *retryLaterError
+	if errors.As(err, &rl) {
+		return rl.after, true
+	}
+	return topdesk.RetryAfter(err)
+}
+
+// isCtxErr reports whether err comes from a cancelled or expired context.
+func isCtxErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}

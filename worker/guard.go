@@ -1,0 +1,233 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/alertdesk/alertdesk/topdesk"
+)
+
+// gate pauses pulling new work while TOPdesk is down (the breaker is open)
+// or rejects the credentials.
+type gate struct {
+	mu      sync.Mutex
+	breaker bool
+	auth    bool
+	resume  chan struct{} // closed when the gate opens again; nil while open
+}
+
+func (g *gate) set(breaker, auth *bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if breaker != nil {
+		g.breaker = *breaker
+	}
+	if auth != nil {
+		g.auth = *auth
+	}
+	switch closed := g.breaker || g.auth; {
+	case closed && g.resume == nil:
+		g.resume = make(chan struct{})
+	case !closed && g.resume != nil:
+		close(g.resume)
+		g.resume = nil
+	}
+}
+
+func (g *gate) paused() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.resume != nil
+}
+
+// wait returns once the gate is open, or ctx's error.
+func (g *gate) wait(ctx context.Context) error {
+	for {
+		g.mu.Lock()
+		ch := g.resume
+		g.mu.Unlock()
+		if ch == nil {
+			return ctx.Err()
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// breaker counts consecutive failed TOPdesk requests.
+type breaker struct {
+	mu        sync.Mutex
+	threshold int
+	failures  int
+}
+
+// record returns whether the breaker should now be open (true) or closed
+// (false) and whether that changed.
+func (b *breaker) record(ok bool) (open, changed bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	was := b.failures >= b.threshold
+	if ok {
+		b.failures = 0
+	} else {
+		b.failures++
+	}
+	open = b.failures >= b.threshold
+	return open, open != was
+}
+
+func boolp(b bool) *bool { return &b }
+
+// observe records a TOPdesk request's result in the metrics, the breaker
+// and the credentials state.
+func (w *Worker) observe(op string, started time.Time, err error) {
+	w.m.topdeskLatency.WithLabelValues(op).Observe(time.Since(started).Seconds())
+	status := "ok"
+	if err != nil {
+		status = "error"
+		var ae *topdesk.APIError
+		if errors.As(err, &ae) {
+			status = strconv.Itoa(ae.StatusCode)
+		}
+	}
+	w.m.topdeskRequests.WithLabelValues(op, status).Inc()
+
+	switch {
+	case err == nil:
+		w.authOK()
+		w.recordBreaker(true)
+	case topdesk.IsAuth(err):
+		w.authFailed(err)
+	case topdesk.IsRetryable(err):
+		w.recordBreaker(false)
+	default:
+		// TOPdesk answered (a 4xx): it is up.
+		w.recordBreaker(true)
+	}
+}
+
+func (w *Worker) recordBreaker(ok bool) {
+	open, changed := w.breaker.record(ok)
+	if !changed {
+		return
+	}
+	w.gate.set(boolp(open), nil)
+	if open {
+		w.m.breakerOpen.Set(1)
+		w.log.Error().Int("failures", w.opts.BreakerThreshold).Msg("TOPdesk unavailable: circuit breaker open, pulling paused")
+	} else {
+		w.m.breakerOpen.Set(0)
+		w.log.Info().Msg("TOPdesk available again: circuit breaker closed, pulling resumed")
+	}
+}
+
+func (w *Worker) authFailed(err error) {
+	msg := err.Error()
+	if old := w.authErr.Swap(&msg); old == nil {
+		w.m.authOK.Set(0)
+		w.gate.set(nil, boolp(true))
+		w.log.Error().Err(err).Msg("TOPdesk rejected the credentials: pulling paused, /readyz failing; check ALERTDESK_TOPDESK_USERNAME and the application password")
+	}
+}
+
+func (w *Worker) authOK() {
+	if old := w.authErr.Swap(nil); old != nil {
+		w.m.authOK.Set(1)
+		w.gate.set(nil, boolp(false))
+		w.log.Info().Msg("TOPdesk accepts the credentials again: pulling resumed")
+	}
+}
+
+// probe checks TOPdesk while the gate is closed, and reads consumer lag.
+func (w *Worker) probe(ctx context.Context) {
+	tick := time.NewTicker(min(w.opts.BreakerCooldown, w.opts.LagInterval))
+	defer tick.Stop()
+	var lastAuthProbe, lastLag time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		if now.Sub(lastLag) >= w.opts.LagInterval {
+			lastLag = now
+			if info, err := w.res.Consumer.Info(ctx); err == nil {
+				w.m.pending.Set(float64(info.NumPending))
+				w.m.ackPending.Set(float64(info.NumAckPending))
+			}
+		}
+		if !w.gate.paused() {
+			continue
+		}
+		if w.authErr.Load() != nil && now.Sub(lastAuthProbe) < w.opts.AuthRetry {
+			continue
+		}
+		lastAuthProbe = now
+		pctx, cancel := context.WithTimeout(ctx, w.opts.BreakerCooldown)
+		start := time.Now()
+		_, err := w.api.Version(pctx)
+		cancel()
+		w.observe("version", start, err)
+		if err != nil && ctx.Err() == nil {
+			w.log.Debug().Err(err).Msg("TOPdesk probe failed")
+		}
+	}
+}
+
+// call runs one TOPdesk request with in-process retries: exponential
+// backoff with jitter, Retry-After honoured, bounded by RetryMaxElapsed and
+// ctx. A non-idempotent request (a create) is not retried when its outcome
+// is unknown: the caller must look the incident up first. When the wait
+// would outlast ctx, the error asks for a later redelivery instead.
+func (w *Worker) call(ctx context.Context, op string, idempotent bool, fn func(context.Context) error) error {
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(w.opts.RetryInitial),
+		backoff.WithMaxInterval(w.opts.RetryMax),
+		backoff.WithMaxElapsedTime(w.opts.RetryMaxElapsed),
+		backoff.WithRandomizationFactor(0.5),
+	)
+	for {
+		start := time.Now()
+		err := fn(ctx)
+		w.observe(op, start, err)
+		if err == nil {
+			return nil
+		}
+		if !topdesk.IsRetryable(err) || ctx.Err() != nil {
+			return err
+		}
+		if !idempotent && topdesk.IsOutcomeUnknown(err) {
+			return err
+		}
+		if w.gate.paused() {
+			// The breaker opened: stop hammering, redeliver later.
+			return err
+		}
+		wait := b.NextBackOff()
+		if wait == backoff.Stop {
+			return err
+		}
+		if ra, ok := topdesk.RetryAfter(err); ok && ra > wait {
+			wait = ra
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+time.Second {
+			return &retryLaterError{after: wait, err: err}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,214 @@
+package worker
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/alertdesk/alertdesk/mapping"
+)
+
+// The subjects ingested events are published to.
+const (
+	IngestSubjectAlerts       = "alerts.http"
+	IngestSubjectAlertmanager = "alerts.alertmanager"
+)
+
+// IngestOptions configures the HTTP ingest endpoints.
+type IngestOptions struct {
+	// Token is the bearer token senders must present. Empty with Open
+	// false means ingest is off.
+	Token string
+	// Open serves ingest without a token (alertdesk dev, on loopback).
+	Open bool
+	// MaxBytes limits a request body; 0 = 1 MiB.
+	MaxBytes int64
+	// PublishTimeout bounds waiting for JetStream's acks; 0 = 10 s.
+	PublishTimeout time.Duration
+	// Mapping derives the dedupe keys (and so the Nats-Msg-Id).
+	Mapping *mapping.Mapping
+	Logger  zerolog.Logger
+	Now     func() time.Time
+}
+
+// Ingest serves POST /v1/alerts and POST /v1/alertmanager: it validates the
+// events, publishes each to JetStream with a Nats-Msg-Id derived from key,
+// status and time, and answers 202 only once JetStream acked every one.
+type Ingest struct {
+	js   jetstream.JetStream
+	opts IngestOptions
+	log  zerolog.Logger
+}
+
+// NewIngest returns the ingest handler, or nil when ingest is off.
+func NewIngest(js jetstream.JetStream, opts IngestOptions) *Ingest {
+	if opts.Token == "" && !opts.Open {
+		return nil
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 1 << 20
+	}
+	if opts.PublishTimeout <= 0 {
+		opts.PublishTimeout = 10 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Mapping == nil {
+		opts.Mapping = mapping.Default()
+	}
+	return &Ingest{js: js, opts: opts, log: opts.Logger.With().Str("component", "ingest").Logger()}
+}
+
+// Register mounts the endpoints on mux.
+func (in *Ingest) Register(mux *http.ServeMux) {
+	mux.Handle("POST /v1/alerts", in.handler(IngestSubjectAlerts, false))
+	mux.Handle("POST /v1/alertmanager", in.handler(IngestSubjectAlertmanager, true))
+}
+
+type ingestReply struct {
+	Accepted   int    `json:"accepted,omitempty"`
+	Duplicates int    `json:"duplicates,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+func (in *Ingest) handler(subject string, alertmanager bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !in.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="alertdesk"`)
+			reply(w, http.StatusUnauthorized, ingestReply{Error: "missing or wrong bearer token"})
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, in.opts.MaxBytes))
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			reply(w, http.StatusRequestEntityTooLarge, ingestReply{Error: fmt.Sprintf("body over the limit of %d bytes", tooBig.Limit)})
+			return
+		case err != nil:
+			reply(w, http.StatusBadRequest, ingestReply{Error: "reading body: " + err.Error()})
+			return
+		}
+		msgs, err := in.messages(body, subject, alertmanager)
+		if err != nil {
+			reply(w, http.StatusBadRequest, ingestReply{Error: err.Error()})
+			return
+		}
+		acked, dups, err := in.publish(r.Context(), msgs)
+		if err != nil {
+			in.log.Warn().Err(err).Int("events", len(msgs)).Int("acked", acked).Msg("ingest publish failed")
+			w.Header().Set("Retry-After", "5")
+			reply(w, http.StatusServiceUnavailable, ingestReply{Error: "NATS JetStream unavailable; retry later"})
+			return
+		}
+		reply(w, http.StatusAccepted, ingestReply{Accepted: acked - dups, Duplicates: dups})
+	})
+}
+
+func (in *Ingest) authorized(r *http.Request) bool {
+	if in.opts.Token == "" {
+		return in.opts.Open
+	}
+	// The scheme is case-insensitive (RFC 9110, section 11.1).
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") &&
+		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(in.opts.Token)) == 1
+}
+
+// messages validates the body and turns it into one message per alert.
+func (in *Ingest) messages(body []byte, subject string, alertmanager bool) ([]*nats.Msg, error) {
+	if alertmanager {
+		var probe struct {
+			Version *string         `json:"version"`
+			Alerts  json.RawMessage `json:"alerts"`
+		}
+		if err := json.Unmarshal(body, &probe); err != nil || probe.Version == nil || probe.Alerts == nil {
+			return nil, errors.New("not an Alertmanager webhook payload (needs \"version\" and \"alerts\")")
+		}
+	}
+	alerts, err := mapping.Decode(body, mapping.DecodeOptions{MaxBytes: int(in.opts.MaxBytes)})
+	if err != nil {
+		return nil, err
+	}
+	now := in.opts.Now().UTC()
+	msgs := make([]*nats.Msg, 0, len(alerts))
+	for i := range alerts {
+		a := &alerts[i]
+		key, err := in.opts.Mapping.Key(a)
+		if err != nil {
+			return nil, fmt.Errorf("alert %d: %w", i, err)
+		}
+		at := a.EventTime(time.Time{})
+		if at.IsZero() {
+			// Stamp the receive time so that the event orders and dedupes.
+			a.Timestamp, at = now, now
+		}
+		data, err := mapping.Encode(a)
+		if err != nil {
+			return nil, fmt.Errorf("alert %d: %w", i, err)
+		}
+		m := nats.NewMsg(subject)
+		m.Data = data
+		m.Header.Set(jetstream.MsgIDHeader, IngestMsgID(key, a.Status, at))
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
+}
+
+// IngestMsgID is the Nats-Msg-Id of an ingested event: the same alert state
+// sent twice (as Alertmanager HA pairs do) is stored once.
+func IngestMsgID(key string, status mapping.Status, at time.Time) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s", key, status, at.UTC().Format(time.RFC3339Nano))
+	return "ingest:" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// publish publishes every message and waits for all acks.
+func (in *Ingest) publish(ctx context.Context, msgs []*nats.Msg) (acked, dups int, err error) {
+	if nc := in.js.Conn(); nc == nil || !nc.IsConnected() {
+		return 0, 0, errors.New("not connected to NATS")
+	}
+	ctx, cancel := context.WithTimeout(ctx, in.opts.PublishTimeout)
+	defer cancel()
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, m := range msgs {
+		f, err := in.js.PublishMsgAsync(m)
+		if err != nil {
+			return acked, dups, fmt.Errorf("publish to %s: %w", m.Subject, err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			acked++
+			if ack.Duplicate {
+				dups++
+			}
+		case err := <-f.Err():
+			return acked, dups, fmt.Errorf("publish to %s: %w", f.Msg().Subject, err)
+		case <-ctx.Done():
+			return acked, dups, fmt.Errorf("waiting for JetStream acks: %w", ctx.Err())
+		}
+	}
+	return acked, dups, nil
+}
+
+func reply(w http.ResponseWriter, status int, body ingestReply) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	// The client may be gone; there is no one left to tell.
+	_ = json.NewEncoder(w).Encode(body)
+}

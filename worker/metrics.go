@@ -1,0 +1,90 @@
+package worker
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of an event, the values of the outcome label.
+const (
+	outcomeCreated      = "created"
+	outcomeUpdated      = "updated"
+	outcomeClosed       = "closed"
+	outcomeReopened     = "reopened"
+	outcomeDuplicate    = "duplicate"
+	outcomeStale        = "stale"
+	outcomeDeadLettered = "dead-lettered"
+	outcomeRetried      = "retried"
+)
+
+// metrics are the worker's Prometheus metrics (PRODUCT.md, "Observability").
+type metrics struct {
+	events          *prometheus.CounterVec
+	topdeskRequests *prometheus.CounterVec
+	topdeskLatency  *prometheus.HistogramVec
+	dlq             *prometheus.CounterVec
+	inFlight        prometheus.Gauge
+	endToEnd        prometheus.Histogram
+	breakerOpen     prometheus.Gauge
+	authOK          prometheus.Gauge
+	pending         prometheus.Gauge
+	ackPending      prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "alertdesk_events_total",
+			Help: "Alert events handled, by outcome (created, updated, closed, reopened, duplicate, stale, dead-lettered, retried).",
+		}, []string{"outcome"}),
+		topdeskRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "alertdesk_topdesk_requests_total",
+			Help: "Requests to the TOPdesk API by operation and result (ok, an HTTP status code, or error for transport failures).",
+		}, []string{"operation", "status"}),
+		topdeskLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "alertdesk_topdesk_request_duration_seconds",
+			Help:    "Latency of TOPdesk API requests by operation.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"operation"}),
+		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "alertdesk_dlq_entries_total",
+			Help: "Events dead-lettered, by class (invalid, template, rejected, exhausted).",
+		}, []string{"class"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "alertdesk_events_in_flight",
+			Help: "Events being handled by this worker.",
+		}),
+		endToEnd: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "alertdesk_end_to_end_latency_seconds",
+			Help:    "Time from the JetStream publish of an event to the end of its handling (TOPdesk done).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}),
+		breakerOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "alertdesk_breaker_open",
+			Help: "1 while the TOPdesk circuit breaker is open (pulling paused), else 0.",
+		}),
+		authOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "alertdesk_topdesk_credentials_ok",
+			Help: "0 while TOPdesk rejects the credentials (401/403), else 1.",
+		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "alertdesk_consumer_pending",
+			Help: "Events in the stream not yet delivered to any worker (consumer lag).",
+		}),
+		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "alertdesk_consumer_ack_pending",
+			Help: "Events delivered to workers and not yet settled, across all workers.",
+		}),
+	}
+	m.authOK.Set(1)
+	for _, o := range []string{outcomeCreated, outcomeUpdated, outcomeClosed, outcomeReopened, outcomeDuplicate, outcomeStale, outcomeDeadLettered, outcomeRetried} {
+		m.events.WithLabelValues(o)
+	}
+	for _, c := range []Class{ClassInvalid, ClassTemplate, ClassRejected, ClassExhausted} {
+		m.dlq.WithLabelValues(string(c))
+	}
+	if reg != nil {
+		reg.MustRegister(m.events, m.topdeskRequests, m.topdeskLatency, m.dlq, m.inFlight, m.endToEnd,
+			m.breakerOpen, m.authOK, m.pending, m.ackPending)
+	}
+	return m
+}

@@ -1,0 +1,345 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Topology names the JetStream resources alertdesk uses and the settings it
+// creates them with when they are missing.
+type Topology struct {
+	Stream      string   // input stream, e.g. ALERTS
+	Subjects    []string // subjects the input stream binds, e.g. alerts.>
+	Consumer    string   // durable pull consumer shared by all workers
+	DLQStream   string   // dead-letter stream, subjects alertdesk.dlq.>
+	StateBucket string   // KV bucket: alert key -> incident state
+	Replicas    int      // replicas for everything alertdesk creates
+
+	StreamMaxAge  time.Duration // input retention; 0 = 7 days
+	DLQMaxAge     time.Duration // dead-letter retention; 0 = 30 days
+	Duplicates    time.Duration // publish dedupe window (Nats-Msg-Id); 0 = 10 minutes
+	AckWait       time.Duration // consumer ack wait; 0 = 30 s
+	MaxAckPending int           // consumer cap on unacked messages across all workers; 0 = 4096
+}
+
+func (t *Topology) setDefaults() {
+	if t.Replicas <= 0 {
+		t.Replicas = 1
+	}
+	if t.StreamMaxAge <= 0 {
+		t.StreamMaxAge = 7 * 24 * time.Hour
+	}
+	if t.DLQMaxAge <= 0 {
+		t.DLQMaxAge = 30 * 24 * time.Hour
+	}
+	if t.Duplicates <= 0 {
+		t.Duplicates = 10 * time.Minute
+	}
+	if t.AckWait <= 0 {
+		t.AckWait = 30 * time.Second
+	}
+	if t.MaxAckPending <= 0 {
+		t.MaxAckPending = 4096
+	}
+}
+
+// Resources are the provisioned JetStream handles.
+type Resources struct {
+	JS       jetstream.JetStream
+	Topology Topology // as provisioned, defaults filled in
+	Stream   jetstream.Stream
+	Consumer jetstream.Consumer
+	DLQ      jetstream.Stream
+	State    jetstream.KeyValue
+}
+
+// ConflictError says that a resource an operator created cannot be used as it
+// is. alertdesk never rewrites such a resource; the operator must change it.
+type ConflictError struct {
+	Kind, Name, Problem string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%s %q exists with incompatible settings: %s", e.Kind, e.Name, e.Problem)
+}
+
+// Provision creates the input stream, the dead-letter stream, the state
+// bucket and the durable consumer when they are missing, and checks the
+// ones that exist. It never deletes or rewrites existing resources: an
+// incompatible one is reported as a *ConflictError.
+func Provision(ctx context.Context, js jetstream.JetStream, t Topology) (*Resources, error) {
+	t.setDefaults()
+	r := Resources{JS: js, Topology: t}
+	var err error
+	if r.Stream, err = ensureStream(ctx, js, jetstream.StreamConfig{
+		Name:        t.Stream,
+		Description: "alertdesk: alert events",
+		Subjects:    t.Subjects,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      t.StreamMaxAge,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+		Duplicates:  t.Duplicates,
+	}); err != nil {
+		return nil, err
+	}
+	if r.DLQ, err = ensureStream(ctx, js, jetstream.StreamConfig{
+		Name:        t.DLQStream,
+		Description: "alertdesk: dead-lettered alert events",
+		Subjects:    []string{DLQSubjectPrefix + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      t.DLQMaxAge,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.Replicas,
+		Duplicates:  t.Duplicates,
+	}); err != nil {
+		return nil, err
+	}
+	if r.State, err = ensureBucket(ctx, js, t); err != nil {
+		return nil, err
+	}
+	if r.Consumer, err = ensureConsumer(ctx, js, t); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// ensureStream returns the named stream, creating it from want when missing.
+// An existing stream must capture every subject of want.
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = js.CreateStream(ctx, want)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			// Another worker created it between our lookup and create.
+			s, err = js.Stream(ctx, want.Name)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", want.Name, err)
+	}
+	if err := checkStream(s.CachedInfo().Config, want.Subjects); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkStream returns a *ConflictError unless the existing stream have
+// captures every subject of want.
+func checkStream(have jetstream.StreamConfig, want []string) error {
+	for _, subj := range want {
+		if !slices.ContainsFunc(have.Subjects, func(h string) bool { return subjectCovers(h, subj) }) {
+			return &ConflictError{"stream", have.Name, fmt.Sprintf(
+				"its subjects %v do not include %q", have.Subjects, subj)}
+		}
+	}
+	return nil
+}
+
+func ensureBucket(ctx context.Context, js jetstream.JetStream, t Topology) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, t.StateBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      t.StateBucket,
+			Description: "alertdesk: alert key -> TOPdesk incident state",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    t.Replicas,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, t.StateBucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state bucket %s: %w", t.StateBucket, err)
+	}
+	return kv, nil
+}
+
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, t Topology) (jetstream.Consumer, error) {
+	c, err := js.Consumer(ctx, t.Stream, t.Consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		c, err = js.CreateConsumer(ctx, t.Stream, jetstream.ConsumerConfig{
+			Durable:     t.Consumer,
+			Description: "alertdesk workers",
+			AckPolicy:   jetstream.AckExplicitPolicy,
+			AckWait:     t.AckWait,
+			// Deliveries are counted and bounded by the worker (MAX_DELIVER), so
+			// that an outage can keep a message alive past that count.
+			MaxDeliver:    -1,
+			MaxAckPending: t.MaxAckPending,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			Replicas:      t.Replicas,
+		})
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			c, err = js.Consumer(ctx, t.Stream, t.Consumer)
+		}
+	}
+	if errors.Is(err, jetstream.ErrNotPullConsumer) {
+		return nil, pushConsumerConflict(t.Consumer)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on stream %s: %w", t.Consumer, t.Stream, err)
+	}
+	if err := checkConsumer(t.Consumer, c.CachedInfo().Config); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func pushConsumerConflict(name string) *ConflictError {
+	return &ConflictError{"consumer", name, "it is a push consumer; alertdesk needs a pull consumer"}
+}
+
+// checkConsumer returns a *ConflictError unless the existing consumer's
+// settings suit alertdesk: explicit acks and an ack wait of at least 2s.
+func checkConsumer(name string, cfg jetstream.ConsumerConfig) error {
+	switch {
+	case cfg.AckPolicy != jetstream.AckExplicitPolicy:
+		return &ConflictError{"consumer", name, fmt.Sprintf("ack policy is %s; alertdesk needs explicit acks", cfg.AckPolicy)}
+	case cfg.AckWait < 2*time.Second:
+		return &ConflictError{"consumer", name, fmt.Sprintf("ack wait %s is too short (at least 2s)", cfg.AckWait)}
+	}
+	return nil
+}
+
+// OverlapError says that a missing stream cannot be created because another
+// stream already binds subjects that overlap its own.
+type OverlapError struct {
+	Stream, Other, Subject string
+}
+
+// Error names both streams and the subject.
+func (e *OverlapError) Error() string {
+	return fmt.Sprintf("stream %q cannot be created: stream %q already binds subjects overlapping %q", e.Stream, e.Other, e.Subject)
+}
+
+// Resource names one JetStream resource of a Topology.
+type Resource string
+
+// The resources Provision creates and CheckTopology inspects.
+const (
+	ResourceStream   Resource = "input stream"
+	ResourceDLQ      Resource = "dead-letter stream"
+	ResourceBucket   Resource = "state bucket"
+	ResourceConsumer Resource = "consumer"
+)
+
+// ResourceStatus is what CheckTopology found for one resource.
+type ResourceStatus struct {
+	Resource Resource
+	Name     string
+	// Exists is false when the resource is missing; Provision creates it.
+	Exists bool
+	// Detail describes an existing resource, e.g. the subjects it binds.
+	Detail string
+	// Err is nil when the resource is usable as it is, or missing and
+	// creatable. It is a *ConflictError when the resource exists with
+	// settings Provision rejects, and an *OverlapError when it is missing
+	// and creating it would fail because another stream already binds its
+	// subjects; any other error means the lookup itself failed.
+	Err error
+}
+
+// CheckTopology inspects the resources of t without creating or changing
+// anything, and reports one ResourceStatus per resource, in the order
+// Provision handles them: input stream, dead-letter stream, state bucket,
+// consumer. It applies the same compatibility checks as Provision.
+func CheckTopology(ctx context.Context, js jetstream.JetStream, t Topology) []ResourceStatus {
+	t.setDefaults()
+	in := checkStreamResource(ctx, js, ResourceStream, t.Stream, t.Subjects)
+	out := []ResourceStatus{
+		in,
+		checkStreamResource(ctx, js, ResourceDLQ, t.DLQStream, []string{DLQSubjectPrefix + ">"}),
+	}
+
+	bucket := ResourceStatus{Resource: ResourceBucket, Name: t.StateBucket}
+	kv, err := js.KeyValue(ctx, t.StateBucket)
+	switch {
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+	case err != nil:
+		bucket.Err = fmt.Errorf("state bucket %s: %w", t.StateBucket, err)
+	default:
+		bucket.Exists = true
+		if st, err := kv.Status(ctx); err == nil {
+			bucket.Detail = fmt.Sprintf("%d keys", st.Values())
+		}
+	}
+	out = append(out, bucket)
+
+	cons := ResourceStatus{Resource: ResourceConsumer, Name: t.Consumer}
+	if in.Exists {
+		c, err := js.Consumer(ctx, t.Stream, t.Consumer)
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+		case errors.Is(err, jetstream.ErrNotPullConsumer):
+			cons.Exists, cons.Err = true, pushConsumerConflict(t.Consumer)
+		case err != nil:
+			cons.Err = fmt.Errorf("consumer %s on stream %s: %w", t.Consumer, t.Stream, err)
+		default:
+			info := c.CachedInfo()
+			cons.Exists, cons.Err = true, checkConsumer(t.Consumer, info.Config)
+			cons.Detail = fmt.Sprintf("%d pending, %d unacked", info.NumPending, info.NumAckPending)
+		}
+	}
+	return append(out, cons)
+}
+
+// checkStreamResource inspects one stream: an existing one must capture
+// subjects; a missing one must not collide with another stream's subjects.
+func checkStreamResource(ctx context.Context, js jetstream.JetStream, r Resource, name string, subjects []string) ResourceStatus {
+	st := ResourceStatus{Resource: r, Name: name}
+	s, err := js.Stream(ctx, name)
+	if err == nil {
+		cfg := s.CachedInfo().Config
+		st.Exists, st.Err = true, checkStream(cfg, subjects)
+		st.Detail = "subjects " + strings.Join(cfg.Subjects, ", ")
+		return st
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		st.Err = fmt.Errorf("stream %s: %w", name, err)
+		return st
+	}
+	for _, subj := range subjects {
+		other, err := js.StreamNameBySubject(ctx, subj)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+		case err != nil:
+			st.Err = fmt.Errorf("stream %s: look up streams binding %s: %w", name, subj, err)
+			return st
+		default:
+			st.Err = &OverlapError{Stream: name, Other: other, Subject: subj}
+			return st
+		}
+	}
+	return st
+}
+
+// subjectCovers reports whether the subject filter have matches every
+// subject that the filter want matches (want ⊆ have).
+func subjectCovers(have, want string) bool {
+	h, w := strings.Split(have, "."), strings.Split(want, ".")
+	for i, ht := range h {
+		if ht == ">" {
+			return i < len(w)
+		}
+		if i >= len(w) {
+			return false
+		}
+		switch wt := w[i]; {
+		case ht == "*":
+			if wt == ">" {
+				return false
+			}
+		case ht != wt:
+			return false
+		}
+	}
+	return len(h) == len(w)
+}
