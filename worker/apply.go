@@ -38,29 +38,60 @@ var decisionOutcome = map[decision]string{
 	doReopen:  outcomeReopened,
 }
 
-// decide is the lifecycle table of PRODUCT.md for an event at time at with
-// content fingerprint fp, given the key's state.
-func (w *Worker) decide(st *incidentState, a *mapping.Alert, at time.Time, fp string) decision {
+// decide is the lifecycle table of PRODUCT.md for an event at time at,
+// given the key's state. The content fingerprint is rendered only when the
+// table needs it (a firing event for an open incident).
+func (w *Worker) decide(st *incidentState, a *mapping.Alert, at time.Time, fp *lazyFingerprint) (decision, error) {
 	if a.Status == mapping.StatusResolved {
 		if st.IncidentID != "" && st.Open {
-			return doResolve
+			return doResolve, nil
 		}
-		return doNothing
+		return doNothing, nil
 	}
 	switch {
 	case st.IncidentID == "":
-		return doCreate
-	case st.Open && (st.Fingerprint == fp || st.Fingerprint == ""):
-		// An empty fingerprint is an adopted incident whose content we never
-		// rendered: adopt it as it is.
-		return doNothing
+		return doCreate, nil
+	case st.Open && st.Fingerprint == "":
+		// An adopted incident whose content we never rendered: adopt it as
+		// it is.
+		return doNothing, nil
 	case st.Open:
-		return doUpdate
+		v, err := fp.get()
+		if err != nil {
+			return doNothing, err
+		}
+		if v == st.Fingerprint {
+			return doNothing, nil
+		}
+		return doUpdate, nil
 	case at.Sub(st.ClosedAt) <= w.mapping.Lifecycle().ReopenWindow:
-		return doReopen
+		return doReopen, nil
 	default:
-		return doCreate
+		return doCreate, nil
 	}
+}
+
+// lazyFingerprint renders an alert's content fingerprint once, on demand.
+type lazyFingerprint struct {
+	m    *mapping.Mapping
+	a    *mapping.Alert
+	key  string
+	v    string
+	err  error
+	done bool
+}
+
+func (f *lazyFingerprint) get() (string, error) {
+	if !f.done {
+		f.done = true
+		r, err := f.m.Render(f.a, f.key, mapping.OpUpdate)
+		if err != nil {
+			f.err = err
+		} else {
+			f.v = r.Fingerprint
+		}
+	}
+	return f.v, f.err
 }
 
 // apply brings the key's incident in line with one event and returns the
@@ -73,15 +104,7 @@ func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key string, at tim
 	}
 	defer unlock()
 
-	// The content fingerprint is the same for every op of an alert.
-	fp := ""
-	if a.Status == mapping.StatusFiring {
-		r, err := w.mapping.Render(a, key, mapping.OpUpdate)
-		if err != nil {
-			return "", "", err
-		}
-		fp = r.Fingerprint
-	}
+	fp := &lazyFingerprint{m: w.mapping, a: a, key: key}
 
 	busy := busyWait{next: 2 * time.Millisecond, budget: 2 * time.Second}
 	for attempt := 0; ; attempt++ {
@@ -115,7 +138,10 @@ func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key string, at tim
 		// A missing state is either a new key or a lost one. Once the
 		// bucket was reconciled with TOPdesk it is a new key.
 		needLookup := st.Uncertain || (rev == 0 && !w.reconciled(ctx))
-		d := w.decide(&st, a, at, fp)
+		d, err := w.decide(&st, a, at, fp)
+		if err != nil {
+			return "", "", err
+		}
 
 		if d == doNothing && !needLookup {
 			if !at.After(st.LastEvent) {
@@ -185,17 +211,24 @@ func (w *Worker) commit(ext string, st *incidentState, claimRev uint64) error {
 // updates st to match. With lookup it first finds what TOPdesk already has
 // under the externalNumber (state lost, or an earlier outcome unknown) and
 // decides again from that.
-func (w *Worker) write(ctx context.Context, a *mapping.Alert, key, ext string, at time.Time, fp string,
+func (w *Worker) write(ctx context.Context, a *mapping.Alert, key, ext string, at time.Time, fp *lazyFingerprint,
 	st *incidentState, d decision, lookup bool) (string, error) {
 	if lookup {
 		if err := w.rebuild(ctx, ext, st); err != nil {
 			return "", err
 		}
-		d = w.decide(st, a, at, fp)
+		var err error
+		if d, err = w.decide(st, a, at, fp); err != nil {
+			return "", err
+		}
 	}
 	if d == doNothing {
 		if a.Status == mapping.StatusFiring && st.Open && st.Fingerprint == "" {
-			st.Fingerprint = fp
+			v, err := fp.get()
+			if err != nil {
+				return "", err
+			}
+			st.Fingerprint = v
 		}
 		return outcomeDuplicate, nil
 	}
@@ -240,9 +273,9 @@ func (w *Worker) write(ctx context.Context, a *mapping.Alert, key, ext string, a
 	switch d {
 	case doCreate, doReopen:
 		st.Open, st.ClosedAt = true, time.Time{}
-		st.Fingerprint = fp
+		st.Fingerprint = r.Fingerprint // the same for every op of the alert
 	case doUpdate:
-		st.Fingerprint = fp
+		st.Fingerprint = r.Fingerprint
 	case doResolve:
 		st.Open, st.ClosedAt = false, at
 	}
