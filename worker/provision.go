@@ -26,6 +26,9 @@ type Topology struct {
 	Duplicates    time.Duration // publish dedupe window (Nats-Msg-Id); 0 = 10 minutes
 	AckWait       time.Duration // consumer ack wait; 0 = 30 s
 	MaxAckPending int           // consumer cap on unacked messages across all workers; 0 = 4096
+	// MaxDeliver is the worker's delivery limit (Options.MaxDeliver): an
+	// existing consumer that stops redelivering sooner is a conflict.
+	MaxDeliver int
 }
 
 func (t *Topology) setDefaults() {
@@ -187,7 +190,7 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, t Topology) (je
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s on stream %s: %w", t.Consumer, t.Stream, err)
 	}
-	if err := checkConsumer(t.Consumer, c.CachedInfo().Config); err != nil {
+	if err := checkConsumer(t.Consumer, c.CachedInfo().Config, t.MaxDeliver); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -199,12 +202,16 @@ func pushConsumerConflict(name string) *ConflictError {
 
 // checkConsumer returns a *ConflictError unless the existing consumer's
 // settings suit alertdesk: explicit acks and an ack wait of at least 2s.
-func checkConsumer(name string, cfg jetstream.ConsumerConfig) error {
+func checkConsumer(name string, cfg jetstream.ConsumerConfig, maxDeliver int) error {
 	switch {
 	case cfg.AckPolicy != jetstream.AckExplicitPolicy:
 		return &ConflictError{"consumer", name, fmt.Sprintf("ack policy is %s; alertdesk needs explicit acks", cfg.AckPolicy)}
 	case cfg.AckWait < 2*time.Second:
 		return &ConflictError{"consumer", name, fmt.Sprintf("ack wait %s is too short (at least 2s)", cfg.AckWait)}
+	case cfg.MaxDeliver > 0 && cfg.MaxDeliver <= maxDeliver:
+		return &ConflictError{"consumer", name, fmt.Sprintf(
+			"max deliver %d would stop redelivery before alertdesk dead-letters an event after %d deliveries; "+
+				"set it to -1 (alertdesk counts deliveries itself)", cfg.MaxDeliver, maxDeliver)}
 	}
 	return nil
 }
@@ -284,7 +291,7 @@ func CheckTopology(ctx context.Context, js jetstream.JetStream, t Topology) []Re
 			cons.Err = fmt.Errorf("consumer %s on stream %s: %w", t.Consumer, t.Stream, err)
 		default:
 			info := c.CachedInfo()
-			cons.Exists, cons.Err = true, checkConsumer(t.Consumer, info.Config)
+			cons.Exists, cons.Err = true, checkConsumer(t.Consumer, info.Config, t.MaxDeliver)
 			cons.Detail = fmt.Sprintf("%d pending, %d unacked", info.NumPending, info.NumAckPending)
 		}
 	}

@@ -144,7 +144,7 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 		extra.started(ln.Addr().String(), natsURL)
 	}
 
-	res, err := worker.Provision(ctx, js, cfg.topology())
+	res, err := provision(ctx, js, cfg.topology(), log)
 	if err != nil {
 		return err
 	}
@@ -170,6 +170,31 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 	wReady := w.Ready
 	ready.Store(&wReady)
 	return w.Run(ctx)
+}
+
+// provision creates or checks the JetStream resources. A resource that
+// exists with incompatible settings, or an account without JetStream, stops
+// start-up; anything else (a NATS cluster electing leaders, a server
+// restarting) is waited for.
+func provision(ctx context.Context, js jetstream.JetStream, t worker.Topology, log zerolog.Logger) (*worker.Resources, error) {
+	b := backoff.NewExponentialBackOff(backoff.WithMaxInterval(10*time.Second), backoff.WithMaxElapsedTime(0))
+	for {
+		res, err := worker.Provision(ctx, js, t)
+		var conflict *worker.ConflictError
+		if err == nil || errors.As(err, &conflict) || ctx.Err() != nil ||
+			errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			return res, err
+		}
+		wait := b.NextBackOff()
+		log.Warn().Err(err).Dur("retry_in", wait).Msg("cannot provision the JetStream resources yet")
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, ctx.Err()
+		case <-timer.C:
+		}
+	}
 }
 
 // resolveNames resolves every TOPdesk name of the mapping once. An unknown
@@ -223,6 +248,7 @@ func (c *config) topology() worker.Topology {
 		Replicas:      c.Replicas,
 		AckWait:       c.AckWait,
 		MaxAckPending: max(4096, 4*c.Concurrency),
+		MaxDeliver:    c.MaxDeliver,
 	}
 }
 

@@ -1,0 +1,335 @@
+package worker_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/alertdesk/alertdesk/mapping"
+	"github.com/alertdesk/alertdesk/worker"
+)
+
+const ingestToken = "ingest-token-123"
+
+// ingestNow is the receive time stamped on events that carry no time.
+var ingestNow = time.Date(2026, 11, 22, 10, 0, 30, 0, time.UTC)
+
+// ingestEnv is an embedded JetStream server with the alertdesk topology and
+// the ingest endpoints on an httptest server.
+type ingestEnv struct {
+	ns     *server.Server
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	url    string
+	client *http.Client
+}
+
+func newIngestEnv(t *testing.T, opts worker.IngestOptions) *ingestEnv {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatalf("new server: %v", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	res, err := worker.Provision(t.Context(), js, worker.Topology{
+		Stream: "ALERTS", Subjects: []string{"alerts.>"}, Consumer: "alertdesk",
+		DLQStream: "ALERTS_DLQ", StateBucket: "alertdesk_incidents",
+	})
+	if err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	opts.Logger = zerolog.Nop()
+	opts.Now = func() time.Time { return ingestNow }
+	in := worker.NewIngest(js, opts)
+	if in == nil {
+		t.Fatal("NewIngest returned nil")
+	}
+	mux := http.NewServeMux()
+	in.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &ingestEnv{ns: ns, js: js, stream: res.Stream, url: srv.URL, client: srv.Client()}
+}
+
+// ingestAnswer is a decoded reply of the ingest endpoints.
+type ingestAnswer struct {
+	status int
+	header http.Header
+	body   map[string]any
+}
+
+// post sends body to path with the token (none when empty).
+func (e *ingestEnv) post(t *testing.T, path, token, body string) ingestAnswer {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read answer: %v", err)
+	}
+	a := ingestAnswer{status: resp.StatusCode, header: resp.Header}
+	if got := resp.Header.Get("Content-Type"); got != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json (body %s)", got, raw)
+	}
+	if err := json.Unmarshal(raw, &a.body); err != nil {
+		t.Fatalf("answer %d is not JSON: %v: %s", resp.StatusCode, err, raw)
+	}
+	return a
+}
+
+// stored is one message of the input stream.
+type stored struct {
+	Subject, MsgID, Key string
+	Status              mapping.Status
+}
+
+// messages returns what the input stream holds, oldest first.
+func (e *ingestEnv) messages(t *testing.T) []stored {
+	t.Helper()
+	info, err := e.stream.Info(t.Context())
+	if err != nil {
+		t.Fatalf("stream info: %v", err)
+	}
+	var out []stored
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := e.stream.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatalf("get msg %d: %v", seq, err)
+		}
+		alerts, err := mapping.Decode(m.Data, mapping.DecodeOptions{})
+		if err != nil || len(alerts) != 1 {
+			t.Fatalf("stored message %d does not decode to one alert (%v): %s", seq, err, m.Data)
+		}
+		key, err := mapping.Default().Key(&alerts[0])
+		if err != nil {
+			t.Fatalf("stored message %d: %v", seq, err)
+		}
+		out = append(out, stored{Subject: m.Subject, MsgID: m.Header.Get(jetstream.MsgIDHeader), Key: key, Status: alerts[0].Status})
+	}
+	return out
+}
+
+const (
+	ingestEventA = `{"key": "db-7/disk-full", "status": "firing", "severity": "critical",
+		"summary": "Disk / at 97% on db-7", "timestamp": "2026-11-22T10:00:05Z"}`
+	ingestEventB  = `{"key": "web-1/down", "status": "resolved", "summary": "web-1 down"}`
+	ingestWebhook = `{"version": "4", "status": "firing", "receiver": "alertdesk", "alerts": [
+		{"status": "firing", "labels": {"alertname": "SwitchPortDown", "severity": "warning"},
+		 "annotations": {"summary": "Port down on sw-1"}, "startsAt": "2026-11-22T09:55:00Z", "fingerprint": "5f1a2b3c4d5e6f70"},
+		{"status": "resolved", "labels": {"alertname": "HostDown"},
+		 "startsAt": "2026-11-22T09:00:00Z", "endsAt": "2026-11-22T09:30:00Z", "fingerprint": "0a1b2c3d4e5f6071"}]}`
+)
+
+var (
+	storedA = stored{Subject: worker.IngestSubjectAlerts, Key: "db-7/disk-full", Status: mapping.StatusFiring,
+		MsgID: worker.IngestMsgID("db-7/disk-full", mapping.StatusFiring, time.Date(2026, 11, 22, 10, 0, 5, 0, time.UTC))}
+	// B has no time, so it is stamped with the receive time.
+	storedB = stored{Subject: worker.IngestSubjectAlerts, Key: "web-1/down", Status: mapping.StatusResolved,
+		MsgID: worker.IngestMsgID("web-1/down", mapping.StatusResolved, ingestNow)}
+	storedAM1 = stored{Subject: worker.IngestSubjectAlertmanager, Key: "5f1a2b3c4d5e6f70", Status: mapping.StatusFiring,
+		MsgID: worker.IngestMsgID("5f1a2b3c4d5e6f70", mapping.StatusFiring, time.Date(2026, 11, 22, 9, 55, 0, 0, time.UTC))}
+	storedAM2 = stored{Subject: worker.IngestSubjectAlertmanager, Key: "0a1b2c3d4e5f6071", Status: mapping.StatusResolved,
+		MsgID: worker.IngestMsgID("0a1b2c3d4e5f6071", mapping.StatusResolved, time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC))}
+)
+
+func TestIngestAccepts(t *testing.T) {
+	type post struct {
+		path, body string
+		want       map[string]any // the 202 answer
+	}
+	for _, tc := range []struct {
+		name  string
+		posts []post
+		want  []stored
+	}{
+		{
+			name:  "one event",
+			posts: []post{{"/v1/alerts", ingestEventA, map[string]any{"accepted": 1.0}}},
+			want:  []stored{storedA},
+		},
+		{
+			name:  "array of events",
+			posts: []post{{"/v1/alerts", "[" + ingestEventA + "," + ingestEventB + "]", map[string]any{"accepted": 2.0}}},
+			want:  []stored{storedA, storedB},
+		},
+		{
+			name:  "Alertmanager webhook",
+			posts: []post{{"/v1/alertmanager", ingestWebhook, map[string]any{"accepted": 2.0}}},
+			want:  []stored{storedAM1, storedAM2},
+		},
+		{
+			name: "same Alertmanager webhook twice is stored once",
+			posts: []post{
+				{"/v1/alertmanager", ingestWebhook, map[string]any{"accepted": 2.0}},
+				{"/v1/alertmanager", ingestWebhook, map[string]any{"duplicates": 2.0}},
+			},
+			want: []stored{storedAM1, storedAM2},
+		},
+		{
+			name: "a repeated event within an array counts as a duplicate",
+			posts: []post{
+				{"/v1/alerts", ingestEventA, map[string]any{"accepted": 1.0}},
+				{"/v1/alerts", "[" + ingestEventA + "," + ingestEventB + "]", map[string]any{"accepted": 1.0, "duplicates": 1.0}},
+			},
+			want: []stored{storedA, storedB},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newIngestEnv(t, worker.IngestOptions{Token: ingestToken})
+			for _, p := range tc.posts {
+				a := e.post(t, p.path, ingestToken, p.body)
+				if a.status != http.StatusAccepted {
+					t.Errorf("POST %s: status %d, want 202 (%v)", p.path, a.status, a.body)
+				}
+				if diff := cmp.Diff(p.want, a.body); diff != "" {
+					t.Errorf("POST %s answer (-want +got):\n%s", p.path, diff)
+				}
+			}
+			if diff := cmp.Diff(tc.want, e.messages(t)); diff != "" {
+				t.Errorf("stream (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestIngestRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name, path, token, body string
+		maxBytes                int64
+		wantStatus              int
+		wantError               string // part of the JSON "error"
+	}{
+		{name: "bad JSON", path: "/v1/alerts", token: ingestToken, body: `{"key": "a", "status": `,
+			wantStatus: http.StatusBadRequest, wantError: "invalid alert"},
+		{name: "no key", path: "/v1/alerts", token: ingestToken, body: `{"status": "firing", "summary": "x"}`,
+			wantStatus: http.StatusBadRequest, wantError: "no key"},
+		{name: "array with one invalid event", path: "/v1/alerts", token: ingestToken,
+			body:       "[" + ingestEventA + `, {"key": "b", "status": "burning"}]`,
+			wantStatus: http.StatusBadRequest, wantError: "burning"},
+		{name: "native event on the Alertmanager endpoint", path: "/v1/alertmanager", token: ingestToken, body: ingestEventA,
+			wantStatus: http.StatusBadRequest, wantError: "not an Alertmanager webhook payload"},
+		{name: "no token", path: "/v1/alerts", body: ingestEventA,
+			wantStatus: http.StatusUnauthorized, wantError: "bearer token"},
+		{name: "wrong token", path: "/v1/alertmanager", token: "guess", body: ingestWebhook,
+			wantStatus: http.StatusUnauthorized, wantError: "bearer token"},
+		{name: "over the size limit", path: "/v1/alerts", token: ingestToken, maxBytes: 64,
+			body:       `{"key": "a", "status": "firing", "summary": "` + strings.Repeat("x", 100) + `"}`,
+			wantStatus: http.StatusRequestEntityTooLarge, wantError: "over the limit of 64 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newIngestEnv(t, worker.IngestOptions{Token: ingestToken, MaxBytes: tc.maxBytes})
+			a := e.post(t, tc.path, tc.token, tc.body)
+			if a.status != tc.wantStatus {
+				t.Errorf("status %d, want %d (%v)", a.status, tc.wantStatus, a.body)
+			}
+			msg, _ := a.body["error"].(string)
+			if !strings.Contains(msg, tc.wantError) {
+				t.Errorf("error %q does not contain %q", msg, tc.wantError)
+			}
+			if tc.wantStatus == http.StatusUnauthorized && a.header.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+			if got := e.messages(t); len(got) != 0 {
+				t.Errorf("stream holds %d messages, want none: %v", len(got), got)
+			}
+		})
+	}
+}
+
+func TestIngestNATSDown(t *testing.T) {
+	e := newIngestEnv(t, worker.IngestOptions{Token: ingestToken})
+	e.ns.Shutdown()
+	e.ns.WaitForShutdown()
+	a := e.post(t, "/v1/alerts", ingestToken, ingestEventA)
+	if a.status != http.StatusServiceUnavailable {
+		t.Errorf("status %d, want 503 (%v)", a.status, a.body)
+	}
+	if a.header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	if msg, _ := a.body["error"].(string); !strings.Contains(msg, "retry later") {
+		t.Errorf("error %q does not tell the sender to retry", msg)
+	}
+}
+
+func TestIngestAuthScheme(t *testing.T) {
+	e := newIngestEnv(t, worker.IngestOptions{Token: ingestToken})
+	for _, header := range []string{"Bearer " + ingestToken, "bearer " + ingestToken, "BEARER  " + ingestToken} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.url+"/v1/alerts", strings.NewReader(ingestEventA))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", header)
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Errorf("Authorization %q: status %d, want 202", strings.Replace(header, ingestToken, "<token>", 1), resp.StatusCode)
+		}
+	}
+}
+
+func TestIngestOff(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		opts    worker.IngestOptions
+		wantOff bool
+	}{
+		{"no token", worker.IngestOptions{}, true},
+		{"token", worker.IngestOptions{Token: ingestToken}, false},
+		{"open without token", worker.IngestOptions{Open: true}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := worker.NewIngest(nil, tc.opts) == nil; got != tc.wantOff {
+				t.Errorf("NewIngest(%+v) == nil is %v, want %v", tc.opts, got, tc.wantOff)
+			}
+		})
+	}
+}
+
+func TestIngestOpenNeedsNoToken(t *testing.T) {
+	e := newIngestEnv(t, worker.IngestOptions{Open: true})
+	a := e.post(t, "/v1/alerts", "", ingestEventA)
+	if a.status != http.StatusAccepted {
+		t.Errorf("status %d, want 202 (%v)", a.status, a.body)
+	}
+	if diff := cmp.Diff([]stored{storedA}, e.messages(t)); diff != "" {
+		t.Errorf("stream (-want +got):\n%s", diff)
+	}
+}
