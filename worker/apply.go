@@ -98,13 +98,15 @@ func (f *lazyFingerprint) get() (string, error) {
 // outcome and the incident number.
 func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key string, at time.Time) (string, string, error) {
 	ext := mapping.ExternalNumber(key)
+	fp := &lazyFingerprint{m: w.mapping, a: a, key: key}
+	if out, ok, err := w.settledBefore(ext, a, at, fp); ok || err != nil {
+		return out, "", err
+	}
 	unlock, err := w.locks.lock(ctx, ext)
 	if err != nil {
 		return "", "", err
 	}
 	defer unlock()
-
-	fp := &lazyFingerprint{m: w.mapping, a: a, key: key}
 
 	busy := busyWait{next: 2 * time.Millisecond, budget: 2 * time.Second}
 	for attempt := 0; ; attempt++ {
@@ -131,6 +133,7 @@ func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key string, at tim
 			st.Claim = nil
 			st.Uncertain = true
 		}
+		w.seen.remember(ext, &st)
 		if !st.LastEvent.IsZero() && at.Before(st.LastEvent) {
 			return outcomeStale, st.Number, nil
 		}
@@ -153,6 +156,7 @@ func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key string, at tim
 			} else if err != nil {
 				return "", "", err
 			}
+			w.seen.remember(ext, &st)
 			return outcomeDuplicate, st.Number, nil
 		}
 
@@ -182,8 +186,32 @@ func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key string, at tim
 		if err := w.commit(ext, &st, crev); err != nil {
 			return "", st.Number, fmt.Errorf("incident %s written but its state was not: %w", st.Number, err)
 		}
+		w.seen.remember(ext, &st)
 		return out, st.Number, nil
 	}
+}
+
+// settledBefore reports whether the event changes nothing because this
+// worker already saw a newer applied event of the key (stale), or this very
+// event (duplicate: same time, same status, same content). Applied event
+// times only grow, so the answer holds whatever happened since.
+func (w *Worker) settledBefore(ext string, a *mapping.Alert, at time.Time, fp *lazyFingerprint) (string, bool, error) {
+	s, ok := w.seen.get(ext)
+	switch {
+	case !ok:
+		return "", false, nil
+	case at.Before(s.at):
+		return outcomeStale, true, nil
+	case !at.Equal(s.at) || s.status != string(a.Status):
+		return "", false, nil
+	case a.Status == mapping.StatusResolved:
+		return outcomeDuplicate, true, nil
+	}
+	v, err := fp.get()
+	if err != nil {
+		return "", false, err
+	}
+	return outcomeDuplicate, v == s.fingerprint && v != "", nil
 }
 
 // commit writes the state over our claim. It uses its own short deadline so
@@ -221,15 +249,15 @@ func (w *Worker) write(ctx context.Context, a *mapping.Alert, key, ext string, a
 		if d, err = w.decide(st, a, at, fp); err != nil {
 			return "", err
 		}
+		if d == doNothing && a.Status == mapping.StatusFiring && st.Open {
+			// What the open incident shows is unknown: it was adopted from
+			// TOPdesk, or a write to it (by a worker killed mid-call, or
+			// whose response was lost) may or may not have landed. Write
+			// this event's content so that the newest event wins.
+			d = doUpdate
+		}
 	}
 	if d == doNothing {
-		if a.Status == mapping.StatusFiring && st.Open && st.Fingerprint == "" {
-			v, err := fp.get()
-			if err != nil {
-				return "", err
-			}
-			st.Fingerprint = v
-		}
 		return outcomeDuplicate, nil
 	}
 

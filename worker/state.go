@@ -164,3 +164,51 @@ func (l *keyLocks) lock(ctx context.Context, key string) (func(), error) {
 		return nil, ctx.Err()
 	}
 }
+
+// seen is the newest applied event of a key that this worker observed.
+type seen struct {
+	at          time.Time
+	status      string
+	fingerprint string
+}
+
+// seenCache remembers, per key, the newest applied event this worker saw in
+// the KV state. An applied event time only ever grows, so an event that is
+// older than one seen here, or the same event again, changes nothing
+// whatever other workers did since: it is settled without reading the
+// state. That keeps duplicate storms off the KV bucket. Bounded: past max
+// keys an arbitrary entry is forgotten, which only costs a KV read.
+type seenCache struct {
+	mu  sync.Mutex
+	m   map[string]seen
+	max int
+}
+
+func (c *seenCache) get(key string) (seen, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.m[key]
+	return s, ok
+}
+
+// remember records st's newest applied event for key.
+func (c *seenCache) remember(key string, st *incidentState) {
+	if st.LastEvent.IsZero() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]seen)
+	}
+	if old, ok := c.m[key]; ok && old.at.After(st.LastEvent) {
+		return
+	}
+	if _, ok := c.m[key]; !ok && len(c.m) >= c.max {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[key] = seen{at: st.LastEvent, status: st.LastStatus, fingerprint: st.Fingerprint}
+}

@@ -54,6 +54,7 @@ type Options struct {
 	ShutdownTimeout  time.Duration // how long in-flight events may finish after Run's ctx ends [20s]
 	LagInterval      time.Duration // how often consumer lag is read for the metrics [10s]
 	ReconcileRetry   time.Duration // how often an unreconciled state bucket is reconciled [1m]
+	SeenKeys         int           // keys whose newest applied event is remembered in memory [100000]
 
 	Decode mapping.DecodeOptions
 
@@ -88,6 +89,9 @@ func (o *Options) setDefaults() {
 	def(&o.ShutdownTimeout, 20*time.Second)
 	def(&o.LagInterval, 10*time.Second)
 	def(&o.ReconcileRetry, time.Minute)
+	if o.SeenKeys <= 0 {
+		o.SeenKeys = 100_000
+	}
 	if o.BreakerThreshold <= 0 {
 		o.BreakerThreshold = 5
 	}
@@ -115,6 +119,7 @@ type Worker struct {
 	m       *metrics
 	state   stateStore
 	locks   keyLocks
+	seen    seenCache
 	dlq     *DLQ
 	gate    gate
 	breaker breaker
@@ -152,6 +157,7 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 		heartbeat: ackWait / 3,
 	}
 	w.breaker.threshold = opts.BreakerThreshold
+	w.seen.max = opts.SeenKeys
 	return w, nil
 }
 
