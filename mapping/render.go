@@ -92,23 +92,13 @@ func (m *Mapping) Render(a *Alert, key string, op Op) (*Rendered, error) {
 	if key == "" {
 		return nil, invalidf("empty key")
 	}
-	d := &templateData{
-		Key: key, Status: string(a.Status), Severity: a.Severity, Summary: a.Summary,
-		Description: a.Description, Source: a.Source, URL: a.URL,
-		Labels: a.Labels, Annotations: a.Annotations,
-		StartsAt: a.StartsAt, EndsAt: a.EndsAt, Timestamp: a.Timestamp,
-		ExternalNumber: ExternalNumber(key),
-	}
+	d := newTemplateData(a, key)
 	buf := m.getBuf()
 	defer m.bufs.Put(buf)
 
-	brief, err := execute(buf, m.brief, d)
+	brief, err := m.briefLine(buf, d)
 	if err != nil {
 		return nil, err
-	}
-	brief = oneLine(brief)
-	if brief == "" {
-		return nil, fmt.Errorf("%w: incident.briefDescription rendered empty", ErrTemplate)
 	}
 	firing := truncate(brief, MaxBriefDescription)
 	lvl := m.levelFor(a.Severity)
@@ -213,6 +203,46 @@ func setLevel(r *topdesk.IncidentRequest, l *level) {
 		return
 	}
 	r.Priority, r.Impact, r.Urgency = ref(l.Priority), ref(l.Impact), ref(l.Urgency)
+}
+
+// Fingerprint returns the content fingerprint of the alert, the same as
+// Render's for every op, without rendering a request: it executes only the
+// brief description. The worker calls it for every duplicate event.
+func (m *Mapping) Fingerprint(a *Alert, key string) (string, error) {
+	if key == "" {
+		return "", invalidf("empty key")
+	}
+	buf := m.getBuf()
+	defer m.bufs.Put(buf)
+	brief, err := m.briefLine(buf, newTemplateData(a, key))
+	if err != nil {
+		return "", err
+	}
+	return fingerprint(truncate(brief, MaxBriefDescription), a.Severity, m.levelFor(a.Severity)), nil
+}
+
+func newTemplateData(a *Alert, key string) *templateData {
+	return &templateData{
+		Key: key, Status: string(a.Status), Severity: a.Severity, Summary: a.Summary,
+		Description: a.Description, Source: a.Source, URL: a.URL,
+		Labels: a.Labels, Annotations: a.Annotations,
+		StartsAt: a.StartsAt, EndsAt: a.EndsAt, Timestamp: a.Timestamp,
+		ExternalNumber: ExternalNumber(key),
+	}
+}
+
+// briefLine renders the brief description on one line, not yet cut to
+// TOPdesk's limit (the resolved form adds a prefix first).
+func (m *Mapping) briefLine(buf *bytes.Buffer, d *templateData) (string, error) {
+	brief, err := execute(buf, m.brief, d)
+	if err != nil {
+		return "", err
+	}
+	brief = oneLine(brief)
+	if brief == "" {
+		return "", fmt.Errorf("%w: incident.briefDescription rendered empty", ErrTemplate)
+	}
+	return brief, nil
 }
 
 // fingerprint hashes what an update compares.

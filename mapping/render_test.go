@@ -306,3 +306,37 @@ func TestRenderConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// Fingerprint agrees with Render's fingerprint for every op and changes
+// with what an update compares.
+func TestFingerprintMatchesRender(t *testing.T) {
+	m := mapping.Default()
+	base := mapping.Alert{Key: "k", Status: mapping.StatusFiring, Severity: "warning", Summary: "Disk at 91%"}
+	fp, err := m.Fingerprint(&base, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []mapping.Op{mapping.OpCreate, mapping.OpUpdate, mapping.OpResolve, mapping.OpReopen} {
+		r, err := m.Render(&base, "k", op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Fingerprint != fp {
+			t.Errorf("%s: Render fingerprint %s, Fingerprint %s", op, r.Fingerprint, fp)
+		}
+	}
+	for name, change := range map[string]func(*mapping.Alert){
+		"severity": func(a *mapping.Alert) { a.Severity = "critical" },
+		"summary":  func(a *mapping.Alert) { a.Summary = "Disk at 97%" },
+	} {
+		a := base
+		change(&a)
+		got, err := m.Fingerprint(&a, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == fp {
+			t.Errorf("changing the %s left the fingerprint unchanged", name)
+		}
+	}
+}

@@ -84,12 +84,7 @@ type lazyFingerprint struct {
 func (f *lazyFingerprint) get() (string, error) {
 	if !f.done {
 		f.done = true
-		r, err := f.m.Render(f.a, f.key, mapping.OpUpdate)
-		if err != nil {
-			f.err = err
-		} else {
-			f.v = r.Fingerprint
-		}
+		f.v, f.err = f.m.Fingerprint(f.a, f.key)
 	}
 	return f.v, f.err
 }

@@ -21,7 +21,7 @@ import (
 // testEnv is a real embedded JetStream server, the provisioned topology, the
 // TOPdesk simulator and a real client for it.
 type testEnv struct {
-	t        *testing.T
+	t        testing.TB
 	ns       *server.Server
 	nc       *nats.Conn
 	js       jetstream.JetStream
@@ -34,7 +34,7 @@ type testEnv struct {
 	mapping  *mapping.Mapping
 }
 
-func startJetStream(t *testing.T) *server.Server {
+func startJetStream(t testing.TB) *server.Server {
 	t.Helper()
 	ns, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
@@ -50,7 +50,7 @@ func startJetStream(t *testing.T) *server.Server {
 	return ns
 }
 
-func newEnv(t *testing.T, simOpts topdesktest.Options) *testEnv {
+func newEnv(t testing.TB, simOpts topdesktest.Options) *testEnv {
 	t.Helper()
 	e := &testEnv{t: t, ns: startJetStream(t), mapping: mapping.Default()}
 	var err error
@@ -200,7 +200,7 @@ func (e *testEnv) waitSettled(timeout time.Duration) {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(10 * time.Millisecond)

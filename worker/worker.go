@@ -177,8 +177,10 @@ func (w *Worker) Ready() error {
 // messages back to the stream, lets in-flight events finish for up to
 // ShutdownTimeout (then cancels them, and they are redelivered), and returns.
 func (w *Worker) Run(ctx context.Context) error {
+	// Prefetch a few messages per handler so that pull round trips overlap
+	// with handling; a bounded buffer, kept alive by the ack wait.
 	it, err := w.res.Consumer.Messages(
-		jetstream.PullMaxMessages(w.opts.Concurrency),
+		jetstream.PullMaxMessages(min(max(4*w.opts.Concurrency, 64), 1024)),
 		jetstream.WithMessagesErrOnMissingHeartbeat(false),
 	)
 	if err != nil {
@@ -197,8 +199,20 @@ func (w *Worker) Run(ctx context.Context) error {
 	bg.Go(func() { w.keepReconciled(ctx) })
 	w.log.Info().Int("concurrency", w.opts.Concurrency).Int("max_deliver", w.opts.MaxDeliver).Msg("worker started")
 
-	sem := make(chan struct{}, w.opts.Concurrency)
+	// A fixed pool of handlers: their stacks, grown once by template
+	// execution and JSON decoding, are reused instead of grown per message.
+	work := make(chan jetstream.Msg)
+	idle := make(chan struct{}, w.opts.Concurrency)
 	var inflight sync.WaitGroup
+	for range w.opts.Concurrency {
+		idle <- struct{}{}
+		inflight.Go(func() {
+			for msg := range work {
+				w.process(workCtx, msg)
+				idle <- struct{}{}
+			}
+		})
+	}
 	var runErr error
 loop:
 	for {
@@ -206,13 +220,13 @@ loop:
 			break
 		}
 		select {
-		case sem <- struct{}{}:
+		case <-idle:
 		case <-ctx.Done():
 			break loop
 		}
 		msg, err := it.Next()
 		if err != nil {
-			<-sem
+			idle <- struct{}{}
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				break
 			}
@@ -230,15 +244,13 @@ loop:
 			continue
 		}
 		if ctx.Err() != nil {
-			<-sem
+			idle <- struct{}{}
 			w.settle(msg, result{}, errShutdown)
 			continue
 		}
-		inflight.Go(func() {
-			defer func() { <-sem }()
-			w.process(workCtx, msg)
-		})
+		work <- msg // a handler is idle: it takes it at once
 	}
+	close(work)
 	if runErr != nil {
 		it.Stop()
 	}
