@@ -1,0 +1,573 @@
+// Command alertdesk-bench is the load harness behind `make bench`. In one
+// run on one machine it starts an embedded JetStream server and the TOPdesk
+// simulator, publishes a scenario, runs alertdesk workers (as separate
+// processes, or in this process) and a baseline without product logic
+// (consume, one POST to the same simulator, ack) at the same concurrency,
+// and prints a table: alerts/s, TOPdesk requests/s, publish-to-TOPdesk
+// latency, CPU seconds per 1,000 alerts, peak RSS, and the ratio to the
+// baseline. Figures are relative to this machine; quote medians of several
+// runs (-runs).
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/alertdesk/alertdesk/mapping"
+	"github.com/alertdesk/alertdesk/topdesk"
+	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
+	"github.com/alertdesk/alertdesk/worker"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+// scenario is one load shape.
+type scenario struct {
+	name        string
+	desc        string
+	latency     time.Duration // simulator latency per request
+	concurrency int           // per worker
+	workers     []int         // worker process counts to measure
+	paced       float64       // events/s while the workers run; 0 = publish everything first
+	events      func(scale float64) []event
+	wantCreates func(scale float64) int
+}
+
+type event struct {
+	key, status, severity string
+	at                    time.Time
+}
+
+var t0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+func scaled(n int, scale float64) int { return max(1, int(float64(n)*scale)) }
+
+func uniqueKeys(n int) []event {
+	ev := make([]event, n)
+	for i := range ev {
+		ev[i] = event{key: fmt.Sprintf("host-%06d/unique", i), status: "firing", severity: "critical", at: t0.Add(time.Duration(i) * time.Millisecond)}
+	}
+	return ev
+}
+
+var scenarios = []scenario{
+	{
+		name: "a", desc: "unique keys, create path", concurrency: 16, workers: []int{1},
+		events:      func(s float64) []event { return uniqueKeys(scaled(5000, s)) },
+		wantCreates: func(s float64) int { return scaled(5000, s) },
+	},
+	{
+		name: "b", desc: "duplicate storm: 100,000 firing over 1,000 keys", concurrency: 16, workers: []int{1},
+		events: func(s float64) []event {
+			n, keys := scaled(100000, s), 1000
+			ev := make([]event, n)
+			for i := range ev {
+				// Re-notifications as Alertmanager sends them: the same
+				// startsAt every time.
+				ev[i] = event{key: fmt.Sprintf("host-%04d/dup", i%keys), status: "firing", severity: "warning", at: t0}
+			}
+			return ev
+		},
+		wantCreates: func(float64) int { return 1000 },
+	},
+	{
+		name: "c", desc: "churn: firing, resolved, firing over 10,000 keys", concurrency: 16, workers: []int{1},
+		events: func(s float64) []event {
+			keys := scaled(10000, s)
+			ev := make([]event, 0, 3*keys)
+			for round, status := range []string{"firing", "resolved", "firing"} {
+				for k := range keys {
+					ev = append(ev, event{key: fmt.Sprintf("host-%05d/churn", k), status: status, severity: "critical",
+						at: t0.Add(time.Duration(round)*time.Minute + time.Duration(k)*time.Microsecond)})
+				}
+			}
+			return ev
+		},
+		wantCreates: func(s float64) int { return scaled(10000, s) },
+	},
+	{
+		name: "d", desc: "latency-bound: simulator 20 ms, concurrency 64", latency: 20 * time.Millisecond, concurrency: 64, workers: []int{1},
+		events:      func(s float64) []event { return uniqueKeys(scaled(6400, s)) },
+		wantCreates: func(s float64) int { return scaled(6400, s) },
+	},
+	{
+		name: "e", desc: "scale-out: 1 vs 3 worker processes, simulator 20 ms", latency: 20 * time.Millisecond, concurrency: 16, workers: []int{1, 3},
+		events:      func(s float64) []event { return uniqueKeys(scaled(4800, s)) },
+		wantCreates: func(s float64) int { return scaled(4800, s) },
+	},
+	{
+		name: "f", desc: "backlog: 100,000 events published before the workers start", concurrency: 16, workers: []int{1},
+		events:      func(s float64) []event { return uniqueKeys(scaled(100000, s)) },
+		wantCreates: func(s float64) int { return scaled(100000, s) },
+	},
+	{
+		name: "L", desc: "latency at 1,000 alerts/s, simulator 0 ms", concurrency: 16, workers: []int{1}, paced: 1000,
+		events:      func(s float64) []event { return uniqueKeys(scaled(5000, s)) },
+		wantCreates: func(s float64) int { return scaled(5000, s) },
+	},
+}
+
+// result is one measured run.
+type result struct {
+	scenario, impl string
+	workers        int
+	alerts         int
+	elapsed        time.Duration
+	requests       int
+	p50, p99       time.Duration
+	cpu            time.Duration // worker processes' user+system CPU
+	peakRSS        int64         // largest worker VmHWM, bytes
+	creates        int
+	dlq            int
+}
+
+func (r result) rate() float64 { return float64(r.alerts) / r.elapsed.Seconds() }
+
+func run(args []string) int {
+	if len(args) > 0 && args[0] == "baseline-worker" {
+		return baselineWorker(args[1:])
+	}
+	fs := flag.NewFlagSet("alertdesk-bench", flag.ContinueOnError)
+	only := fs.String("scenarios", "a,b,c,d,e,f,L", "comma-separated scenarios to run")
+	runs := fs.Int("runs", 3, "runs per measurement; the table shows medians")
+	scale := fs.Float64("scale", 1, "multiply every scenario's event count")
+	bin := fs.String("bin", "bin/alertdesk", "alertdesk binary for worker processes")
+	noBaseline := fs.Bool("no-baseline", false, "skip the baseline runs")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if _, err := os.Stat(*bin); err != nil {
+		fmt.Fprintf(os.Stderr, "alertdesk-bench: -bin %s: %v (run `make build` first)\n", *bin, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "scenario\timpl\tworkers\talerts\talerts/s\tTOPdesk req/s\tp50\tp99\tCPU s/1k\tpeak RSS MiB\tcreates\tvs baseline\t\n")
+	failed := false
+	for _, sc := range scenarios {
+		if !slices.Contains(strings.Split(*only, ","), sc.name) {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "scenario %s: %s\n", sc.name, sc.desc)
+		var base *result
+		if !*noBaseline && sc.name != "b" && sc.name != "c" {
+			// A baseline only exists for create-only loads: it has no
+			// dedupe, so it cannot do duplicates or churn.
+			r, err := median(ctx, *runs, func() (result, error) { return measure(ctx, sc, "baseline", 1, *bin, *scale) })
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "scenario %s baseline: %v\n", sc.name, err)
+				failed = true
+				continue
+			}
+			base = &r
+			printRow(tw, r, nil)
+		}
+		for _, n := range sc.workers {
+			r, err := median(ctx, *runs, func() (result, error) { return measure(ctx, sc, "alertdesk", n, *bin, *scale) })
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "scenario %s alertdesk x%d: %v\n", sc.name, n, err)
+				failed = true
+				continue
+			}
+			printRow(tw, r, base)
+		}
+		tw.Flush()
+	}
+	tw.Flush()
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+func printRow(tw io.Writer, r result, base *result) {
+	ratio := "-"
+	if base != nil {
+		ratio = fmt.Sprintf("%.2fx", r.rate()/base.rate())
+	}
+	lat := func(d time.Duration) string {
+		if d == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000)
+	}
+	fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.0f\t%s\t%s\t%.3f\t%.1f\t%d\t%s\t\n",
+		r.scenario, r.impl, r.workers, r.alerts, r.rate(), float64(r.requests)/r.elapsed.Seconds(),
+		lat(r.p50), lat(r.p99), r.cpu.Seconds()/float64(r.alerts)*1000, float64(r.peakRSS)/(1<<20), r.creates, ratio)
+}
+
+// median runs f n times and returns the run with the median throughput.
+func median(ctx context.Context, n int, f func() (result, error)) (result, error) {
+	var rs []result
+	for range n {
+		if ctx.Err() != nil {
+			return result{}, ctx.Err()
+		}
+		r, err := f()
+		if err != nil {
+			return result{}, err
+		}
+		rs = append(rs, r)
+	}
+	slices.SortFunc(rs, func(a, b result) int { return int(a.elapsed - b.elapsed) })
+	return rs[len(rs)/2], nil
+}
+
+// measure runs one scenario once with fresh NATS, simulator and state.
+func measure(ctx context.Context, sc scenario, impl string, workers int, bin string, scale float64) (result, error) {
+	dir, err := os.MkdirTemp("", "alertdesk-bench-")
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(dir)
+
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true})
+	if err != nil {
+		return result{}, err
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return result{}, errors.New("NATS not ready")
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+
+	sim := topdesktest.New(topdesktest.Options{MaxRequests: 1 << 20})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return result{}, err
+	}
+	simURL := "http://" + ln.Addr().String()
+	sim.SetURL(simURL)
+	if sc.latency > 0 {
+		sim.Inject(topdesktest.Fault{Path: "/tas/api/incidents", Delay: sc.latency})
+	}
+	srv := &http.Server{Handler: sim}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintf(os.Stderr, "simulator: %v\n", err)
+		}
+	}()
+	defer srv.Close()
+
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		return result{}, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return result{}, err
+	}
+	topo := worker.Topology{Stream: "ALERTS", Subjects: []string{"alerts.>"}, Consumer: "alertdesk",
+		DLQStream: "ALERTS_DLQ", StateBucket: "alertdesk_incidents"}
+	res, err := worker.Provision(ctx, js, topo)
+	if err != nil {
+		return result{}, err
+	}
+
+	events := sc.events(scale)
+	published := make([]time.Time, len(events))
+	pub := func(i int) error {
+		e := events[i]
+		b, err := json.Marshal(map[string]any{"key": e.key, "status": e.status, "severity": e.severity,
+			"summary": "Disk full on " + e.key, "source": "bench", "timestamp": e.at.Format(time.RFC3339Nano)})
+		if err != nil {
+			return err
+		}
+		published[i] = time.Now()
+		_, err = js.PublishAsync("alerts.bench", b)
+		return err
+	}
+	if sc.paced == 0 {
+		for i := range events {
+			if err := pub(i); err != nil {
+				return result{}, err
+			}
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(2 * time.Minute):
+			return result{}, errors.New("publish acks timed out")
+		}
+	}
+
+	start := time.Now()
+	var procs []*exec.Cmd
+	for w := range workers {
+		var cmd *exec.Cmd
+		switch impl {
+		case "baseline":
+			self, err := os.Executable()
+			if err != nil {
+				return result{}, err
+			}
+			cmd = exec.CommandContext(ctx, self, "baseline-worker", "-nats", ns.ClientURL(), "-topdesk", simURL,
+				"-concurrency", strconv.Itoa(sc.concurrency))
+		default:
+			cmd = exec.CommandContext(ctx, bin, "run")
+			cmd.Env = append(os.Environ(),
+				"ALERTDESK_NATS_URL="+ns.ClientURL(),
+				"ALERTDESK_TOPDESK_URL="+simURL,
+				"ALERTDESK_TOPDESK_USERNAME="+topdesktest.DefaultUsername,
+				"ALERTDESK_TOPDESK_PASSWORD="+topdesktest.DefaultPassword,
+				"ALERTDESK_CONCURRENCY="+strconv.Itoa(sc.concurrency),
+				"ALERTDESK_HTTP_ADDR=127.0.0.1:0",
+				"ALERTDESK_LOG_LEVEL=warn",
+			)
+		}
+		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("worker-%d.log", w)))
+		if err != nil {
+			return result{}, err
+		}
+		defer logf.Close()
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		if err := cmd.Start(); err != nil {
+			return result{}, err
+		}
+		procs = append(procs, cmd)
+	}
+	var rssMu sync.Mutex
+	var peak int64
+	var cpu time.Duration
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for _, p := range procs {
+				if hwm := procHWM(p.Process.Pid); hwm > 0 {
+					rssMu.Lock()
+					peak = max(peak, hwm)
+					rssMu.Unlock()
+				}
+			}
+			select {
+			case <-stopSampling:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	if sc.paced > 0 {
+		interval := time.Duration(float64(time.Second) / sc.paced)
+		next := time.Now()
+		for i := range events {
+			if d := time.Until(next); d > 0 {
+				t := time.NewTimer(d)
+				<-t.C
+			}
+			next = next.Add(interval)
+			if err := pub(i); err != nil {
+				return result{}, err
+			}
+		}
+	}
+
+	want := sc.wantCreates(scale)
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		info, err := res.Consumer.Info(ctx)
+		si, serr := res.Stream.Info(ctx)
+		if err == nil && serr == nil && info.NumPending == 0 && info.NumAckPending == 0 &&
+			info.AckFloor.Stream >= si.State.LastSeq && int(si.State.Msgs) == len(events) {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return result{}, fmt.Errorf("not done in time: %+v", info)
+		}
+		t := time.NewTimer(5 * time.Millisecond)
+		<-t.C
+	}
+	elapsed := time.Since(start)
+	for _, p := range procs {
+		cpu += procCPU(p.Process.Pid)
+	}
+	close(stopSampling)
+	<-sampled
+	for _, p := range procs {
+		if err := p.Process.Signal(syscall.SIGTERM); err != nil {
+			return result{}, err
+		}
+	}
+	for _, p := range procs {
+		if err := p.Wait(); err != nil {
+			return result{}, fmt.Errorf("worker exited: %w (log in %s)", err, dir)
+		}
+	}
+
+	r := result{scenario: sc.name, impl: impl, workers: workers, alerts: len(events), elapsed: elapsed, cpu: cpu, peakRSS: peak}
+	var lat []time.Duration
+	firstPost := map[string]time.Time{}
+	for _, req := range sim.Requests() {
+		// Incident traffic only: not the searchlist lookups at start-up.
+		if req.Path != "/tas/api/incidents" && !strings.HasPrefix(req.Path, "/tas/api/incidents/id/") &&
+			!strings.HasPrefix(req.Path, "/tas/api/incidents/number/") {
+			continue
+		}
+		r.requests++
+		if req.Method == http.MethodPost && req.Status == http.StatusCreated {
+			var body struct {
+				ExternalNumber string `json:"externalNumber"`
+			}
+			if json.Unmarshal(req.Body, &body) == nil {
+				if _, seen := firstPost[body.ExternalNumber]; !seen {
+					firstPost[body.ExternalNumber] = req.At
+				}
+			}
+		}
+	}
+	r.creates = len(firstPost)
+	if sc.paced > 0 {
+		for i, e := range events {
+			if at, ok := firstPost[mapping.ExternalNumber(e.key)]; ok {
+				lat = append(lat, at.Sub(published[i]))
+			}
+		}
+		slices.Sort(lat)
+		if len(lat) > 0 {
+			r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+		}
+	}
+	if impl == "alertdesk" && r.creates != want {
+		return r, fmt.Errorf("%d incidents created, want %d (logs in %s)", r.creates, want, dir)
+	}
+	return r, nil
+}
+
+// procHWM is a process's peak resident set size in bytes (0 if unknown).
+func procHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// procCPU is a process's user+system CPU time so far.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may contain spaces) in parens.
+	rest := string(b[bytes.LastIndexByte(b, ')')+2:])
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	const clkTck = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / clkTck
+}
+
+// baselineWorker is the comparison without product logic: consume, one
+// POST of an incident to the simulator, ack, at the same concurrency.
+func baselineWorker(args []string) int {
+	fs := flag.NewFlagSet("baseline-worker", flag.ContinueOnError)
+	natsURL := fs.String("nats", "", "NATS URL")
+	tdURL := fs.String("topdesk", "", "simulator URL")
+	concurrency := fs.Int("concurrency", 16, "messages in flight")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := zerolog.New(os.Stderr)
+	nc, err := nats.Connect(*natsURL)
+	if err != nil {
+		log.Error().Err(err).Msg("connect")
+		return 1
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 1
+	}
+	cons, err := js.Consumer(ctx, "ALERTS", "alertdesk")
+	if err != nil {
+		log.Error().Err(err).Msg("consumer")
+		return 1
+	}
+	td, err := topdesk.NewClient(*tdURL, topdesk.Options{Username: topdesktest.DefaultUsername, Password: topdesktest.DefaultPassword})
+	if err != nil {
+		return 1
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(*concurrency))
+	if err != nil {
+		return 1
+	}
+	go func() { <-ctx.Done(); it.Stop() }()
+	sem := make(chan struct{}, *concurrency)
+	var wg sync.WaitGroup
+	for {
+		sem <- struct{}{}
+		msg, err := it.Next()
+		if err != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			var ev struct {
+				Key     string `json:"key"`
+				Summary string `json:"summary"`
+			}
+			if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+				log.Error().Err(err).Msg("decode")
+				return
+			}
+			_, err := td.CreateIncident(ctx, &topdesk.IncidentRequest{
+				Caller:           &topdesk.Caller{DynamicName: "alertdesk"},
+				BriefDescription: ev.Summary,
+				Request:          "Alert " + ev.Key,
+				ExternalNumber:   mapping.ExternalNumber(ev.Key),
+			})
+			if err != nil {
+				log.Error().Err(err).Msg("create")
+				if err := msg.Nak(); err != nil {
+					log.Error().Err(err).Msg("nak")
+				}
+				return
+			}
+			if err := msg.Ack(); err != nil {
+				log.Error().Err(err).Msg("ack")
+			}
+		})
+	}
+	wg.Wait()
+	return 0
+}
