@@ -111,6 +111,9 @@ func Decode(data []byte, opts DecodeOptions) ([]Alert, error) {
 	}
 	switch trimmed[0] {
 	case '{':
+		if a, ok := decodeNativeFast(trimmed); ok {
+			return []Alert{a}, nil
+		}
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(trimmed, &obj); err != nil {
 			return nil, invalidf("payload: %s", jsonProblem(err))

@@ -1,0 +1,84 @@
+package mapping
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// slowNative is the field-by-field path that decodeNativeFast must agree with.
+func slowNative(data []byte) (Alert, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return Alert{}, err
+	}
+	return decodeNative(obj)
+}
+
+// checkFastPath fails when the fast path accepts an event differently from
+// the field-by-field path.
+func checkFastPath(t *testing.T, data []byte) {
+	t.Helper()
+	fast, ok := decodeNativeFast(data)
+	if !ok {
+		return
+	}
+	slow, err := slowNative(data)
+	if err != nil {
+		t.Fatalf("fast path accepted %q, the field-by-field path rejects it: %v", data, err)
+	}
+	if diff := cmp.Diff(slow, fast); diff != "" {
+		t.Fatalf("fast path decodes %q differently (-slow +fast):\n%s", data, diff)
+	}
+}
+
+func TestDecodeFastPathAgrees(t *testing.T) {
+	cases := []string{
+		`{"key":"k","status":"firing"}`,
+		`{"key":"k","status":"firing","labels":{},"annotations":{"a":"b"}}`,
+		`{"key":"k","status":"firing","labels":{"a":null}}`,
+		`{"key":null,"status":"resolved","endsAt":"2026-11-22T10:00:00Z"}`,
+		`{"key":"k","status":"firing","startsAt":"0001-01-01T00:00:00Z"}`,
+		`{"Key":"k","status":"firing"}`,                                       // case differs: slow path rejects
+		`{"key":"k","status":"firing","labels":{"a":"b"},"labels":{"c":"d"}}`, // duplicate key
+		`{"key":"k","status":"firing","extra":1}`,
+		`{"key":"k","status":"firing","summary":"a \"quoted\" \\ text {]"}`,
+		`{"k\u0065y":"k","status":"firing"}`,
+		`{"key":"k","status":"firing","labels":{"a":1}}`,
+		`{"key":"k","status":"burning"}`,
+		`{"key":"k","status":"firing","timestamp":"yesterday"}`,
+		`{"key":"k","status":"firing"} trailing`,
+		`{"key":"k","status":"firing",}`,
+		`{"version":"4","alerts":[]}`,
+		` { "key" : "k" , "status" : "firing" } `,
+		`{}`,
+	}
+	for _, c := range cases {
+		checkFastPath(t, []byte(c))
+	}
+	if _, ok := decodeNativeFast([]byte(`{"key":"k","status":"firing","summary":"x"}`)); !ok {
+		t.Fatal("the fast path does not take a plain native event")
+	}
+	files, _ := filepath.Glob("testdata/*.alert.json")
+	seeds, _ := filepath.Glob("testdata/fuzz/FuzzDecode/*")
+	for _, f := range append(files, seeds...) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkFastPath(t, data)
+	}
+}
+
+// FuzzDecodeFastPath checks that the single-pass decoder never accepts an
+// event differently from the field-by-field one.
+func FuzzDecodeFastPath(f *testing.F) {
+	f.Add([]byte(`{"key":"k","status":"firing","labels":{"a":"b"}}`))
+	f.Add([]byte(`{"key":"k","status":"resolved","summary":"a \"b\"","timestamp":"2026-11-22T10:00:05Z"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkFastPath(t, data)
+	})
+}
