@@ -26,8 +26,20 @@ lint: vet fmt-check
 	@if command -v golangci-lint >/dev/null 2>&1; then golangci-lint run ./...; \
 	else echo "golangci-lint not installed; ran go vet and the gofmt check only"; fi
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+# Go benchmarks of the hot paths, then the load harness against a baseline
+# measured in the same run (BENCHFLAGS, e.g. -scenarios a,b -runs 5 -scale 0.5).
+BENCHFLAGS ?= -runs 3
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./mapping ./topdesk ./worker
+	$(GO) build -o bin/alertdesk-bench ./cmd/alertdesk-bench
+	bin/alertdesk-bench -bin $(BIN) $(BENCHFLAGS)
+
+# Fault-injection suite with real nats-server and alertdesk processes; prints
+# one summary line per scenario at the end.
+chaos:
+	@sum=$$(mktemp); \
+	$(GO) test -count=1 -v -timeout 30m ./worker/chaos/ -chaos.full -chaos.summary=$$sum; rc=$$?; \
+	echo; echo "chaos summary:"; cat $$sum; rm -f $$sum; exit $$rc
 
 clean:
 	rm -rf bin data

@@ -51,11 +51,9 @@ func (w *Worker) decide(st *incidentState, a *mapping.Alert, at time.Time, fp *l
 	switch {
 	case st.IncidentID == "":
 		return doCreate, nil
-	case st.Open && st.Fingerprint == "":
-		// An adopted incident whose content we never rendered: adopt it as
-		// it is.
-		return doNothing, nil
 	case st.Open:
+		// An adopted incident has no fingerprint: its content is unknown, so
+		// the first firing event writes its own.
 		v, err := fp.get()
 		if err != nil {
 			return doNothing, err
@@ -121,7 +119,7 @@ func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key string, at tim
 					attempt--
 					continue
 				}
-				return "", st.Number, &retryLaterError{after: min(lapse.Sub(now), w.opts.RedeliverMin), err: errKeyBusy}
+				return "", st.Number, &retryLaterError{after: min(lapse.Sub(now), w.opts.RedeliverMin), within: lapse.Sub(now), err: errKeyBusy}
 			}
 			// The claim lapsed (its owner died mid-write) or is a leftover of
 			// ours: whether its write reached TOPdesk is unknown.

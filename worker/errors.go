@@ -38,10 +38,13 @@ var errKeyBusy = errors.New("another worker is writing this alert key")
 // worker is stopping; it is redelivered at once to another worker.
 var errShutdown = errors.New("worker shutting down")
 
-// retryLaterError asks for a redelivery no sooner than after.
+// retryLaterError asks for a redelivery no sooner than after and, when
+// within is set, no later than within (waiting longer gains nothing, e.g.
+// a claim of another worker lapses by then).
 type retryLaterError struct {
-	after time.Duration
-	err   error
+	after  time.Duration
+	within time.Duration
+	err    error
 }
 
 func (e *retryLaterError) Error() string {

@@ -69,6 +69,9 @@ func TestReconcileAdoptsIncidents(t *testing.T) {
 	}
 	if incs := e.incidentsFor("old-open"); len(incs) != 1 || incs[0].Closed {
 		t.Fatalf("old-open: got %+v, want the one adopted open incident", incs)
+	} else if incs[0].BriefDescription != "x" {
+		// Its content was unknown, so the firing event wrote its own.
+		t.Fatalf("old-open: brief description %q, want the event's %q", incs[0].BriefDescription, "x")
 	}
 	if incs := e.incidentsFor("old-resolved"); len(incs) != 1 || !incs[0].Closed {
 		t.Fatalf("old-resolved: got %+v, want the one adopted incident, closed", incs)

@@ -409,10 +409,16 @@ func (w *Worker) settle(msg jetstream.Msg, res result, err error) {
 
 	k, class := classify(err)
 	if k == kindRetry && int(md.NumDelivered) >= w.opts.MaxDeliver {
-		if w.gate.paused() {
+		switch {
+		case w.gate.paused():
 			// TOPdesk is down or refusing us: an outage never dead-letters.
 			l.Warn().Err(err).Msg("delivery limit reached while TOPdesk is unavailable; keeping the event")
-		} else {
+		case errors.Is(err, errKeyBusy):
+			// Another worker's claim on the key always lapses, so waiting
+			// for it is bounded; deliveries spent waiting (or lost to killed
+			// workers) must not dead-letter the event.
+			l.Warn().Err(err).Msg("delivery limit reached while the key is claimed by another worker; keeping the event")
+		default:
 			k, class = kindPermanent, ClassExhausted
 		}
 	}
@@ -426,6 +432,12 @@ func (w *Worker) settle(msg jetstream.Msg, res result, err error) {
 		w.m.events.WithLabelValues(outcomeRetried).Inc()
 	default:
 		delay := w.redeliverDelay(md.NumDelivered)
+		var rl *retryLaterError
+		if errors.As(err, &rl) && rl.within > 0 && delay > rl.within {
+			// A busy key: deliveries lost to killed workers must not push
+			// the retry far past the moment the claim lapses.
+			delay = rl.within
+		}
 		if ra, ok := retryAfter(err); ok && ra > delay {
 			delay = ra
 		}
