@@ -79,6 +79,16 @@ type lazyFingerprint struct {
 	done bool
 }
 
+// set records a fingerprint rendered anyway (it is the same for every op).
+func (f *lazyFingerprint) set(v string) {
+	if !f.done {
+		f.v, f.done = v, true
+	}
+}
+
+// known returns the fingerprint if it was rendered.
+func (f *lazyFingerprint) known() (string, bool) { return f.v, f.done && f.err == nil }
+
 func (f *lazyFingerprint) get() (string, error) {
 	if !f.done {
 		f.done = true
@@ -89,10 +99,9 @@ func (f *lazyFingerprint) get() (string, error) {
 
 // apply brings the key's incident in line with one event and returns the
 // outcome and the incident number.
-func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key string, at time.Time) (string, string, error) {
+func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key string, at time.Time, fp *lazyFingerprint) (string, string, error) {
 	ext := mapping.ExternalNumber(key)
-	fp := &lazyFingerprint{m: w.mapping, a: a, key: key}
-	if out, ok, err := w.settledBefore(ext, a, at, fp); ok || err != nil {
+	if out, ok, err := w.settledFromSeen(ext, at, a.Status, fp.get); ok || err != nil {
 		return out, "", err
 	}
 	unlock, err := w.locks.lock(ctx, ext)
@@ -184,29 +193,6 @@ func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key string, at tim
 	}
 }
 
-// settledBefore reports whether the event changes nothing because this
-// worker already saw a newer applied event of the key (stale), or this very
-// event (duplicate: same time, same status, same content). Applied event
-// times only grow, so the answer holds whatever happened since.
-func (w *Worker) settledBefore(ext string, a *mapping.Alert, at time.Time, fp *lazyFingerprint) (string, bool, error) {
-	s, ok := w.seen.get(ext)
-	switch {
-	case !ok:
-		return "", false, nil
-	case at.Before(s.at):
-		return outcomeStale, true, nil
-	case !at.Equal(s.at) || s.status != string(a.Status):
-		return "", false, nil
-	case a.Status == mapping.StatusResolved:
-		return outcomeDuplicate, true, nil
-	}
-	v, err := fp.get()
-	if err != nil {
-		return "", false, err
-	}
-	return outcomeDuplicate, v == s.fingerprint && v != "", nil
-}
-
 // commit writes the state over our claim. It uses its own short deadline so
 // that a TOPdesk write done just before the handle timeout is still recorded.
 // If the key vanished under the claim (the bucket was lost and made again),
@@ -258,6 +244,7 @@ func (w *Worker) write(ctx context.Context, a *mapping.Alert, key, ext string, a
 	if err != nil {
 		return "", err
 	}
+	fp.set(r.Fingerprint)
 	req := &r.Request
 	if err := w.names.Apply(ctx, req); err != nil {
 		return "", err

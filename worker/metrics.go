@@ -28,6 +28,15 @@ type metrics struct {
 	authOK          prometheus.Gauge
 	pending         prometheus.Gauge
 	ackPending      prometheus.Gauge
+	outcomes        map[string]prometheus.Counter // events by outcome, looked up once
+}
+
+// outcome is the events counter of outcome o.
+func (m *metrics) outcome(o string) prometheus.Counter {
+	if c, ok := m.outcomes[o]; ok {
+		return c
+	}
+	return m.events.WithLabelValues(o)
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -76,8 +85,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	m.authOK.Set(1)
+	m.outcomes = make(map[string]prometheus.Counter)
 	for _, o := range []string{outcomeCreated, outcomeUpdated, outcomeClosed, outcomeReopened, outcomeDuplicate, outcomeStale, outcomeDeadLettered, outcomeRetried} {
-		m.events.WithLabelValues(o)
+		m.outcomes[o] = m.events.WithLabelValues(o)
 	}
 	for _, c := range []Class{ClassInvalid, ClassTemplate, ClassRejected, ClassExhausted} {
 		m.dlq.WithLabelValues(string(c))
