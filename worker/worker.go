@@ -54,7 +54,7 @@ type Options struct {
 	ShutdownTimeout  time.Duration // how long in-flight events may finish after Run's ctx ends [20s]
 	LagInterval      time.Duration // how often consumer lag is read for the metrics [10s]
 	ReconcileRetry   time.Duration // how often an unreconciled state bucket is reconciled [1m]
-	SeenKeys         int           // keys whose newest applied event is remembered in memory [100000]
+	SeenKeys         int           // keys whose newest applied event is remembered in memory [20000]
 
 	Decode mapping.DecodeOptions
 
@@ -90,7 +90,7 @@ func (o *Options) setDefaults() {
 	def(&o.LagInterval, 10*time.Second)
 	def(&o.ReconcileRetry, time.Minute)
 	if o.SeenKeys <= 0 {
-		o.SeenKeys = 100_000
+		o.SeenKeys = 20_000
 	}
 	if o.BreakerThreshold <= 0 {
 		o.BreakerThreshold = 5

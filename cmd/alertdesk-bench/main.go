@@ -139,6 +139,7 @@ type result struct {
 	requests       int
 	p50, p99       time.Duration
 	cpu            time.Duration // worker processes' user+system CPU
+	harnessCPU     time.Duration // this process (NATS server, simulator) during the run
 	peakRSS        int64         // largest worker VmHWM, bytes
 	creates        int
 	dlq            int
@@ -167,7 +168,7 @@ func run(args []string) int {
 	defer stop()
 
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\timpl\tworkers\talerts\talerts/s\tTOPdesk req/s\tp50\tp99\tCPU s/1k\tpeak RSS MiB\tcreates\tvs baseline\t\n")
+	fmt.Fprintf(tw, "scenario\timpl\tworkers\talerts\talerts/s\tTOPdesk req/s\tp50\tp99\tworker CPU s/1k\tNATS+sim CPU s/1k\tpeak RSS MiB\tcreates\tvs baseline\tvs 1 worker\t\n")
 	failed := false
 	for _, sc := range scenarios {
 		if !slices.Contains(strings.Split(*only, ","), sc.name) {
@@ -185,8 +186,9 @@ func run(args []string) int {
 				continue
 			}
 			base = &r
-			printRow(tw, r, nil)
+			printRow(tw, r, nil, nil)
 		}
+		var one *result
 		for _, n := range sc.workers {
 			r, err := median(ctx, *runs, func() (result, error) { return measure(ctx, sc, "alertdesk", n, *bin, *scale) })
 			if err != nil {
@@ -194,7 +196,10 @@ func run(args []string) int {
 				failed = true
 				continue
 			}
-			printRow(tw, r, base)
+			if n == 1 {
+				one = &r
+			}
+			printRow(tw, r, base, one)
 		}
 		tw.Flush()
 	}
@@ -205,10 +210,13 @@ func run(args []string) int {
 	return 0
 }
 
-func printRow(tw io.Writer, r result, base *result) {
-	ratio := "-"
+func printRow(tw io.Writer, r result, base, one *result) {
+	ratio, scaleOut := "-", "-"
 	if base != nil {
 		ratio = fmt.Sprintf("%.2fx", r.rate()/base.rate())
+	}
+	if one != nil && r.workers > 1 {
+		scaleOut = fmt.Sprintf("%.2fx", r.rate()/one.rate())
 	}
 	lat := func(d time.Duration) string {
 		if d == 0 {
@@ -216,9 +224,10 @@ func printRow(tw io.Writer, r result, base *result) {
 		}
 		return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000)
 	}
-	fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.0f\t%s\t%s\t%.3f\t%.1f\t%d\t%s\t\n",
+	fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.0f\t%s\t%s\t%.3f\t%.3f\t%.1f\t%d\t%s\t%s\t\n",
 		r.scenario, r.impl, r.workers, r.alerts, r.rate(), float64(r.requests)/r.elapsed.Seconds(),
-		lat(r.p50), lat(r.p99), r.cpu.Seconds()/float64(r.alerts)*1000, float64(r.peakRSS)/(1<<20), r.creates, ratio)
+		lat(r.p50), lat(r.p99), r.cpu.Seconds()/float64(r.alerts)*1000, r.harnessCPU.Seconds()/float64(r.alerts)*1000,
+		float64(r.peakRSS)/(1<<20), r.creates, ratio, scaleOut)
 }
 
 // median runs f n times and returns the run with the median throughput.
@@ -317,6 +326,7 @@ func measure(ctx context.Context, sc scenario, impl string, workers int, bin str
 	}
 
 	start := time.Now()
+	selfStart := procCPU(os.Getpid())
 	var procs []*exec.Cmd
 	for w := range workers {
 		var cmd *exec.Cmd
@@ -407,6 +417,7 @@ func measure(ctx context.Context, sc scenario, impl string, workers int, bin str
 		<-t.C
 	}
 	elapsed := time.Since(start)
+	harnessCPU := procCPU(os.Getpid()) - selfStart
 	for _, p := range procs {
 		cpu += procCPU(p.Process.Pid)
 	}
@@ -423,7 +434,8 @@ func measure(ctx context.Context, sc scenario, impl string, workers int, bin str
 		}
 	}
 
-	r := result{scenario: sc.name, impl: impl, workers: workers, alerts: len(events), elapsed: elapsed, cpu: cpu, peakRSS: peak}
+	r := result{scenario: sc.name, impl: impl, workers: workers, alerts: len(events), elapsed: elapsed, cpu: cpu,
+		harnessCPU: harnessCPU, peakRSS: peak}
 	var lat []time.Duration
 	firstPost := map[string]time.Time{}
 	for _, req := range sim.Requests() {
@@ -527,7 +539,10 @@ func baselineWorker(args []string) int {
 	if err != nil {
 		return 1
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(*concurrency))
+	// The same prefetch and heartbeat handling as the worker, so that the
+	// comparison is about the product logic only.
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(max(16**concurrency, 256), 1024)),
+		jetstream.WithMessagesErrOnMissingHeartbeat(false))
 	if err != nil {
 		return 1
 	}
@@ -537,8 +552,13 @@ func baselineWorker(args []string) int {
 	for {
 		sem <- struct{}{}
 		msg, err := it.Next()
-		if err != nil {
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 			break
+		}
+		if err != nil {
+			<-sem
+			log.Warn().Err(err).Msg("next")
+			continue
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
