@@ -13,11 +13,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alertdesk/alertdesk/worker"
+
+	"github.com/alertdesk/alertdesk/worker/workertest"
 )
 
 const (
@@ -34,24 +35,7 @@ type dlqTestEnv struct {
 
 func newDLQTestEnv(t *testing.T) *dlqTestEnv {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
+	nc, js := workertest.Connect(t, workertest.StartJetStream(t))
 	if _, err := worker.Provision(t.Context(), js, worker.Topology{
 		Stream: dlqTestInput, Subjects: []string{"alerts.>"}, Consumer: "alertdesk",
 		DLQStream: dlqTestDLQ, StateBucket: "alertdesk_incidents",

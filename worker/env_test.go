@@ -16,6 +16,7 @@ import (
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
+	"github.com/alertdesk/alertdesk/worker/workertest"
 )
 
 // testEnv is a real embedded JetStream server, the provisioned topology, the
@@ -34,33 +35,11 @@ type testEnv struct {
 	mapping  *mapping.Mapping
 }
 
-func startJetStream(t testing.TB) *server.Server {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns
-}
-
 func newEnv(t testing.TB, simOpts topdesktest.Options) *testEnv {
 	t.Helper()
-	e := &testEnv{t: t, ns: startJetStream(t), mapping: mapping.Default()}
+	e := &testEnv{t: t, ns: workertest.StartJetStream(t), mapping: mapping.Default()}
 	var err error
-	if e.nc, err = nats.Connect(e.ns.ClientURL()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.nc.Close)
-	if e.js, err = jetstream.New(e.nc); err != nil {
-		t.Fatal(err)
-	}
+	e.nc, e.js = workertest.Connect(t, e.ns)
 	e.topo = Topology{
 		Stream: "ALERTS", Subjects: []string{"alerts.>"}, Consumer: "alertdesk",
 		DLQStream: "ALERTS_DLQ", StateBucket: "alertdesk_incidents", AckWait: 5 * time.Second,

@@ -11,12 +11,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/worker"
+	"github.com/alertdesk/alertdesk/worker/workertest"
 )
 
 const ingestToken = "ingest-token-123"
@@ -36,24 +36,8 @@ type ingestEnv struct {
 
 func newIngestEnv(t *testing.T, opts worker.IngestOptions) *ingestEnv {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS not ready")
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
+	ns := workertest.StartJetStream(t)
+	_, js := workertest.Connect(t, ns)
 	res, err := worker.Provision(t.Context(), js, worker.Topology{
 		Stream: "ALERTS", Subjects: []string{"alerts.>"}, Consumer: "alertdesk",
 		DLQStream: "ALERTS_DLQ", StateBucket: "alertdesk_incidents",

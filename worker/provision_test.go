@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alertdesk/alertdesk/worker/workertest"
 )
 
 func TestProvision(t *testing.T) {
@@ -46,7 +48,7 @@ func TestProvision(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ns := startJetStream(t)
+			ns := workertest.StartJetStream(t)
 			nc, err := nats.Connect(ns.ClientURL())
 			if err != nil {
 				t.Fatal(err)

@@ -42,6 +42,7 @@ import (
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
+	"github.com/alertdesk/alertdesk/worker/workertest"
 )
 
 // deployRoot is the repository root, seen from this package.
@@ -1310,15 +1311,7 @@ type deployWorker struct {
 
 func startDeployWorker(t *testing.T, ingestToken string) *deployWorker {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS not ready")
-	}
-	t.Cleanup(ns.Shutdown)
+	ns := workertest.StartJetStream(t)
 	sim := topdesktest.Start(t, topdesktest.Options{})
 
 	// The configuration of a compose worker, pointed at the test servers.

@@ -12,11 +12,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alertdesk/alertdesk/worker"
+
+	"github.com/alertdesk/alertdesk/worker/workertest"
 )
 
 // cliTestEnv is an embedded JetStream server that the client commands
@@ -29,25 +30,9 @@ type cliTestEnv struct {
 // provision it also creates the default topology.
 func newCLITestEnv(t *testing.T, provision bool) *cliTestEnv {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS not ready")
-	}
-	t.Cleanup(s.Shutdown)
+	s := workertest.StartJetStream(t)
 	t.Setenv("ALERTDESK_NATS_URL", s.ClientURL())
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
+	_, js := workertest.Connect(t, s)
 	if provision {
 		if _, err := worker.Provision(t.Context(), js, worker.Topology{
 			Stream: "ALERTS", Subjects: []string{"alerts.>"}, Consumer: "alertdesk",
