@@ -30,11 +30,8 @@ func cmdDev(ctx context.Context, c *cli, args []string) int {
 			"ALERTDESK_TOPDESK_* settings are ignored.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(c, fs, args); done {
+		return code
 	}
 	// Friendlier defaults for a terminal; explicit settings win.
 	for name, value := range map[string]string{"HTTP_ADDR": "127.0.0.1:8080", "LOG_FORMAT": "console"} {

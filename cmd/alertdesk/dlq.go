@@ -168,14 +168,6 @@ func newDLQFlagSet(c *cli, name, synopsis string) *flag.FlagSet {
 	return fs
 }
 
-// cmdFlagExit is the exit code for a flag parsing error: 0 for -h, else 2.
-func cmdFlagExit(err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	return 2
-}
-
 // dlqUsageError prints a usage problem and the flag set's usage; exit 2.
 func dlqUsageError(c *cli, fs *flag.FlagSet, format string, args ...any) int {
 	fmt.Fprintf(c.stderr, "alertdesk %s: %s\n\n", fs.Name(), fmt.Sprintf(format, args...))

@@ -30,15 +30,8 @@ func cmdHealthcheck(ctx context.Context, c *cli, args []string) int {
 			"a health check for container images that have no curl.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "alertdesk healthcheck: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, done := parseFlags(c, fs, args); done {
+		return code
 	}
 	if *timeout <= 0 {
 		fmt.Fprintf(c.stderr, "alertdesk healthcheck: --timeout %s must be positive\n", *timeout)

@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -73,4 +75,26 @@ func usage(w io.Writer) {
 func cmdVersion(_ context.Context, c *cli, _ []string) int {
 	fmt.Fprintln(c.stdout, "alertdesk", version)
 	return 0
+}
+
+// cmdFlagExit is the exit code for a flag parsing error: 0 for -h, else 2
+// (the flag package has printed the problem and the usage).
+func cmdFlagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
+// parseFlags parses the flags of a command that takes no arguments. When
+// done is true the command returns code at once.
+func parseFlags(c *cli, fs *flag.FlagSet, args []string) (code int, done bool) {
+	if err := fs.Parse(args); err != nil {
+		return cmdFlagExit(err), true
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "alertdesk %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return 2, true
+	}
+	return 0, false
 }

@@ -38,15 +38,8 @@ func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
 			"and a page listing the incidents and their actions at /.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "alertdesk topdesk-sim: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, done := parseFlags(c, fs, args); done {
+		return code
 	}
 
 	opts := topdesktest.Options{
