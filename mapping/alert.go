@@ -344,13 +344,9 @@ func parseTime(s string) (time.Time, error) {
 	return t, nil
 }
 
-// webhook is the part of an Alertmanager webhook (version 4) that alertdesk
-// reads. Unknown fields are ignored so that newer Alertmanagers keep working.
-type webhook struct {
-	Version string         `json:"version"`
-	Alerts  []webhookAlert `json:"alerts"`
-}
-
+// webhookAlert is one alert of an Alertmanager webhook (version 4), the
+// part alertdesk reads; unknown fields are ignored so that newer
+// Alertmanagers keep working.
 type webhookAlert struct {
 	Status       string            `json:"status"`
 	Labels       map[string]string `json:"labels"`

@@ -19,18 +19,6 @@ const (
 	kindAuth                  // TOPdesk refused the credentials: pause, never dead-letter
 )
 
-// permanentError carries the dead-letter class of an error that no retry can
-// fix.
-type permanentError struct {
-	class Class
-	err   error
-}
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
-
-func permanent(class Class, err error) error { return &permanentError{class: class, err: err} }
-
 // errKeyBusy says that another worker holds the claim for the key.
 var errKeyBusy = errors.New("another worker is writing this alert key")
 
@@ -55,10 +43,7 @@ func (e *retryLaterError) Unwrap() error { return e.err }
 // classify decides how an error is settled, and for a permanent error its
 // dead-letter class. It looks at types and sentinels only, never at text.
 func classify(err error) (kind, Class) {
-	var pe *permanentError
 	switch {
-	case errors.As(err, &pe):
-		return kindPermanent, pe.class
 	case errors.Is(err, mapping.ErrInvalid):
 		return kindPermanent, ClassInvalid
 	case errors.Is(err, mapping.ErrTemplate):

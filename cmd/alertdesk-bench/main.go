@@ -142,7 +142,6 @@ type result struct {
 	harnessCPU     time.Duration // this process (NATS server, simulator) during the run
 	peakRSS        int64         // largest worker VmHWM, bytes
 	creates        int
-	dlq            int
 }
 
 func (r result) rate() float64 { return float64(r.alerts) / r.elapsed.Seconds() }
