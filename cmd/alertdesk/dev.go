@@ -25,7 +25,7 @@ func cmdDev(ctx context.Context, c *cli, args []string) int {
 	fs.Usage = func() {
 		fmt.Fprintln(c.stderr, "usage: alertdesk dev [flags]\n\n"+
 			"Runs everything on this machine: an embedded JetStream server (ALERTDESK_EMBEDDED_NATS_LISTEN,\n"+
-			"store in ALERTDESK_DATA_DIR), the TOPdesk simulator, a worker, and the ingest endpoints\n"+
+			"a fresh temporary store unless ALERTDESK_DATA_DIR is set), the TOPdesk simulator, a worker, and the ingest endpoints\n"+
 			"(no token needed on a loopback ALERTDESK_HTTP_ADDR). ALERTDESK_NATS_URL and the\n"+
 			"ALERTDESK_TOPDESK_* settings are ignored.\n\nflags:")
 		fs.PrintDefaults()
@@ -38,6 +38,18 @@ func cmdDev(ctx context.Context, c *cli, args []string) int {
 		if _, set := os.LookupEnv(envPrefix + "_" + name); !set {
 			os.Setenv(envPrefix+"_"+name, value) // dev runs as its own process; nothing else reads these
 		}
+	}
+	// The simulator starts empty every time, so the JetStream store does
+	// too unless ALERTDESK_DATA_DIR asks otherwise: state about incidents
+	// of an earlier simulator would only confuse a demo.
+	if _, set := os.LookupEnv(envPrefix + "_DATA_DIR"); !set {
+		dir, err := os.MkdirTemp("", "alertdesk-dev-")
+		if err != nil {
+			fmt.Fprintf(c.stderr, "alertdesk dev: %v\n", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		os.Setenv(envPrefix+"_DATA_DIR", dir) // dev runs as its own process; nothing else reads it
 	}
 	cfg, err := loadConfig()
 	if err != nil {
