@@ -415,7 +415,8 @@ func decodeWebhook(obj map[string]json.RawMessage) ([]Alert, error) {
 	return out, nil
 }
 
-// wireAlert is the native event schema as Encode writes it.
+// wireAlert is the native event schema: Encode writes it, and the one-pass
+// decoder reads it.
 type wireAlert struct {
 	Key         string            `json:"key,omitempty"`
 	Fingerprint string            `json:"fingerprint,omitempty"`

@@ -4,23 +4,6 @@ import (
 	"encoding/json"
 )
 
-// nativeWire is a native event as encoding/json decodes it in one pass.
-type nativeWire struct {
-	Key         string            `json:"key"`
-	Fingerprint string            `json:"fingerprint"`
-	Status      string            `json:"status"`
-	Severity    string            `json:"severity"`
-	Summary     string            `json:"summary"`
-	Description string            `json:"description"`
-	Source      string            `json:"source"`
-	URL         string            `json:"url"`
-	Labels      map[string]string `json:"labels"`
-	Annotations map[string]string `json:"annotations"`
-	StartsAt    string            `json:"startsAt"`
-	EndsAt      string            `json:"endsAt"`
-	Timestamp   string            `json:"timestamp"`
-}
-
 // decodeNativeFast decodes the common case — one well-formed native event
 // whose keys are all known, spelt exactly, each once — in a single pass.
 // ok is false for anything else (unknown, duplicate or escaped keys, an
@@ -31,11 +14,11 @@ func decodeNativeFast(data []byte) (a Alert, ok bool) {
 	if !knownKeysOnce(data) {
 		return Alert{}, false
 	}
-	var w nativeWire
+	var w wireAlert // the schema Encode writes
 	if json.Unmarshal(data, &w) != nil {
 		return Alert{}, false
 	}
-	st, err := parseStatus(w.Status)
+	st, err := parseStatus(string(w.Status))
 	if err != nil {
 		return Alert{}, false
 	}
