@@ -98,9 +98,9 @@ func (f *lazyFingerprint) get() (string, error) {
 }
 
 // apply brings the key's incident in line with one event and returns the
-// outcome and the incident number.
-func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key string, at time.Time, fp *lazyFingerprint) (string, string, error) {
-	ext := mapping.ExternalNumber(key)
+// outcome and the incident number; ext is the key's externalNumber, which
+// also names its state in the bucket.
+func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key, ext string, at time.Time, fp *lazyFingerprint) (string, string, error) {
 	if out, ok, err := w.settledFromSeen(ext, at, a.Status, fp.get); ok || err != nil {
 		return out, "", err
 	}

@@ -380,7 +380,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, md *jetstream.Ms
 		}
 		at := a.EventTime(md.Timestamp)
 		fp := &lazyFingerprint{m: w.mapping, a: a, key: key}
-		out, number, err := w.apply(ctx, a, key, at, fp)
+		ext := mapping.ExternalNumber(key)
+		out, number, err := w.apply(ctx, a, key, ext, at, fp)
 		if err != nil {
 			res.key = key
 			return res, fmt.Errorf("alert %s: %w", key, err)
@@ -390,7 +391,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, md *jetstream.Ms
 		}
 		res.outcomes = append(res.outcomes, out)
 		if v, known := fp.known(); len(alerts) == 1 && (known || a.Status == mapping.StatusResolved) {
-			w.payloads.put(sum, settledPayload{ext: mapping.ExternalNumber(key), key: key, at: at, status: a.Status, fingerprint: v})
+			w.payloads.put(sum, settledPayload{ext: ext, key: key, at: at, status: a.Status, fingerprint: v})
 		}
 	}
 	return res, nil
