@@ -25,17 +25,15 @@ type settledPayload struct {
 
 // payloadCache remembers recently applied payloads. Alert sources resend
 // the same bytes (Alertmanager's repeat_interval, HA pairs, retries), and
-// each of those is settled from the seen record of its key. Bounded: past
-// max entries an arbitrary one is forgotten, which only costs a decode.
+// each of those is settled from the seen record of its key.
 type payloadCache struct {
 	seed1, seed2 maphash.Seed
 	mu           sync.Mutex
-	m            map[payloadSum]settledPayload
-	max          int
+	m            bounded[payloadSum, settledPayload]
 }
 
 func newPayloadCache(max int) *payloadCache {
-	return &payloadCache{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed(), max: max}
+	return &payloadCache{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed(), m: bounded[payloadSum, settledPayload]{max: max}}
 }
 
 func (c *payloadCache) sum(data []byte) payloadSum {
@@ -45,23 +43,13 @@ func (c *payloadCache) sum(data []byte) payloadSum {
 func (c *payloadCache) get(s payloadSum) (settledPayload, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p, ok := c.m[s]
-	return p, ok
+	return c.m.get(s)
 }
 
 func (c *payloadCache) put(s payloadSum, p settledPayload) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = make(map[payloadSum]settledPayload)
-	}
-	if _, ok := c.m[s]; !ok && len(c.m) >= c.max {
-		for k := range c.m {
-			delete(c.m, k)
-			break
-		}
-	}
-	c.m[s] = p
+	c.m.put(s, p)
 }
 
 // settledFromSeen reports whether an event of the key with this time,

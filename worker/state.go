@@ -47,6 +47,10 @@ type stateStore struct {
 	kv jetstream.KeyValue
 	// recreate makes the bucket again after it was deleted; nil = don't.
 	recreate func(context.Context) (jetstream.KeyValue, error)
+	// batch reads unknown keys together with the reconciliation mark; nil
+	// = one by one.
+	batch *batchReader
+	known knownStates
 }
 
 func (s *stateStore) bucket() jetstream.KeyValue {
@@ -69,10 +73,37 @@ func (s *stateStore) recovered(ctx context.Context, err error) bool {
 		return false
 	}
 	s.kv = kv
+	s.known.clear()
 	return true
 }
 
 var errStateConflict = errors.New("state changed concurrently")
+
+// look is the first read of a key for an event: the state this worker
+// last read or wrote, else a batched read, else a read of its own. Any of
+// them may be stale by the time it is used, which is harmless: every write
+// is a compare-and-swap on the revision, and a lost one reads again with
+// get. marked reports that the bucket's reconciliation mark was read with
+// the state and found; false means unknown.
+func (s *stateStore) look(ctx context.Context, bucketKey string) (st incidentState, rev uint64, marked bool, err error) {
+	if st, rev, ok := s.known.get(bucketKey); ok {
+		return st, rev, false, nil
+	}
+	if s.batch != nil {
+		e, found, marked, err := s.batch.read(ctx, bucketKey)
+		switch {
+		case err == nil && !found:
+			return incidentState{}, 0, marked, nil
+		case err == nil:
+			st, rev := s.decode(bucketKey, e.value, e.rev)
+			return st, rev, marked, nil
+		case ctx.Err() != nil:
+			return incidentState{}, 0, false, err
+		}
+	}
+	st, rev, err = s.get(ctx, bucketKey)
+	return st, rev, false, err
+}
 
 func (s *stateStore) get(ctx context.Context, bucketKey string) (incidentState, uint64, error) {
 	e, err := s.bucket().Get(ctx, bucketKey)
@@ -80,18 +111,27 @@ func (s *stateStore) get(ctx context.Context, bucketKey string) (incidentState, 
 		e, err = s.bucket().Get(ctx, bucketKey)
 	}
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		s.known.forget(bucketKey)
 		return incidentState{}, 0, nil
 	}
 	if err != nil {
 		return incidentState{}, 0, fmt.Errorf("read state: %w", err)
 	}
+	st, rev := s.decode(bucketKey, e.Value(), e.Revision())
+	return st, rev, nil
+}
+
+// decode reads a stored state and remembers it as known.
+func (s *stateStore) decode(bucketKey string, value []byte, rev uint64) (incidentState, uint64) {
 	var st incidentState
-	if err := json.Unmarshal(e.Value(), &st); err != nil {
+	if err := json.Unmarshal(value, &st); err != nil {
 		// Unreadable state is treated as lost: the TOPdesk lookup by
 		// externalNumber rebuilds it, and the write below replaces it.
-		return incidentState{Uncertain: true}, e.Revision(), nil
+		s.known.forget(bucketKey)
+		return incidentState{Uncertain: true}, rev
 	}
-	return st, e.Revision(), nil
+	s.known.put(bucketKey, &st, rev)
+	return st, rev
 }
 
 // put writes st if the key is still at rev (0 = absent) and returns the new
@@ -114,11 +154,58 @@ func (s *stateStore) put(ctx context.Context, bucketKey string, st *incidentStat
 	}
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		s.known.forget(bucketKey)
 		return 0, errStateConflict
 	case err != nil:
+		// The write may have landed or not.
+		s.known.forget(bucketKey)
 		return 0, fmt.Errorf("write state: %w", err)
 	}
+	s.known.put(bucketKey, st, n)
 	return n, nil
+}
+
+// knownStates is, per key, the state at the revision this worker last read
+// or wrote. It spares the read before a write when no other worker wrote
+// the key since; when one did, the compare-and-swap fails and the key is
+// read again. States under a claim are not kept: they are about to change.
+type knownStates struct {
+	mu sync.Mutex
+	m  bounded[string, knownState]
+}
+
+type knownState struct {
+	st  incidentState
+	rev uint64
+}
+
+func (k *knownStates) get(key string) (incidentState, uint64, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e, ok := k.m.get(key)
+	return e.st, e.rev, ok
+}
+
+func (k *knownStates) put(key string, st *incidentState, rev uint64) {
+	if st.Claim != nil || rev == 0 {
+		k.forget(key)
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.m.put(key, knownState{st: *st, rev: rev})
+}
+
+func (k *knownStates) forget(key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.m.delete(key)
+}
+
+func (k *knownStates) clear() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.m.clear()
 }
 
 // keyLocks serialises the handling of one alert key inside this process, so
@@ -176,19 +263,16 @@ type seen struct {
 // the KV state. An applied event time only ever grows, so an event that is
 // older than one seen here, or the same event again, changes nothing
 // whatever other workers did since: it is settled without reading the
-// state. That keeps duplicate storms off the KV bucket. Bounded: past max
-// keys an arbitrary entry is forgotten, which only costs a KV read.
+// state. That keeps duplicate storms off the KV bucket.
 type seenCache struct {
-	mu  sync.Mutex
-	m   map[string]seen
-	max int
+	mu sync.Mutex
+	m  bounded[string, seen]
 }
 
 func (c *seenCache) get(key string) (seen, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s, ok := c.m[key]
-	return s, ok
+	return c.m.get(key)
 }
 
 // remember records st's newest applied event for key.
@@ -198,17 +282,8 @@ func (c *seenCache) remember(key string, st *incidentState) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = make(map[string]seen)
-	}
-	if old, ok := c.m[key]; ok && old.at.After(st.LastEvent) {
+	if old, ok := c.m.get(key); ok && old.at.After(st.LastEvent) {
 		return
 	}
-	if _, ok := c.m[key]; !ok && len(c.m) >= c.max {
-		for k := range c.m {
-			delete(c.m, k)
-			break
-		}
-	}
-	c.m[key] = seen{at: st.LastEvent, status: st.LastStatus, fingerprint: st.Fingerprint}
+	c.m.put(key, seen{at: st.LastEvent, status: st.LastStatus, fingerprint: st.Fingerprint})
 }

@@ -158,7 +158,8 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 		heartbeat: ackWait / 3,
 	}
 	w.breaker.threshold = opts.BreakerThreshold
-	w.seen.max = opts.SeenKeys
+	w.seen.m.max = opts.SeenKeys
+	w.state.known.m.max = opts.SeenKeys
 	w.payloads = newPayloadCache(max(opts.SeenKeys/4, 1024))
 	return w, nil
 }
@@ -189,6 +190,20 @@ func (w *Worker) Run(ctx context.Context) error {
 	)
 	if err != nil {
 		return fmt.Errorf("start consuming: %w", err)
+	}
+	br, err := newBatchReader(ctx, w.res.JS, w.state.bucket())
+	switch {
+	case err != nil:
+		w.log.Warn().Err(err).Msg("state reads go one by one")
+	case br == nil:
+		w.log.Info().Msg("the state bucket does not allow direct gets; state reads go one by one")
+	default:
+		w.state.batch = br
+		defer func() {
+			if err := br.close(); err != nil {
+				w.log.Debug().Err(err).Msg("closing batched state reads")
+			}
+		}()
 	}
 	// In-flight work outlives ctx by up to ShutdownTimeout.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
