@@ -55,12 +55,39 @@ func TestDecodeFastPathAgrees(t *testing.T) {
 		`{"version":"4","alerts":[]}`,
 		` { "key" : "k" , "status" : "firing" } `,
 		`{}`,
+		`{"key":"k\u0041\u00e9\u20AC\u0000\/\b\f\n\r\t\"\\","status":"firing"}`,
+		`{"key":"\ud83d\ude00","status":"firing"}`,     // surrogate pair
+		`{"key":"\ud83d","status":"firing"}`,           // lone surrogate
+		`{"key":"\u12","status":"firing"}`,             // short escape
+		`{"key":"\x41","status":"firing"}`,             // unknown escape
+		`{"key":"a` + "\x01" + `b","status":"firing"}`, // control character
+		`{"key":"k","status":"firing","labels":{"a":"1","a":"2","b":null,"\u0063":"3"}}`,
+		`{"key":"k","status":"firing","labels":{"a":"1",}}`,
+		`{"key":"k","status":"firing","labels":{"a" "1"}}`,
+		`{"key":"k","status":"firing","labels":{null:"1"}}`,
+		`{"key":"k","status":"firing","labels":null,"annotations":{ }}`,
+		`{"key":"k","status":null}`,
+		`{"key":nul,"status":"firing"}`,
+		`{"key":"k","status":"firing"`,
+		`{"key":"k","status":"firing"}}`,
+		`{"key":"k","status":"firing","summary":"` + "\xff" + `"}`,
+		`{"key":"k","status":"firing","summary":["x"]}`,
+		`{"key":"k","status":"firing","summary":1}`,
+		`{"key":"k","status":"firing","summary":true}`,
 	}
 	for _, c := range cases {
 		checkFastPath(t, []byte(c))
 	}
-	if _, ok := decodeNativeFast([]byte(`{"key":"k","status":"firing","summary":"x"}`)); !ok {
-		t.Fatal("the fast path does not take a plain native event")
+	for _, plain := range []string{
+		`{"key":"k","status":"firing","summary":"x"}`,
+		`{"key":"k","status":"firing","summary":"\"quoted\"\nnext line \u00e9","labels":{"a":"b","c":null},"annotations":null}`,
+		`{"key":null,"status":"resolved","labels":{},"endsAt":"2026-11-22T10:00:00Z"}`,
+		`{"key":"k\u0041\u00e9\u20AC\u0000\/\b\f\n\r\t\"\\","status":"firing"}`,
+	} {
+		checkFastPath(t, []byte(plain))
+		if _, ok := decodeNativeFast([]byte(plain)); !ok {
+			t.Errorf("the fast path does not take the plain native event %s", plain)
+		}
 	}
 	files, _ := filepath.Glob("testdata/*.alert.json")
 	seeds, _ := filepath.Glob("testdata/fuzz/FuzzDecode/*")
@@ -78,6 +105,7 @@ func TestDecodeFastPathAgrees(t *testing.T) {
 func FuzzDecodeFastPath(f *testing.F) {
 	f.Add([]byte(`{"key":"k","status":"firing","labels":{"a":"b"}}`))
 	f.Add([]byte(`{"key":"k","status":"resolved","summary":"a \"b\"","timestamp":"2026-11-22T10:00:05Z"}`))
+	f.Add([]byte(`{"key":"k\u00e9\n\/","status":"firing","labels":{"a":null,"b\"":"c\td"},"annotations":{}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkFastPath(t, data)
 	})

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	htmltemplate "html/template"
 	"io"
-	"maps"
 	"slices"
 	"strings"
 	texttemplate "text/template"
@@ -60,7 +59,7 @@ func load(data []byte, base *Mapping) (*Mapping, error) {
 		return nil, yamlError(err)
 	}
 	m := &Mapping{
-		severity: map[string]level{},
+		severity: map[string]*level{},
 		lifecycle: Lifecycle{
 			Resolve:        ResolveClose,
 			ReopenWindow:   DefaultReopenWindow,
@@ -117,6 +116,9 @@ func load(data []byte, base *Mapping) (*Mapping, error) {
 	}
 	if err := m.checkComplete(); err != nil {
 		return nil, err
+	}
+	for i := range m.routes {
+		m.routes[i].result = m.routes[i].apply(m.fields)
 	}
 	return m, nil
 }
@@ -298,7 +300,7 @@ func (m *Mapping) loadSeverity(n *yaml.Node) error {
 		if _, dup := m.severity[lower]; dup {
 			return errAt(e.keyNode, path, "severity %q is listed twice (severities match case-insensitively)", lower)
 		}
-		m.severity[lower] = l
+		m.severity[lower] = &l
 	}
 	return nil
 }
@@ -557,7 +559,7 @@ var templateFields = []string{
 	"Labels", "Annotations", "StartsAt", "EndsAt", "Timestamp", "ExternalNumber",
 }
 
-func parseText(n *yaml.Node, path string) (*texttemplate.Template, error) {
+func parseText(n *yaml.Node, path string) (*tmpl, error) {
 	src, err := scalar(n, path)
 	if err != nil {
 		return nil, err
@@ -569,10 +571,10 @@ func parseText(n *yaml.Node, path string) (*texttemplate.Template, error) {
 	if err := checkFields(t.Tree); err != nil {
 		return nil, errAt(n, path, "%s", err)
 	}
-	return t, nil
+	return &tmpl{exec: t, prog: compile(t.Tree, false)}, nil
 }
 
-func parseHTML(n *yaml.Node, path string) (*htmltemplate.Template, error) {
+func parseHTML(n *yaml.Node, path string) (*tmpl, error) {
 	src, err := scalar(n, path)
 	if err != nil {
 		return nil, err
@@ -592,7 +594,13 @@ func parseHTML(n *yaml.Node, path string) (*htmltemplate.Template, error) {
 	if errors.As(err, &escErr) {
 		return nil, errAt(n, path, "%s", escErr)
 	}
-	return t, nil
+	// Only a template that escaped (and then ran, or failed to run) has its
+	// final tree; t.Tree is then the tree html/template executes.
+	var execErr texttemplate.ExecError
+	if err != nil && !errors.As(err, &execErr) {
+		return &tmpl{exec: t}, nil
+	}
+	return &tmpl{exec: t, prog: compile(t.Tree, true)}, nil
 }
 
 // checkFields rejects references to fields the template data does not have
@@ -684,5 +692,15 @@ func unknownField(tree *parse.Tree, n parse.Node, field string) error {
 	return fmt.Errorf("%s: unknown field .%s (fields: %s)", loc, field, strings.Join(slices.Sorted(slices.Values(templateFields)), ", "))
 }
 
-// sortedKeys returns the keys of m in order.
-func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
+// sortedKeys returns the keys of m in order; nil when there are none.
+func sortedKeys(m map[string]string) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -3,13 +3,11 @@ package mapping
 import (
 	_ "embed"
 	"fmt"
-	htmltemplate "html/template"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	texttemplate "text/template"
 	"time"
 
 	"github.com/alertdesk/alertdesk/topdesk"
@@ -58,23 +56,23 @@ const (
 type Mapping struct {
 	keyLabels []string // sorted
 
-	brief       *texttemplate.Template
-	request     *htmltemplate.Template
-	callerName  *texttemplate.Template // nil when callerEmail is set
+	brief       *tmpl // text/template
+	request     *tmpl // html/template
+	callerName  *tmpl // text/template; nil when callerEmail is set
 	callerEmail string
 	line        string // incident status: firstLine, secondLine or empty
 	fields      fields
 
-	severity        map[string]level // by lower-cased severity
-	defaultSeverity *level           // severity "default": for unlisted severities
+	severity        map[string]*level // by lower-cased severity
+	defaultSeverity *level            // severity "default": for unlisted severities
 
-	actions   [opCount]*htmltemplate.Template // by Op; nil = no action
+	actions   [opCount]*tmpl // html/template, by Op; nil = no action
 	invisible bool
 
 	lifecycle Lifecycle
 	routes    []route
 
-	bufs sync.Pool // *bytes.Buffer for template output
+	states sync.Pool // *renderState
 }
 
 // fields are the literal searchlist names of an incident that routes can
@@ -94,6 +92,7 @@ type route struct {
 	severity string // compared case-insensitively; empty = any
 	source   string // exact; empty = any
 	set      fields
+	result   fields // the mapping's fields after apply, set once loaded
 }
 
 // matches reports whether a satisfies every condition of r.
@@ -252,7 +251,7 @@ func (m *Mapping) Names() []topdesk.NameRef {
 		addFields(r.apply(m.fields))
 	}
 	for _, l := range m.severity {
-		addLevel(l)
+		addLevel(*l)
 	}
 	if m.defaultSeverity != nil {
 		addLevel(*m.defaultSeverity)
@@ -282,7 +281,7 @@ func (m *Mapping) Names() []topdesk.NameRef {
 // levelFor returns what severity sets, or nil.
 func (m *Mapping) levelFor(severity string) *level {
 	if l, ok := m.severity[strings.ToLower(severity)]; ok {
-		return &l
+		return l
 	}
 	return m.defaultSeverity
 }
@@ -292,7 +291,7 @@ func (m *Mapping) levelFor(severity string) *level {
 func (m *Mapping) fieldsFor(a *Alert) fields {
 	for i := range m.routes {
 		if m.routes[i].matches(a) {
-			return m.routes[i].apply(m.fields)
+			return m.routes[i].result
 		}
 	}
 	return m.fields

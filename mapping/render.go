@@ -8,6 +8,7 @@ import (
 	"fmt"
 	htmltemplate "html/template"
 	"io"
+	"strconv"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -55,7 +56,9 @@ type Rendered struct {
 	Fingerprint string
 }
 
-// templateData is what templates see as dot.
+// templateData is what templates see as dot. ExternalNumber is filled in
+// on first use (externalNumberOf): most renders do not need it. It has no
+// methods, which templates could otherwise call.
 type templateData struct {
 	Key, Status, Severity, Summary, Description, Source, URL string
 	Labels, Annotations                                      map[string]string
@@ -92,26 +95,27 @@ func (m *Mapping) Render(a *Alert, key string, op Op) (*Rendered, error) {
 	if key == "" {
 		return nil, invalidf("empty key")
 	}
-	d := newTemplateData(a, key)
-	buf := m.getBuf()
-	defer m.bufs.Put(buf)
+	st := m.state(a, key)
+	defer m.release(st)
 
-	brief, err := m.briefLine(buf, d)
+	brief, err := m.briefLine(st)
 	if err != nil {
 		return nil, err
 	}
 	firing := truncate(brief, MaxBriefDescription)
 	lvl := m.levelFor(a.Severity)
-	out := &Rendered{Fingerprint: fingerprint(firing, a.Severity, lvl)}
+	out := new(renderOut)
+	out.Fingerprint = fingerprint(firing, a.Severity, lvl)
 	r := &out.Request
 	lc := &m.lifecycle
 
 	switch op {
 	case OpCreate:
 		if m.callerEmail != "" {
-			r.CallerLookup = &topdesk.CallerLookup{Email: m.callerEmail}
+			out.lookup.Email = m.callerEmail
+			r.CallerLookup = &out.lookup
 		} else {
-			name, err := execute(buf, m.callerName, d)
+			name, err := m.callerName.text(st)
 			if err != nil {
 				return nil, err
 			}
@@ -119,55 +123,104 @@ func (m *Mapping) Render(a *Alert, key string, op Op) (*Rendered, error) {
 			if name == "" {
 				return nil, fmt.Errorf("%w: incident.caller.dynamicName rendered empty", ErrTemplate)
 			}
-			r.Caller = &topdesk.Caller{DynamicName: name}
+			out.caller.DynamicName = name
+			r.Caller = &out.caller
 		}
-		req, err := execute(buf, m.request, d)
-		if err != nil {
+		if err := m.request.write(st); err != nil {
 			return nil, err
 		}
-		r.Request = toHTML(strings.TrimSpace(req) + "\n\nAlert key: " + htmltemplate.HTMLEscapeString(key))
+		r.Request = st.requestHTML(key)
 		r.Status = m.line
 		r.BriefDescription = firing
-		r.ExternalNumber = d.ExternalNumber
+		r.ExternalNumber = externalNumberOf(&st.data)
 		f := m.fieldsFor(a)
-		r.EntryType, r.CallType = ref(f.EntryType), ref(f.CallType)
-		r.Category, r.Subcategory = ref(f.Category), ref(f.Subcategory)
-		r.OperatorGroup, r.Operator = ref(f.OperatorGroup), ref(f.Operator)
-		r.Duration = ref(f.Duration)
-		setLevel(r, lvl)
-		r.ProcessingStatus = ref(lc.OpenStatus)
+		r.EntryType, r.CallType = out.ref(f.EntryType), out.ref(f.CallType)
+		r.Category, r.Subcategory = out.ref(f.Category), out.ref(f.Subcategory)
+		r.OperatorGroup, r.Operator = out.ref(f.OperatorGroup), out.ref(f.Operator)
+		r.Duration = out.ref(f.Duration)
+		out.setLevel(lvl)
+		r.ProcessingStatus = out.ref(lc.OpenStatus)
 	case OpUpdate:
 		r.BriefDescription = firing
-		setLevel(r, lvl)
+		out.setLevel(lvl)
 	case OpResolve:
 		r.BriefDescription = truncate(lc.ResolvedPrefix+brief, MaxBriefDescription)
 		switch lc.Resolve {
 		case ResolveClose:
-			r.Closed = new(true)
-			r.ProcessingStatus = ref(lc.ResolvedStatus)
-			r.ClosureCode = ref(lc.ClosureCode)
+			out.closed = true
+			r.Closed = &out.closed
+			r.ProcessingStatus = out.ref(lc.ResolvedStatus)
+			r.ClosureCode = out.ref(lc.ClosureCode)
 		case ResolveComplete:
-			r.Completed = new(true)
-			r.ProcessingStatus = ref(lc.ResolvedStatus)
+			out.completed = true
+			r.Completed = &out.completed
+			r.ProcessingStatus = out.ref(lc.ResolvedStatus)
 		}
 	case OpReopen:
 		r.BriefDescription = firing
-		r.Closed, r.Completed = new(false), new(false)
-		r.ProcessingStatus = ref(lc.ReopenStatus)
-		setLevel(r, lvl)
+		r.Closed, r.Completed = &out.closed, &out.completed // both false
+		r.ProcessingStatus = out.ref(lc.ReopenStatus)
+		out.setLevel(lvl)
 	}
 
 	if t := m.actions[op]; t != nil {
-		text, err := execute(buf, t, d)
-		if err != nil {
+		if err := t.write(st); err != nil {
 			return nil, err
 		}
-		if text = strings.TrimSpace(text); text != "" {
-			r.Action = toHTML(text)
-			r.ActionInvisibleForCaller = new(m.invisible)
+		if text := bytes.TrimSpace(st.buf.Bytes()); len(text) > 0 {
+			r.Action = toHTML(string(text))
+			out.invisible = m.invisible
+			r.ActionInvisibleForCaller = &out.invisible
 		}
 	}
-	return out, nil
+	return &out.Rendered, nil
+}
+
+// renderOut is a Rendered together with the values its request points to,
+// so that a render allocates them at once. Every pointer of the request
+// points to a value of its own, as if allocated separately.
+type renderOut struct {
+	Rendered
+	caller                       topdesk.Caller
+	lookup                       topdesk.CallerLookup
+	closed, completed, invisible bool
+	refs                         [maxRefs]topdesk.Ref
+	nrefs                        int
+}
+
+// maxRefs is the most name references one request carries: the seven
+// fields, priority, impact, urgency and processing status on create.
+const maxRefs = 11
+
+// ref returns a reference to the name, or nil for no name.
+func (o *renderOut) ref(name string) *topdesk.Ref {
+	if name == "" {
+		return nil
+	}
+	if o.nrefs == len(o.refs) {
+		return &topdesk.Ref{Name: name}
+	}
+	r := &o.refs[o.nrefs]
+	o.nrefs++
+	r.Name = name
+	return r
+}
+
+// setLevel sets the fields of a severity level, if any.
+func (o *renderOut) setLevel(l *level) {
+	if l == nil {
+		return
+	}
+	r := &o.Request
+	r.Priority, r.Impact, r.Urgency = o.ref(l.Priority), o.ref(l.Impact), o.ref(l.Urgency)
+}
+
+// tmpl is a parsed template. exec, a text/template or html/template
+// template, defines its output; prog, when compile could build it, renders
+// the same output faster.
+type tmpl struct {
+	exec executor
+	prog *program // nil: exec always runs
 }
 
 // executor is satisfied by both text/template and html/template templates.
@@ -175,34 +228,89 @@ type executor interface {
 	Execute(w io.Writer, data any) error
 }
 
-// execute runs t into buf (reset first) and returns the output.
-func execute(buf *bytes.Buffer, t executor, d *templateData) (string, error) {
-	buf.Reset()
-	if err := t.Execute(buf, d); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrTemplate, err)
+// write runs t into st.buf (reset first). When the program fails, the
+// template runs again with text/template, which reports the error.
+func (t *tmpl) write(st *renderState) error {
+	st.buf.Reset()
+	if t.prog != nil {
+		if t.prog.exec(&st.buf, &st.data) {
+			return nil
+		}
+		st.buf.Reset()
 	}
-	return buf.String(), nil
+	d := &st.data
+	externalNumberOf(d) // the template may read .ExternalNumber
+	if err := t.exec.Execute(&st.buf, d); err != nil {
+		return fmt.Errorf("%w: %w", ErrTemplate, err)
+	}
+	return nil
 }
 
-func (m *Mapping) getBuf() *bytes.Buffer {
-	if b, ok := m.bufs.Get().(*bytes.Buffer); ok {
-		return b
+// text runs t and returns its output.
+func (t *tmpl) text(st *renderState) (string, error) {
+	if t.prog != nil && t.prog.constant {
+		return t.prog.text, nil
 	}
-	return new(bytes.Buffer)
+	if err := t.write(st); err != nil {
+		return "", err
+	}
+	return st.buf.String(), nil
 }
 
-func ref(name string) *topdesk.Ref {
-	if name == "" {
-		return nil
-	}
-	return &topdesk.Ref{Name: name}
+// renderState is the scratch space of one Render or Fingerprint call: the
+// template data, the buffer templates write to and a buffer for the
+// request. Mapping pools them.
+type renderState struct {
+	data    templateData
+	buf     bytes.Buffer
+	scratch []byte
 }
 
-func setLevel(r *topdesk.IncidentRequest, l *level) {
-	if l == nil {
+// maxPooledBuffer is the largest buffer a pooled renderState keeps; one
+// that grew beyond it for a huge alert is left to the garbage collector.
+const maxPooledBuffer = 64 << 10
+
+// state returns a renderState holding the template data of a and key.
+func (m *Mapping) state(a *Alert, key string) *renderState {
+	st, ok := m.states.Get().(*renderState)
+	if !ok {
+		st = new(renderState)
+	}
+	st.data = templateData{
+		Key: key, Status: string(a.Status), Severity: a.Severity, Summary: a.Summary,
+		Description: a.Description, Source: a.Source, URL: a.URL,
+		Labels: a.Labels, Annotations: a.Annotations,
+		StartsAt: a.StartsAt, EndsAt: a.EndsAt, Timestamp: a.Timestamp,
+	}
+	return st
+}
+
+// release returns st to the pool, without the alert's data.
+func (m *Mapping) release(st *renderState) {
+	st.data = templateData{}
+	if st.buf.Cap() > maxPooledBuffer || cap(st.scratch) > maxPooledBuffer {
 		return
 	}
-	r.Priority, r.Impact, r.Urgency = ref(l.Priority), ref(l.Impact), ref(l.Urgency)
+	m.states.Put(st)
+}
+
+// externalNumberOf returns d.ExternalNumber, computing it on first use:
+// most renders need it only when a template names it.
+func externalNumberOf(d *templateData) string {
+	if d.ExternalNumber == "" {
+		d.ExternalNumber = ExternalNumber(d.Key)
+	}
+	return d.ExternalNumber
+}
+
+// requestHTML returns the request template's output in st.buf, trimmed,
+// followed by the key line, with line breaks as <br>.
+func (st *renderState) requestHTML(key string) string {
+	b := appendHTMLLines(st.scratch[:0], bytes.TrimSpace(st.buf.Bytes()))
+	b = append(b, "<br><br>Alert key: "...)
+	b = appendHTMLLines(b, htmltemplate.HTMLEscapeString(key))
+	st.scratch = b
+	return string(b)
 }
 
 // Fingerprint returns the content fingerprint of the alert, the same as
@@ -212,29 +320,19 @@ func (m *Mapping) Fingerprint(a *Alert, key string) (string, error) {
 	if key == "" {
 		return "", invalidf("empty key")
 	}
-	buf := m.getBuf()
-	defer m.bufs.Put(buf)
-	brief, err := m.briefLine(buf, newTemplateData(a, key))
+	st := m.state(a, key)
+	defer m.release(st)
+	brief, err := m.briefLine(st)
 	if err != nil {
 		return "", err
 	}
 	return fingerprint(truncate(brief, MaxBriefDescription), a.Severity, m.levelFor(a.Severity)), nil
 }
 
-func newTemplateData(a *Alert, key string) *templateData {
-	return &templateData{
-		Key: key, Status: string(a.Status), Severity: a.Severity, Summary: a.Summary,
-		Description: a.Description, Source: a.Source, URL: a.URL,
-		Labels: a.Labels, Annotations: a.Annotations,
-		StartsAt: a.StartsAt, EndsAt: a.EndsAt, Timestamp: a.Timestamp,
-		ExternalNumber: ExternalNumber(key),
-	}
-}
-
 // briefLine renders the brief description on one line, not yet cut to
 // TOPdesk's limit (the resolved form adds a prefix first).
-func (m *Mapping) briefLine(buf *bytes.Buffer, d *templateData) (string, error) {
-	brief, err := execute(buf, m.brief, d)
+func (m *Mapping) briefLine(st *renderState) (string, error) {
+	brief, err := m.brief.text(st)
 	if err != nil {
 		return "", err
 	}
@@ -247,17 +345,20 @@ func (m *Mapping) briefLine(buf *bytes.Buffer, d *templateData) (string, error) 
 
 // fingerprint hashes what an update compares.
 func fingerprint(brief, severity string, l *level) string {
-	h := sha256.New()
-	parts := []string{brief, severity, "", "", ""}
+	parts := [5]string{brief, severity}
 	if l != nil {
 		parts[2], parts[3], parts[4] = l.Priority, l.Impact, l.Urgency
 	}
+	var scratch [256]byte
+	b := scratch[:0]
 	for _, p := range parts {
 		// Length-prefixed so that no two part lists hash the same input.
-		fmt.Fprintf(h, "%d:%s", len(p), p)
+		b = strconv.AppendInt(b, int64(len(p)), 10)
+		b = append(b, ':')
+		b = append(b, p...)
 	}
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // oneLine turns control characters and runs of white space into single
@@ -293,13 +394,32 @@ func oneLine(s string) string {
 	return b.String()
 }
 
-// toHTML turns newlines (\n, \r\n, \r) into <br>.
+// toHTML turns line breaks (\r\n, \r or \n) into <br>.
 func toHTML(s string) string {
-	if strings.IndexByte(s, '\r') >= 0 {
-		s = strings.ReplaceAll(s, "\r\n", "\n")
-		s = strings.ReplaceAll(s, "\r", "\n")
+	if strings.IndexAny(s, "\r\n") < 0 {
+		return s
 	}
-	return strings.ReplaceAll(s, "\n", "<br>")
+	return string(appendHTMLLines(make([]byte, 0, len(s)+32), s))
+}
+
+// appendHTMLLines appends s to b with each line break (\r\n, \r or \n) as
+// <br>.
+func appendHTMLLines[T string | []byte](b []byte, s T) []byte {
+	start := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\r':
+			b = append(append(b, s[start:i]...), "<br>"...)
+			if i+1 < len(s) && s[i+1] == '\n' {
+				i++
+			}
+			start = i + 1
+		case '\n':
+			b = append(append(b, s[start:i]...), "<br>"...)
+			start = i + 1
+		}
+	}
+	return append(b, s[start:]...)
 }
 
 // ellipsis ends a truncated text.
@@ -384,42 +504,67 @@ func extends(r rune) bool {
 
 func isRegionalIndicator(r rune) bool { return r >= 0x1f1e6 && r <= 0x1f1ff }
 
-// funcs are the template functions. All are pure.
+// funcs are the template functions. All are pure. compile calls the same
+// Go functions.
 func funcs() map[string]any {
 	return map[string]any{
 		"upper":   strings.ToUpper,
 		"lower":   strings.ToLower,
 		"trim":    strings.TrimSpace,
-		"replace": func(old, repl, s string) string { return strings.ReplaceAll(s, old, repl) },
-		"default": func(def, s string) string {
-			if strings.TrimSpace(s) == "" {
-				return def
-			}
-			return s
-		},
-		"join":  func(sep string, elems []string) string { return strings.Join(elems, sep) },
-		"trunc": func(n int, s string) string { return truncate(s, n) },
-		"keys":  sortedKeys,
-		"kv": func(m map[string]string) string {
-			var b strings.Builder
-			for i, k := range sortedKeys(m) {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				b.WriteString(k)
-				b.WriteByte('=')
-				b.WriteString(m[k])
-			}
-			return b.String()
-		},
-		"rfc3339": func(t time.Time) string {
-			if t.IsZero() {
-				return ""
-			}
-			return t.UTC().Format(time.RFC3339)
-		},
+		"replace": replaceFunc,
+		"default": defaultFunc,
+		"join":    joinFunc,
+		"trunc":   truncFunc,
+		"keys":    sortedKeys,
+		"kv":      kvFunc,
+		"rfc3339": rfc3339Func,
 	}
 }
 
 func textFuncs() texttemplate.FuncMap { return funcs() }
 func htmlFuncs() htmltemplate.FuncMap { return funcs() }
+
+// replaceFunc is replace OLD NEW S.
+func replaceFunc(old, repl, s string) string { return strings.ReplaceAll(s, old, repl) }
+
+// defaultFunc is default DEF S: DEF when S is blank.
+func defaultFunc(def, s string) string {
+	if strings.TrimSpace(s) == "" {
+		return def
+	}
+	return s
+}
+
+// joinFunc is join SEP LIST.
+func joinFunc(sep string, elems []string) string { return strings.Join(elems, sep) }
+
+// truncFunc is trunc N S: S cut to N characters.
+func truncFunc(n int, s string) string { return truncate(s, n) }
+
+// kvFunc is kv MAP: k1=v1, k2=v2 sorted by key.
+func kvFunc(m map[string]string) string {
+	keys := sortedKeys(m)
+	n := 0
+	for k, v := range m {
+		n += len(k) + len(v) + len(", =")
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(m[k])
+	}
+	return b.String()
+}
+
+// rfc3339Func is rfc3339 TIME: UTC in RFC 3339, or "" for the zero time.
+func rfc3339Func(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
