@@ -5,8 +5,8 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,20 +63,17 @@ func login(r *http.Request) string {
 }
 
 func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
+	body, err := requestBody(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "The request body cannot be read.")
 		return
 	}
-	out, errs, err := s.create(body, login(r))
-	switch {
-	case len(errs) > 0:
+	out, errs := s.create(body, login(r))
+	if len(errs) > 0 {
 		writeError(w, http.StatusBadRequest, errs...)
-	case err != nil:
-		writeError(w, http.StatusInternalServerError, err.Error())
-	default:
-		writeRaw(w, http.StatusCreated, out)
+		return
 	}
+	writeRaw(w, http.StatusCreated, out)
 }
 
 func (s *Sim) handleUpdate(by string) http.HandlerFunc {
@@ -86,19 +83,17 @@ func (s *Sim) handleUpdate(by string) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("'id' cannot be parsed: %q is not a UUID.", key))
 			return
 		}
-		body, err := io.ReadAll(r.Body)
+		body, err := requestBody(r)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "The request body cannot be read.")
 			return
 		}
-		out, found, errs, err := s.update(by, key, body, login(r))
+		out, found, errs := s.update(by, key, body, login(r))
 		switch {
 		case !found:
 			writeError(w, http.StatusNotFound, fmt.Sprintf("No incident found with %s '%s'.", by, key))
 		case len(errs) > 0:
 			writeError(w, http.StatusBadRequest, errs...)
-		case err != nil:
-			writeError(w, http.StatusInternalServerError, err.Error())
 		default:
 			writeRaw(w, http.StatusOK, out)
 		}
@@ -112,7 +107,7 @@ func (s *Sim) handleGet(by string) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("'id' cannot be parsed: %q is not a UUID.", key))
 			return
 		}
-		want, msg := s.fieldsParam(r)
+		want, msg := s.fieldsParam(r.URL.Query())
 		if msg != "" {
 			writeError(w, http.StatusBadRequest, msg)
 			return
@@ -120,25 +115,21 @@ func (s *Sim) handleGet(by string) http.HandlerFunc {
 		s.mu.Lock()
 		inc := s.lookup(by, key)
 		var out []byte
-		var err error
 		if inc != nil {
-			out, err = s.render(inc, want)
+			out = s.render(inc, want)
 		}
 		s.mu.Unlock()
-		switch {
-		case inc == nil:
+		if inc == nil {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("No incident found with %s '%s'.", by, key))
-		case err != nil:
-			writeError(w, http.StatusInternalServerError, err.Error())
-		default:
-			writeRaw(w, http.StatusOK, out)
+			return
 		}
+		writeRaw(w, http.StatusOK, out)
 	}
 }
 
-// fieldsParam reads fields= (or $fields=); nil means all fields.
-func (s *Sim) fieldsParam(r *http.Request) (map[string]bool, string) {
-	q := r.URL.Query()
+// fieldsParam reads fields= (or $fields=) from the query q into the set of
+// read model properties to answer, by position; nil means all of them.
+func (s *Sim) fieldsParam(q url.Values) ([]bool, string) {
 	v := q.Get("fields")
 	if v == "" {
 		v = q.Get("$fields")
@@ -147,13 +138,14 @@ func (s *Sim) fieldsParam(r *http.Request) (map[string]bool, string) {
 		return nil, ""
 	}
 	known := s.readModelFields()
-	want := map[string]bool{}
+	want := make([]bool, len(s.model))
 	for f := range strings.SplitSeq(v, ",") {
 		f = strings.TrimSpace(f)
-		if !known[f] {
+		i, ok := known[f]
+		if !ok {
 			return nil, fmt.Sprintf("Unknown field '%s' in the fields parameter.", f)
 		}
-		want[f] = true
+		want[i] = true
 	}
 	return want, ""
 }
@@ -226,7 +218,7 @@ func (s *Sim) handleSearch(w http.ResponseWriter, r *http.Request) {
 			strings.Join(legacy, ", "), strings.Join(newer, ", ")))
 		return
 	}
-	want, msg := s.fieldsParam(r)
+	want, msg := s.fieldsParam(q)
 	if msg != "" {
 		writeError(w, http.StatusBadRequest, msg)
 		return
@@ -246,19 +238,10 @@ func (s *Sim) handleSearch(w http.ResponseWriter, r *http.Request) {
 	matches := s.match(f)
 	lo, hi, status := page(len(matches), f.start, f.size)
 	items := make([]json.RawMessage, 0, hi-lo)
-	var err error
 	for _, inc := range matches[lo:hi] {
-		var b []byte
-		if b, err = s.render(inc, want); err != nil {
-			break
-		}
-		items = append(items, b)
+		items = append(items, s.render(inc, want))
 	}
 	s.mu.Unlock()
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
 	writePage(w, status, items)
 }
 
@@ -293,7 +276,7 @@ func (s *Sim) newFilter(q map[string][]string) (searchFilter, string) {
 		if s.opts.DisableFIQL {
 			return f, fmt.Sprintf("Error parsing query %q: the query parameter is not supported for incidents by this version (%s).", v, s.opts.APIVersion)
 		}
-		n, err := parseFIQL(v, incidentQueryFields())
+		n, err := parseFIQL(v, s.queryFields)
 		if err != nil {
 			return f, err.Error()
 		}
@@ -547,7 +530,7 @@ func (s *Sim) handleArchive(by string, archive bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var reason *entity
 		if archive {
-			body, err := io.ReadAll(r.Body)
+			body, err := requestBody(r)
 			if err != nil {
 				writeError(w, http.StatusBadRequest, "The request body cannot be read.")
 				return
@@ -573,12 +556,7 @@ func (s *Sim) handleArchive(by string, archive bool) http.HandlerFunc {
 		inc.archived, inc.archivingReason = archive, reason
 		inc.modificationDate = s.now()
 		inc.modifier = s.cat.operator(login(r))
-		out, err := s.render(inc, nil)
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		writeRaw(w, http.StatusOK, out)
+		writeRaw(w, http.StatusOK, s.render(inc, nil))
 	}
 }
 

@@ -32,6 +32,17 @@ type entity struct {
 	duration *Duration
 	email    string // persons and operators
 	login    string // operators
+
+	ref []byte // {"id": …, "name": …}, as incidents show the entity
+}
+
+// newEntity completes e with its pre-encoded reference.
+func newEntity(e entity) *entity {
+	e.ref = appendString([]byte(`{"id":`), e.id)
+	e.ref = append(e.ref, `,"name":`...)
+	e.ref = appendString(e.ref, e.name)
+	e.ref = append(e.ref, '}')
+	return &e
 }
 
 type entityList struct {
@@ -70,12 +81,12 @@ func newCatalog(t *Tenant) *catalog {
 	}
 	addEntries := func(list string, es []Entry) {
 		for _, e := range es {
-			c.lists[list].add(&entity{list: list, id: e.ID, name: e.Name})
+			c.lists[list].add(newEntity(entity{list: list, id: e.ID, name: e.Name}))
 		}
 	}
 	for i := range t.Statuses {
 		st := &t.Statuses[i]
-		e := &entity{list: listStatuses, id: st.ID, name: st.Name, status: st}
+		e := newEntity(entity{list: listStatuses, id: st.ID, name: st.Name, status: st})
 		c.lists[listStatuses].add(e)
 		if st.Default {
 			c.defaultStatus = e
@@ -83,11 +94,11 @@ func newCatalog(t *Tenant) *catalog {
 	}
 	for i := range t.Durations {
 		d := &t.Durations[i]
-		c.lists[listDurations].add(&entity{list: listDurations, id: d.ID, name: d.Name, duration: d})
+		c.lists[listDurations].add(newEntity(entity{list: listDurations, id: d.ID, name: d.Name, duration: d}))
 	}
 	for i := range t.Priorities {
 		p := &t.Priorities[i]
-		c.lists[listPriorities].add(&entity{list: listPriorities, id: p.ID, name: p.Name, priority: p})
+		c.lists[listPriorities].add(newEntity(entity{list: listPriorities, id: p.ID, name: p.Name, priority: p}))
 	}
 	addEntries(listImpacts, t.Impacts)
 	addEntries(listUrgencies, t.Urgencies)
@@ -97,10 +108,10 @@ func newCatalog(t *Tenant) *catalog {
 		c.matrix[[2]string{im.id, ur.id}] = c.lists[listPriorities].byName[r.Priority][0]
 	}
 	for _, cat := range t.Categories {
-		ce := &entity{list: listCategories, id: cat.ID, name: cat.Name}
+		ce := newEntity(entity{list: listCategories, id: cat.ID, name: cat.Name})
 		c.lists[listCategories].add(ce)
 		for _, sub := range cat.Subcategories {
-			c.lists[listSubcategories].add(&entity{list: listSubcategories, id: sub.ID, name: sub.Name, parent: ce})
+			c.lists[listSubcategories].add(newEntity(entity{list: listSubcategories, id: sub.ID, name: sub.Name, parent: ce}))
 		}
 	}
 	addEntries(listCallTypes, t.CallTypes)
@@ -109,14 +120,14 @@ func newCatalog(t *Tenant) *catalog {
 	addEntries(listArchivingReasons, t.ArchivingReasons)
 	addEntries(listOperatorGroups, t.OperatorGroups)
 	for _, o := range t.Operators {
-		e := &entity{list: listOperators, id: o.ID, name: o.Name, email: o.Email, login: o.LoginName}
+		e := newEntity(entity{list: listOperators, id: o.ID, name: o.Name, email: o.Email, login: o.LoginName})
 		c.lists[listOperators].add(e)
 		if o.LoginName != "" {
 			c.byLogin[o.LoginName] = e
 		}
 	}
 	for _, p := range t.Persons {
-		e := &entity{list: listPersons, id: p.ID, name: p.Name, email: p.Email}
+		e := newEntity(entity{list: listPersons, id: p.ID, name: p.Name, email: p.Email})
 		c.lists[listPersons].add(e)
 		if p.Email != "" {
 			c.byEmail[strings.ToLower(p.Email)] = e
@@ -131,5 +142,5 @@ func (c *catalog) operator(login string) *entity {
 	if e, ok := c.byLogin[login]; ok {
 		return e
 	}
-	return &entity{list: listOperators, id: stableUUID("login/" + login), name: login, login: login}
+	return newEntity(entity{list: listOperators, id: stableUUID("login/" + login), name: login, login: login})
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // fieldType is the type of a field FIQL can query.
@@ -66,7 +67,7 @@ func (c *fiqlCmp) eval(get func(string) fiqlValue) bool {
 	case "!=", "=out=":
 		return !slices.ContainsFunc(c.args, func(a fiqlValue) bool { return v.equal(a) })
 	case "=sw=":
-		return !v.null && strings.HasPrefix(strings.ToLower(v.s), strings.ToLower(c.args[0].s))
+		return !v.null && hasPrefixFold(v.s, c.args[0].s)
 	}
 	if v.null {
 		return false
@@ -82,6 +83,39 @@ func (c *fiqlCmp) eval(get func(string) fiqlValue) bool {
 	default: // =le=
 		return !v.t.After(a)
 	}
+}
+
+// hasPrefixFold reports whether the lower-case form of s starts with that of
+// prefix; ASCII text is compared without building the lower-case forms.
+func hasPrefixFold(s, prefix string) bool {
+	if !isASCII(s) || !isASCII(prefix) {
+		return strings.HasPrefix(strings.ToLower(s), strings.ToLower(prefix))
+	}
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		a, b := s[i], prefix[i]
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // equal compares like TOPdesk's database does: text case-insensitively.

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"html"
 	"maps"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -54,6 +52,7 @@ type incident struct {
 	briefDescription string
 	externalNumber   string
 	requests         []entry
+	requestText      string // the read model's request: plainText of the entries, newest first
 	actions          []entry
 	caller           *callerState
 	refs             map[string]*entity
@@ -114,6 +113,7 @@ func (s *Sim) apply(inc *incident, ch change) []string {
 	setStr("externalNumber", &inc.externalNumber)
 	if x := v["request"]; x.str != "" {
 		inc.requests = append(inc.requests, entry{id: newUUID(), text: x.str, date: ch.now, operator: ch.author})
+		inc.requestText = plainText(joinNewestFirst(inc.requests))
 	}
 	if x := v["action"]; x.str != "" {
 		inc.actions = append(inc.actions, entry{id: newUUID(), text: x.str, invisible: v["actionInvisibleForCaller"].b, date: ch.now, operator: ch.author})
@@ -344,22 +344,22 @@ func (s *Sim) applyMainIncident(inc *incident, ch change) []string {
 }
 
 // create validates body, stores a new incident and returns its read model;
-// errs are the request's problems (400), err an encoding failure (500).
-func (s *Sim) create(body []byte, login string) (out []byte, errs []string, err error) {
+// errs are the request's problems (400).
+func (s *Sim) create(body []byte, login string) (out []byte, errs []string) {
 	vals, errs := s.check.object("", body, s.createRules, false)
 	if len(errs) > 0 {
-		return nil, errs, nil
+		return nil, errs
 	}
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	author := s.cat.operator(login)
-	inc := &incident{id: newUUID(), creationDate: now, callDate: now, creator: author, refs: map[string]*entity{}}
+	inc := &incident{id: newUUID(), creationDate: now, callDate: now, creator: author, refs: make(map[string]*entity, len(refFields()))}
 	if st := s.cat.defaultStatus; st != nil {
 		inc.refs["processingStatus"] = st
 	}
 	if errs := s.apply(inc, change{vals: vals, now: now, author: author, create: true}); len(errs) > 0 {
-		return nil, errs, nil
+		return nil, errs
 	}
 	s.seq++
 	inc.seq = s.seq
@@ -371,36 +371,36 @@ func (s *Sim) create(body []byte, login string) (out []byte, errs []string, err 
 	if inc.mainIncident != nil {
 		inc.mainIncident.partials = append(inc.mainIncident.partials, inc)
 	}
-	out, err = s.render(inc, nil)
-	return out, nil, err
+	return s.render(inc, nil), nil
 }
 
 // update validates body, applies it to the incident with this id or number
-// and returns its read model; found is false when there is no such incident.
-func (s *Sim) update(by, key string, body []byte, login string) (out []byte, found bool, errs []string, err error) {
+// and returns its read model; found is false when there is no such incident
+// (whether or not the body is valid).
+func (s *Sim) update(by, key string, body []byte, login string) (out []byte, found bool, errs []string) {
+	// The body is checked against the tenant, which never changes, so
+	// outside the lock.
+	vals, errs := s.check.object("", body, s.updateRules, false)
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	inc := s.lookup(by, key)
-	if inc == nil {
-		return nil, false, nil, nil
-	}
-	vals, errs := s.check.object("", body, s.updateRules, false)
-	if len(errs) > 0 {
-		return nil, true, errs, nil
-	}
-	if inc.archived {
-		return nil, true, []string{fmt.Sprintf("Incident %s is archived and cannot be changed; unarchive it first.", inc.number)}, nil
+	switch {
+	case inc == nil:
+		return nil, false, nil
+	case len(errs) > 0:
+		return nil, true, errs
+	case inc.archived:
+		return nil, true, []string{fmt.Sprintf("Incident %s is archived and cannot be changed; unarchive it first.", inc.number)}
 	}
 	next := inc.clone()
 	if errs := s.apply(next, change{vals: vals, now: now, author: s.cat.operator(login)}); len(errs) > 0 {
-		return nil, true, errs, nil
+		return nil, true, errs
 	}
 	s.unindex(inc)
 	*inc = *next
 	s.index(inc)
-	out, err = s.render(inc, nil)
-	return out, true, nil, err
+	return s.render(inc, nil), true, nil
 }
 
 // lookup finds an incident by "id" or "number". The caller holds s.mu.
@@ -411,14 +411,10 @@ func (s *Sim) lookup(by, key string) *incident {
 	return s.byNumber[key]
 }
 
-// render encodes inc's read model, limited to want when not nil. The caller
-// holds s.mu.
-func (s *Sim) render(inc *incident, want map[string]bool) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := encodeFields(&buf, s.incidentFields(inc), want); err != nil {
-		return nil, fmt.Errorf("incident %s: %w", inc.number, err)
-	}
-	return buf.Bytes(), nil
+// render encodes inc's read model, limited to want (as appendIncident) when
+// not nil. The caller holds s.mu.
+func (s *Sim) render(inc *incident, want []bool) []byte {
+	return s.appendIncident(make([]byte, 0, 4096), inc, want)
 }
 
 func (s *Sim) index(inc *incident) {
@@ -473,178 +469,6 @@ func wireRef(e *entity) any {
 	return map[string]string{"id": e.id, "name": e.name}
 }
 
-// field is one key of a JSON object, in order.
-type field struct {
-	name  string
-	value any
-}
-
-// incidentFields is the read model of inc, with every property of TOPdesk's
-// Incident schema. The caller holds s.mu.
-func (s *Sim) incidentFields(inc *incident) []field {
-	base := s.baseURL + "/tas/api/incidents/id/" + inc.id
-	other := func(k string, zero any) any {
-		if raw, ok := inc.other[k]; ok {
-			return raw
-		}
-		return zero
-	}
-	status := inc.line
-	if inc.archived {
-		status += "Archived"
-	}
-	var caller any
-	if c := inc.caller; c != nil {
-		m := map[string]any{"id": nil, "dynamicName": c.dynamicName, "email": c.email, "phoneNumber": c.phone, "mobileNumber": c.mobile}
-		if c.person != nil {
-			m["id"] = c.person.id
-		}
-		for k, raw := range c.extra {
-			m[k] = raw
-		}
-		caller = m
-	}
-	var operator any
-	if o := inc.refs["operator"]; o != nil {
-		operator = map[string]string{"id": o.id, "status": "operator", "name": o.name}
-	} else if g := inc.refs["operatorGroup"]; g != nil {
-		operator = map[string]string{"id": g.id, "status": "operatorGroup", "name": g.name}
-	}
-	var main any
-	if m := inc.mainIncident; m != nil {
-		main = map[string]string{"id": m.id, "number": m.number}
-	}
-	partials := make([]map[string]string, len(inc.partials))
-	for i, p := range inc.partials {
-		partials[i] = map[string]string{"link": s.baseURL + "/tas/api/incidents/id/" + p.id}
-	}
-	links := []json.RawMessage{}
-	if raw, ok := inc.other["externalLink"]; ok {
-		links = append(links, raw)
-	}
-	return []field{
-		{"id", inc.id},
-		{"status", status},
-		{"number", inc.number},
-		{"request", plainText(joinNewestFirst(inc.requests))},
-		{"requests", base + "/requests"},
-		{"action", base + "/actions"},
-		{"attachments", base + "/attachments"},
-		{"caller", caller},
-		{"callerBranch", nil},
-		{"callerLocation", nil},
-		{"branchExtraFieldA", nil},
-		{"branchExtraFieldB", nil},
-		{"briefDescription", inc.briefDescription},
-		{"externalNumber", inc.externalNumber},
-		{"category", wireRef(inc.refs["category"])},
-		{"subcategory", wireRef(inc.refs["subcategory"])},
-		{"callType", wireRef(inc.refs["callType"])},
-		{"entryType", wireRef(inc.refs["entryType"])},
-		{"object", other("object", nil)},
-		{"asset", nil},
-		{"branch", other("branch", nil)},
-		{"location", other("location", nil)},
-		{"impact", wireRef(inc.refs["impact"])},
-		{"urgency", wireRef(inc.refs["urgency"])},
-		{"priority", wireRef(inc.refs["priority"])},
-		{"duration", wireRef(inc.refs["duration"])},
-		{"actualDuration", nil},
-		{"targetDate", other("targetDate", nil)},
-		{"sla", other("sla", nil)},
-		{"responseDate", other("responseDate", nil)},
-		{"onHold", other("onHold", false)},
-		{"onHoldDate", nil},
-		{"onHoldDuration", 0},
-		{"feedbackMessage", other("feedbackMessage", nil)},
-		{"feedbackRating", other("feedbackRating", nil)},
-		{"operator", operator},
-		{"operatorGroup", wireRef(inc.refs["operatorGroup"])},
-		{"supplier", other("supplier", nil)},
-		{"processingStatus", wireRef(inc.refs["processingStatus"])},
-		{"completed", inc.completed},
-		{"completedDate", wireTime(inc.completedDate)},
-		{"closed", inc.closed},
-		{"closedDate", wireTime(inc.closedDate)},
-		{"closureCode", wireRef(inc.refs["closureCode"])},
-		{"timeSpent", 0},
-		{"timeSpentFirstLine", 0},
-		{"timeSpentSecondLine", 0},
-		{"timeSpentPartial", 0},
-		{"timeSpentLinkedPartials", 0},
-		{"timeSpentSecondLineAndPartials", 0},
-		{"itemCosts", 0},
-		{"objectCosts", 0},
-		{"costs", other("costs", 0)},
-		{"escalationStatus", nil},
-		{"escalationReason", nil},
-		{"escalationOperator", nil},
-		{"callDate", wireTime(inc.callDate)},
-		{"creator", wireRef(inc.creator)},
-		{"creationDate", wireTime(inc.creationDate)},
-		{"modifier", wireRef(inc.modifier)},
-		{"modificationDate", wireTime(inc.modificationDate)},
-		{"archivingReason", wireRef(inc.archivingReason)},
-		{"majorCall", other("majorCall", false)},
-		{"majorCallObject", other("majorCallObject", nil)},
-		{"publishToSsd", other("publishToSsd", false)},
-		{"monitored", false},
-		{"responded", other("responded", false)},
-		{"expectedTimeSpent", 0},
-		{"mainIncident", main},
-		{"partialIncidents", partials},
-		{"optionalFields1", other("optionalFields1", nil)},
-		{"optionalFields2", other("optionalFields2", nil)},
-		{"externalLinks", links},
-	}
-}
-
-// readModelFields is the set of names fields= may ask for.
-func (s *Sim) readModelFields() map[string]bool {
-	m := map[string]bool{}
-	for _, f := range s.incidentFields(&incident{}) {
-		m[f.name] = true
-	}
-	return m
-}
-
-// encodeFields writes fs as a JSON object, keeping only the names in want
-// (all when want is nil). Names are plain identifiers and need no escaping.
-func encodeFields(buf *bytes.Buffer, fs []field, want map[string]bool) error {
-	buf.WriteByte('{')
-	first := true
-	for _, f := range fs {
-		if want != nil && !want[f.name] {
-			continue
-		}
-		if !first {
-			buf.WriteByte(',')
-		}
-		first = false
-		buf.WriteByte('"')
-		buf.WriteString(f.name)
-		buf.WriteString(`":`)
-		switch v := f.value.(type) {
-		case nil:
-			buf.WriteString("null")
-		case bool:
-			buf.WriteString(strconv.FormatBool(v))
-		case int:
-			buf.WriteString(strconv.Itoa(v))
-		case json.RawMessage:
-			buf.Write(v)
-		default:
-			b, err := json.Marshal(v)
-			if err != nil {
-				return fmt.Errorf("encode %s: %w", f.name, err)
-			}
-			buf.Write(b)
-		}
-	}
-	buf.WriteByte('}')
-	return nil
-}
-
 func joinNewestFirst(es []entry) string {
 	texts := make([]string, len(es))
 	for i, e := range es {
@@ -653,16 +477,87 @@ func joinNewestFirst(es []entry) string {
 	return strings.Join(texts, "\n\n")
 }
 
-var (
-	brTag  = regexp.MustCompile(`(?i)<br\s*/?>`)
-	anyTag = regexp.MustCompile(`<[^>]*>`)
-)
-
-// plainText turns TOPdesk's memo HTML into text.
+// plainText turns TOPdesk's memo HTML into text: each <br> tag (in any
+// case, with optional white space and slash) becomes a line break, then
+// every other tag (from < to the next >) is removed and character
+// references are decoded.
 func plainText(s string) string {
-	s = brTag.ReplaceAllString(s, "\n")
-	s = anyTag.ReplaceAllString(s, "")
+	if strings.IndexByte(s, '<') >= 0 {
+		s = stripTags(replaceBreaks(s))
+	}
 	return html.UnescapeString(s)
+}
+
+// replaceBreaks replaces the <br> tags of s with line breaks.
+func replaceBreaks(s string) string {
+	var out []byte
+	done := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] != '<' {
+			continue
+		}
+		n := breakTagLen(s[i:])
+		if n == 0 {
+			continue
+		}
+		if out == nil {
+			out = make([]byte, 0, len(s))
+		}
+		out = append(out, s[done:i]...)
+		out = append(out, '\n')
+		i += n - 1
+		done = i + 1
+	}
+	if done == 0 {
+		return s
+	}
+	return string(append(out, s[done:]...))
+}
+
+// breakTagLen is the length of the <br> tag s starts with: "<br" in any
+// case, optional white space (space, \t, \n, \f or \r), an optional "/" and
+// ">"; 0 when s does not start with one.
+func breakTagLen(s string) int {
+	if len(s) < 4 || s[0] != '<' || s[1]|0x20 != 'b' || s[2]|0x20 != 'r' {
+		return 0
+	}
+	i := 3
+	for i < len(s) && strings.IndexByte(" \t\n\f\r", s[i]) >= 0 {
+		i++
+	}
+	if i < len(s) && s[i] == '/' {
+		i++
+	}
+	if i < len(s) && s[i] == '>' {
+		return i + 1
+	}
+	return 0
+}
+
+// stripTags removes every tag of s: from a < to the next >.
+func stripTags(s string) string {
+	var b strings.Builder
+	rest := s
+	for {
+		lt := strings.IndexByte(rest, '<')
+		if lt < 0 {
+			break
+		}
+		gt := strings.IndexByte(rest[lt+1:], '>')
+		if gt < 0 {
+			break
+		}
+		if b.Len() == 0 {
+			b.Grow(len(s))
+		}
+		b.WriteString(rest[:lt])
+		rest = rest[lt+1+gt+1:]
+	}
+	if len(rest) == len(s) {
+		return s
+	}
+	b.WriteString(rest)
+	return b.String()
 }
 
 // Inspection.

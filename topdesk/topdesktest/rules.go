@@ -1,7 +1,6 @@
 package topdesktest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -9,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf16"
 )
 
 // kind is the JSON shape a request field must have.
@@ -158,43 +156,40 @@ type checker struct {
 }
 
 // object checks a JSON object against rules; errs lists every problem found,
-// in field order.
+// in field order. Of fields sent twice, the last counts.
 func (c checker) object(path string, raw json.RawMessage, rules map[string]rule, oneOf bool) (map[string]value, []string) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+	var buf [32]member
+	ms, ok := objectMembers(buf[:0], raw)
+	if !ok {
 		if path == "" {
 			return nil, []string{"The request body must be a JSON object."}
 		}
 		return nil, []string{fmt.Sprintf("'%s' must be an object.", path)}
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	out := make(map[string]value, len(m))
+	ms = sortMembers(ms)
+	out := make(map[string]value, len(ms))
 	var errs []string
-	for _, k := range keys {
-		p := join(path, k)
-		r, ok := rules[k]
+	for _, m := range ms {
+		p := join(path, m.key)
+		r, ok := rules[m.key]
 		if !ok {
 			errs = append(errs, fmt.Sprintf("Unrecognized field '%s'.", p))
 			continue
 		}
-		v, e := c.value(p, r, m[k])
+		v, e := c.value(p, r, m.val)
 		errs = append(errs, e...)
 		if len(e) == 0 {
-			out[k] = v
+			out[m.key] = v
 		}
 	}
-	if oneOf && len(keys) != 1 {
-		errs = append(errs, fmt.Sprintf("'%s' must have exactly one lookup value (one of %s), it has %d.", path, strings.Join(sortedKeys(rules), ", "), len(keys)))
+	if oneOf && len(ms) != 1 {
+		errs = append(errs, fmt.Sprintf("'%s' must have exactly one lookup value (one of %s), it has %d.", path, strings.Join(sortedKeys(rules), ", "), len(ms)))
 	}
 	return out, errs
 }
 
+// value checks one member's value, raw as objectMembers returns it.
 func (c checker) value(p string, r rule, raw json.RawMessage) (value, []string) {
-	raw = bytes.TrimSpace(raw)
 	if string(raw) == "null" {
 		return value{null: true, raw: raw}, nil
 	}
@@ -204,7 +199,8 @@ func (c checker) value(p string, r rule, raw json.RawMessage) (value, []string) 
 	}
 	switch r.kind {
 	case kindString, kindUUID, kindDate:
-		if err := json.Unmarshal(raw, &v.str); err != nil {
+		var ok bool
+		if v.str, ok = jsonString(raw); !ok {
 			return bad("a string")
 		}
 		switch r.kind {
@@ -220,8 +216,11 @@ func (c checker) value(p string, r rule, raw json.RawMessage) (value, []string) 
 			}
 			v.t = t
 		}
-		if n := len(utf16.Encode([]rune(v.str))); r.maxLength > 0 && n > r.maxLength {
-			return value{}, []string{fmt.Sprintf("'%s' is too long: %d characters, the maximum is %d.", p, n, r.maxLength)}
+		// A string has at most as many UTF-16 code units as bytes.
+		if r.maxLength > 0 && len(v.str) > r.maxLength {
+			if n := utf16Len(v.str); n > r.maxLength {
+				return value{}, []string{fmt.Sprintf("'%s' is too long: %d characters, the maximum is %d.", p, n, r.maxLength)}
+			}
 		}
 		if len(r.enum) > 0 && !slices.Contains(r.enum, v.str) {
 			return value{}, []string{fmt.Sprintf("'%s' must be one of %s, not %q.", p, strings.Join(r.enum, ", "), v.str)}
@@ -235,12 +234,10 @@ func (c checker) value(p string, r rule, raw json.RawMessage) (value, []string) 
 			return bad("a boolean")
 		}
 	case kindNumber, kindInt:
-		s := string(raw)
-		if raw[0] == '"' {
+		s, quoted := jsonString(raw)
+		if !quoted {
 			// TOPdesk's own examples send numbers as strings ("costs": "0.15").
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return bad("a number")
-			}
+			s = string(raw)
 		}
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
@@ -264,26 +261,27 @@ func (c checker) value(p string, r rule, raw json.RawMessage) (value, []string) 
 
 // ref checks {"id": …} / {"name": …} and resolves it in the tenant.
 func (c checker) ref(p string, r rule, raw json.RawMessage) (value, []string) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+	var buf [2]member
+	ms, ok := objectMembers(buf[:0], raw)
+	if !ok {
 		return value{}, []string{fmt.Sprintf("'%s' must be an object like {\"id\": \"<UUID>\"}.", p)}
 	}
 	v := value{raw: raw}
 	var id, name string
 	var errs []string
-	for _, k := range sortedKeys(m) {
-		var s string
-		switch {
+	for _, m := range sortMembers(ms) {
+		s, isString := jsonString(m.val)
+		switch k := m.key; {
 		case k == "id":
-			if err := json.Unmarshal(m[k], &s); err != nil || !isUUID(s) {
-				errs = append(errs, fmt.Sprintf("'%s.id' cannot be parsed: %s is not a UUID.", p, m[k]))
+			if !isString || !isUUID(s) {
+				errs = append(errs, fmt.Sprintf("'%s.id' cannot be parsed: %s is not a UUID.", p, m.val))
 				continue
 			}
 			id = strings.ToLower(s)
 		case k == "name" && r.kind == kindIDRef:
 			errs = append(errs, fmt.Sprintf("'%s' can only be set by id, not by name.", p))
 		case k == "name":
-			if err := json.Unmarshal(m[k], &s); err != nil || s == "" {
+			if !isString || s == "" {
 				errs = append(errs, fmt.Sprintf("'%s.name' must be a non-empty string.", p))
 				continue
 			}
@@ -342,6 +340,20 @@ func parseDate(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("parse date %q: %w", s, err)
+}
+
+// utf16Len is how many UTF-16 code units s has, as TOPdesk's Java back end
+// counts: two for a character beyond U+FFFF, one for any other character
+// and for each byte that is not valid UTF-8.
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		n++
+		if r > 0xffff {
+			n++
+		}
+	}
+	return n
 }
 
 func join(path, k string) string {

@@ -81,6 +81,9 @@ type Sim struct {
 	createRules map[string]rule
 	updateRules map[string]rule
 	modelled    map[string]bool
+	model       []readField          // the incident read model, in order
+	modelIndex  map[string]int       // the position of each name in model, for fields=
+	queryFields map[string]fieldType // what FIQL may query on incidents
 	api         *http.ServeMux
 	admin       *http.ServeMux
 	page        *template.Template
@@ -133,12 +136,18 @@ func New(opts Options) *Sim {
 		createRules: createRules(),
 		updateRules: updateRules(),
 		modelled:    modelledFields(),
+		model:       readModel(),
+		modelIndex:  map[string]int{},
+		queryFields: incidentQueryFields(),
 		username:    opts.Username,
 		password:    opts.Password,
 		byID:        map[string]*incident{},
 		byNumber:    map[string]*incident{},
 		byExternal:  map[string][]*incident{},
 		page:        template.Must(template.New("page").Funcs(pageFuncs()).Parse(pageTemplate)),
+	}
+	for i, f := range s.model {
+		s.modelIndex[f.name] = i
 	}
 	s.api = s.apiRoutes()
 	s.admin = s.adminRoutes()
@@ -248,7 +257,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 	user, _, _ := r.BasicAuth()
 	entry := Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, User: user, At: s.now()}
 
-	body, err := io.ReadAll(http.MaxBytesReader(rec, r.Body, maxBodyBytes))
+	body, err := readBody(rec, r)
 	entry.Body = body
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -261,7 +270,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.record(entry)
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.Body = &bufferedBody{Reader: bytes.NewReader(body), b: body}
 
 	f, faulty := s.takeFault(r.Method, r.URL.Path)
 	if faulty && f.Delay > 0 {
@@ -297,6 +306,36 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 		entry.Status = rec.status
 		s.record(entry)
 	}
+}
+
+// readBody reads the request body, at most maxBodyBytes of it, into a slice
+// of its size when the client sent Content-Length.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	rd := http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	if r.ContentLength < 0 || r.ContentLength > maxBodyBytes {
+		return io.ReadAll(rd)
+	}
+	b := make([]byte, r.ContentLength)
+	n, err := io.ReadFull(rd, b)
+	return b[:n], err
+}
+
+// bufferedBody is a request body serveAPI has read already.
+type bufferedBody struct {
+	*bytes.Reader
+	b []byte
+}
+
+// Close does nothing: the server closes the body serveAPI read.
+func (*bufferedBody) Close() error { return nil }
+
+// requestBody returns the request body; one that serveAPI has read is
+// returned without copying it.
+func requestBody(r *http.Request) ([]byte, error) {
+	if bb, ok := r.Body.(*bufferedBody); ok {
+		return bb.b, nil
+	}
+	return io.ReadAll(r.Body)
 }
 
 // dropConnection closes the client's connection without an answer, so that

@@ -3,6 +3,7 @@ package topdesktest
 import (
 	"bytes"
 	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -356,8 +357,16 @@ func stableUUID(seed string) string {
 	return formatUUID(h[:16])
 }
 
+// formatUUID writes 16 bytes in the 8-4-4-4-12 form, in lower-case hex.
 func formatUUID(b []byte) string {
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	hex.Encode(out[9:13], b[4:6])
+	hex.Encode(out[14:18], b[6:8])
+	hex.Encode(out[19:23], b[8:10])
+	hex.Encode(out[24:36], b[10:16])
+	out[8], out[13], out[18], out[23] = '-', '-', '-', '-'
+	return string(out[:])
 }
 
 // isUUID reports whether s has the 8-4-4-4-12 hex form.
