@@ -2,9 +2,12 @@ package worker
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 )
@@ -48,7 +51,16 @@ func (e *testEnv) publishAsync(ev event) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := e.js.PublishAsync("alerts.bench", b); err != nil {
-		e.t.Fatal(err)
+	for {
+		_, err := e.js.PublishAsync("alerts.bench", b)
+		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			// The server is slower than the publisher: let it catch up.
+			<-e.js.PublishAsyncComplete()
+			continue
+		}
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return
 	}
 }
