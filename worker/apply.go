@@ -295,7 +295,8 @@ func (w *Worker) write(ctx context.Context, a *mapping.Alert, key, ext string, a
 		st.Open, st.ClosedAt = false, at
 	}
 	if inc != nil && inc.ID != "" {
-		st.IncidentID, st.Number = inc.ID, inc.Number
+		// The state outlives the answer, whose strings share one block.
+		st.IncidentID, st.Number = strings.Clone(inc.ID), strings.Clone(inc.Number)
 	}
 	return decisionOutcome[d], nil
 }
@@ -354,7 +355,7 @@ func fromTOPdesk(st *incidentState, found []topdesk.Incident) {
 		if inc.ID != st.IncidentID {
 			st.Fingerprint = ""
 		}
-		st.IncidentID, st.Number, st.Open, st.ClosedAt = inc.ID, inc.Number, true, time.Time{}
+		st.IncidentID, st.Number, st.Open, st.ClosedAt = strings.Clone(inc.ID), strings.Clone(inc.Number), true, time.Time{}
 		return
 	}
 	var newest *topdesk.Incident
@@ -371,7 +372,7 @@ func fromTOPdesk(st *incidentState, found []topdesk.Incident) {
 		*st = incidentState{Key: st.Key, LastEvent: st.LastEvent, LastStatus: st.LastStatus}
 		return
 	}
-	st.IncidentID, st.Number, st.Open = newest.ID, newest.Number, false
+	st.IncidentID, st.Number, st.Open = strings.Clone(newest.ID), strings.Clone(newest.Number), false
 	switch {
 	case newest.ClosedDate != nil:
 		st.ClosedAt = newest.ClosedDate.Time
