@@ -38,7 +38,14 @@ type reconcileMark struct {
 // reconciled reports whether the bucket is marked as holding every key
 // that has an incident in TOPdesk.
 func (w *Worker) reconciled(ctx context.Context) bool {
-	_, err := w.state.bucket().Get(ctx, reconciledKey)
+	return Reconciled(ctx, w.state.bucket())
+}
+
+// Reconciled reports whether the state bucket kv carries the mark of a
+// completed reconciliation with TOPdesk: new keys are then created without
+// a lookup first.
+func Reconciled(ctx context.Context, kv jetstream.KeyValue) bool {
+	_, err := kv.Get(ctx, reconciledKey)
 	return err == nil
 }
 
