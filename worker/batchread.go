@@ -64,10 +64,13 @@ type batchReader struct {
 	sub     *nats.Subscription
 	replies chan *nats.Msg
 
+	quit    chan struct{} // closed by close
+	running sync.WaitGroup
+
 	mu       sync.Mutex
 	open     *readBatch // gathering readers, not sent yet
 	sending  bool       // a request is out; open goes next
-	disabled bool       // the server does not know multi_last
+	disabled bool       // closed, or the server does not know multi_last
 	seq      uint64
 }
 
@@ -99,6 +102,7 @@ func newBatchReader(ctx context.Context, js jetstream.JetStream, kv jetstream.Ke
 		prefix:  "$KV." + kv.Bucket() + ".",
 		inbox:   js.Conn().NewRespInbox(),
 		replies: make(chan *nats.Msg, 4*maxBatchKeys),
+		quit:    make(chan struct{}),
 	}
 	if r.sub, err = r.nc.ChanSubscribe(r.inbox+".*", r.replies); err != nil {
 		return nil, fmt.Errorf("subscribe for batched state reads: %w", err)
@@ -106,8 +110,15 @@ func newBatchReader(ctx context.Context, js jetstream.JetStream, kv jetstream.Ke
 	return r, nil
 }
 
-// close stops receiving answers; reads in progress time out.
+// close ends batched reads: reads in progress and later ones fail with
+// errBatchUnavailable (their callers read on their own). It returns once
+// no request is out.
 func (r *batchReader) close() error {
+	r.mu.Lock()
+	r.disabled = true
+	r.mu.Unlock()
+	close(r.quit)
+	r.running.Wait()
 	if err := r.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		return fmt.Errorf("batched state reads: %w", err)
 	}
@@ -138,7 +149,7 @@ func (r *batchReader) read(ctx context.Context, key string) (kvEntry, bool, bool
 	}
 	if !r.sending {
 		r.sending, r.open = true, nil
-		go r.run(b)
+		r.running.Go(func() { r.run(b) })
 	}
 	r.mu.Unlock()
 
@@ -200,6 +211,9 @@ func (r *batchReader) fetch(b *readBatch) {
 		case m = <-r.replies:
 		case <-timeout.C:
 			b.err = fmt.Errorf("%w: no answer within %s", errBatchUnavailable, batchTimeout)
+			return
+		case <-r.quit:
+			b.err = fmt.Errorf("%w: closed", errBatchUnavailable)
 			return
 		}
 		if m.Subject != reply {

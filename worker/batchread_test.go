@@ -152,7 +152,11 @@ func TestBatchReaderOldServerFallsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	t.Cleanup(func() {
+		if err := sub.Unsubscribe(); err != nil {
+			t.Error(err)
+		}
+	})
 
 	rev, err := e.res.State.Put(ctx, "alertdesk-x", []byte(`{"key":"x","open":true,"number":"I 2611 001"}`))
 	if err != nil {
@@ -245,5 +249,44 @@ func TestOutdatedKnownStateIsReadAgain(t *testing.T) {
 	}
 	if !after.Open || !after.LastEvent.Equal(t0.Add(2*time.Minute)) {
 		t.Fatalf("state after the event: open=%v last_event=%s; want open at %s", after.Open, after.LastEvent, t0.Add(2*time.Minute))
+	}
+}
+
+// Closing the reader ends a read whose answer is still out at once, and
+// later reads go one by one.
+func TestBatchReaderClose(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	ctx := t.Context()
+	r, err := newBatchReader(ctx, e.js, e.res.State)
+	if err != nil || r == nil {
+		t.Fatalf("newBatchReader = %v, %v; want a reader", r, err)
+	}
+	// A responder that takes the request and never answers.
+	r.api = "test.silent.direct-get"
+	asked := make(chan struct{}, 1)
+	sub, err := e.nc.Subscribe(r.api, func(*nats.Msg) { asked <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := sub.Unsubscribe(); err != nil {
+			t.Error(err)
+		}
+	})
+
+	done := make(chan error, 1)
+	go func() {
+		_, _, _, err := r.read(ctx, "alertdesk-x")
+		done <- err
+	}()
+	<-asked
+	if err := r.close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, errBatchUnavailable) {
+		t.Fatalf("read cut off by close: %v, want errBatchUnavailable", err)
+	}
+	if _, _, _, err := r.read(ctx, "alertdesk-x"); !errors.Is(err, errBatchUnavailable) {
+		t.Fatalf("read after close: %v, want errBatchUnavailable", err)
 	}
 }
