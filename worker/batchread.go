@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 )
 
 // Batched state reads. A new key costs a read of its state and of the
@@ -66,6 +67,7 @@ type batchReader struct {
 
 	quit    chan struct{} // closed by close
 	running sync.WaitGroup
+	log     zerolog.Logger
 
 	mu       sync.Mutex
 	open     *readBatch // gathering readers, not sent yet
@@ -76,7 +78,7 @@ type batchReader struct {
 
 // newBatchReader returns a reader for kv, or nil when its stream does not
 // allow direct gets (per-key reads are then used).
-func newBatchReader(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue) (*batchReader, error) {
+func newBatchReader(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, log zerolog.Logger) (*batchReader, error) {
 	st, err := kv.Status(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("state bucket status: %w", err)
@@ -103,6 +105,7 @@ func newBatchReader(ctx context.Context, js jetstream.JetStream, kv jetstream.Ke
 		inbox:   js.Conn().NewRespInbox(),
 		replies: make(chan *nats.Msg, 4*maxBatchKeys),
 		quit:    make(chan struct{}),
+		log:     log,
 	}
 	if r.sub, err = r.nc.ChanSubscribe(r.inbox+".*", r.replies); err != nil {
 		return nil, fmt.Errorf("subscribe for batched state reads: %w", err)
@@ -229,6 +232,7 @@ func (r *batchReader) fetch(b *readBatch) {
 				r.disabled = true
 				r.mu.Unlock()
 				b.err = fmt.Errorf("%w: the server does not support multi_last: %s", errBatchUnavailable, m.Header.Get("Description"))
+				r.log.Warn().Err(b.err).Msg("state reads go one by one (NATS server 2.11 or later reads them in batches)")
 			default:
 				b.err = fmt.Errorf("%w: status %s %s", errBatchUnavailable, status, m.Header.Get("Description"))
 			}

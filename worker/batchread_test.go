@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
@@ -43,7 +44,7 @@ func TestBatchReaderSharesRequests(t *testing.T) {
 	}
 	revs["alertdesk-k00"] = rev
 
-	r, err := newBatchReader(ctx, e.js, kv)
+	r, err := newBatchReader(ctx, e.js, kv, zerolog.Nop())
 	if err != nil || r == nil {
 		t.Fatalf("newBatchReader = %v, %v; want a reader", r, err)
 	}
@@ -131,7 +132,7 @@ func TestBatchReaderSharesRequests(t *testing.T) {
 func TestBatchReaderOldServerFallsBack(t *testing.T) {
 	e := newEnv(t, topdesktest.Options{})
 	ctx := t.Context()
-	r, err := newBatchReader(ctx, e.js, e.res.State)
+	r, err := newBatchReader(ctx, e.js, e.res.State, zerolog.Nop())
 	if err != nil || r == nil {
 		t.Fatalf("newBatchReader = %v, %v; want a reader", r, err)
 	}
@@ -193,7 +194,7 @@ func TestBatchReaderNeedsDirectGet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := newBatchReader(ctx, e.js, kv)
+	r, err := newBatchReader(ctx, e.js, kv, zerolog.Nop())
 	if err != nil || r != nil {
 		t.Fatalf("newBatchReader = %v, %v; want none", r, err)
 	}
@@ -257,7 +258,7 @@ func TestOutdatedKnownStateIsReadAgain(t *testing.T) {
 func TestBatchReaderClose(t *testing.T) {
 	e := newEnv(t, topdesktest.Options{})
 	ctx := t.Context()
-	r, err := newBatchReader(ctx, e.js, e.res.State)
+	r, err := newBatchReader(ctx, e.js, e.res.State, zerolog.Nop())
 	if err != nil || r == nil {
 		t.Fatalf("newBatchReader = %v, %v; want a reader", r, err)
 	}

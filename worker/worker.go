@@ -191,7 +191,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start consuming: %w", err)
 	}
-	br, err := newBatchReader(ctx, w.res.JS, w.state.bucket())
+	br, err := newBatchReader(ctx, w.res.JS, w.state.bucket(), w.log)
 	switch {
 	case err != nil:
 		w.log.Warn().Err(err).Msg("state reads go one by one")
