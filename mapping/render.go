@@ -396,7 +396,7 @@ func oneLine(s string) string {
 
 // toHTML turns line breaks (\r\n, \r or \n) into <br>.
 func toHTML(s string) string {
-	if strings.IndexAny(s, "\r\n") < 0 {
+	if !strings.ContainsAny(s, "\r\n") {
 		return s
 	}
 	return string(appendHTMLLines(make([]byte, 0, len(s)+32), s))
