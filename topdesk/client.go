@@ -53,8 +53,14 @@ type Options struct {
 	// RateLimit caps requests per second across this client with a token
 	// bucket whose burst is ceil(RateLimit). 0 turns the limit off.
 	RateLimit float64
+	// Concurrency is how many requests the caller has in flight at most; the
+	// default transport keeps that many connections alive (at least 64), so
+	// that a busy client reuses them instead of dialling (and, over TLS,
+	// shaking hands) for requests past the pool. Ignored with Transport.
+	Concurrency int
 	// Transport sends the requests. Default: an *http.Transport tuned for many
-	// concurrent requests to one host (keep-alives, 64 idle connections).
+	// concurrent requests to one host (keep-alives, max(64, Concurrency) idle
+	// connections).
 	Transport http.RoundTripper
 }
 
@@ -148,7 +154,7 @@ func NewClient(baseURL string, opts Options) (*Client, error) {
 	}
 	rt := opts.Transport
 	if rt == nil {
-		rt = newTransport()
+		rt = newTransport(max(64, opts.Concurrency))
 	}
 	c.hc = &http.Client{
 		Transport: rt,
@@ -164,16 +170,16 @@ func NewClient(baseURL string, opts Options) (*Client, error) {
 	return c, nil
 }
 
-// newTransport returns an HTTP transport tuned for many concurrent requests
-// to one TOPdesk host.
-func newTransport() *http.Transport {
+// newTransport returns an HTTP transport tuned for up to idle concurrent
+// requests to one TOPdesk host.
+func newTransport(idle int) *http.Transport {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           d.DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          128,
-		MaxIdleConnsPerHost:   64,
+		MaxIdleConns:          2 * idle,
+		MaxIdleConnsPerHost:   idle,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,

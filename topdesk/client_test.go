@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -874,5 +875,56 @@ func TestListIncidentsByPrefix(t *testing.T) {
 	old := start(t, topdesktest.Options{DisableFIQL: true})
 	if _, err := newClient(t, old, nil).ListIncidentsByPrefix(t.Context(), "alertdesk-"); !topdesk.IsRejected(err) {
 		t.Fatalf("without FIQL: got %v, want a rejected error", err)
+	}
+}
+
+// A client with more requests in flight than the default pool keeps its
+// connections: a second wave of as many concurrent requests dials nothing.
+func TestConnectionsFollowConcurrency(t *testing.T) {
+	const n = 100
+	var mu sync.Mutex
+	dials := 0
+	arrived := make(chan struct{}, n)
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `{"id":"b7a2c1f0-0000-4000-8000-000000000001","number":"I 2611 001"}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			dials++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c, err := topdesk.NewClient(srv.URL, topdesk.Options{Username: user, Password: password, Concurrency: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for wave := range 2 {
+		release = make(chan struct{})
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				if _, err := c.CreateIncident(t.Context(), &topdesk.IncidentRequest{BriefDescription: "x"}); err != nil {
+					t.Errorf("wave %d: %v", wave, err)
+				}
+			})
+		}
+		for range n { // all n in flight at once
+			<-arrived
+		}
+		close(release)
+		wg.Wait()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if dials != n {
+		t.Fatalf("%d connections for two waves of %d concurrent requests, want %d", dials, n, n)
 	}
 }

@@ -553,7 +553,8 @@ func baselineWorker(args []string) int {
 		log.Error().Err(err).Msg("consumer")
 		return 1
 	}
-	td, err := topdesk.NewClient(*tdURL, topdesk.Options{Username: topdesktest.DefaultUsername, Password: topdesktest.DefaultPassword})
+	td, err := topdesk.NewClient(*tdURL, topdesk.Options{Username: topdesktest.DefaultUsername,
+		Password: topdesktest.DefaultPassword, Concurrency: *concurrency})
 	if err != nil {
 		return 1
 	}

@@ -154,6 +154,8 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 		Timeout:   cfg.TopdeskTimeout,
 		UserAgent: "alertdesk/" + version,
 		RateLimit: cfg.TopdeskRateLimit,
+		// Handlers, plus the probe and the reconciliation.
+		Concurrency: cfg.Concurrency + 2,
 	})
 	if err != nil {
 		return fmt.Errorf("%s_TOPDESK_URL: %w", envPrefix, err)
