@@ -274,6 +274,17 @@ func (d *decoder) endErr() error {
 	return d.rerr
 }
 
+// finish completes a document whose top-level value started with c: a
+// scalar needs the byte after it (topEnd), an object or array does not.
+func (d *decoder) finish(c byte) error {
+	if c != '{' && c != '[' {
+		if err := d.topEnd(); err != nil {
+			return err
+		}
+	}
+	return d.saved
+}
+
 // topEnd reads the byte after a top-level scalar, which json.Decoder needs
 // to see (or the end of the body) before the value counts as complete.
 func (d *decoder) topEnd() error {
@@ -937,12 +948,7 @@ func (d *decoder) incidentDoc(inc *Incident) error {
 	if err := d.incident(c, inc, 0); err != nil {
 		return err
 	}
-	if c != '{' && c != '[' {
-		if err := d.topEnd(); err != nil {
-			return err
-		}
-	}
-	return d.saved
+	return d.finish(c)
 }
 
 // incidentListDoc decodes the whole answer into out.
@@ -964,12 +970,7 @@ func (d *decoder) incidentListDoc(out *[]Incident) error {
 	if err != nil {
 		return err
 	}
-	if c != '{' && c != '[' {
-		if err := d.topEnd(); err != nil {
-			return err
-		}
-	}
-	return d.saved
+	return d.finish(c)
 }
 
 // incidentList decodes the top-level array at d.pos into out. Like
