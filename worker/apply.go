@@ -117,9 +117,9 @@ func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key, ext string, a
 		}
 		var st incidentState
 		var rev uint64
-		var marked bool
+		m := markUnread
 		if attempt == 0 {
-			st, rev, marked, err = w.state.look(ctx, ext)
+			st, rev, m, err = w.state.look(ctx, ext)
 		} else {
 			st, rev, err = w.state.get(ctx, ext)
 		}
@@ -149,7 +149,7 @@ func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key, ext string, a
 		st.Key = key
 		// A missing state is either a new key or a lost one. Once the
 		// bucket was reconciled with TOPdesk it is a new key.
-		needLookup := st.Uncertain || (rev == 0 && !marked && !w.reconciled(ctx))
+		needLookup := st.Uncertain || (rev == 0 && (m == markAbsent || (m == markUnread && !w.reconciled(ctx))))
 		d, err := w.decide(&st, a, at, fp)
 		if err != nil {
 			return "", "", err

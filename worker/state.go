@@ -79,30 +79,44 @@ func (s *stateStore) recovered(ctx context.Context, err error) bool {
 
 var errStateConflict = errors.New("state changed concurrently")
 
+// mark is what a read of a key's state says about the bucket's
+// reconciliation mark.
+type mark uint8
+
+const (
+	markUnread  mark = iota // not read with the state
+	markAbsent              // read with the state: the bucket is not reconciled
+	markPresent             // read with the state: the bucket is reconciled
+)
+
 // look is the first read of a key for an event: the state this worker
 // last read or wrote, else a batched read, else a read of its own. Any of
 // them may be stale by the time it is used, which is harmless: every write
 // is a compare-and-swap on the revision, and a lost one reads again with
-// get. marked reports that the bucket's reconciliation mark was read with
-// the state and found; false means unknown.
-func (s *stateStore) look(ctx context.Context, bucketKey string) (st incidentState, rev uint64, marked bool, err error) {
+// get. A batched read also says whether the bucket's reconciliation mark
+// was there.
+func (s *stateStore) look(ctx context.Context, bucketKey string) (st incidentState, rev uint64, m mark, err error) {
 	if st, rev, ok := s.known.get(bucketKey); ok {
-		return st, rev, false, nil
+		return st, rev, markUnread, nil
 	}
 	if s.batch != nil {
 		e, found, marked, err := s.batch.read(ctx, bucketKey)
+		m := markAbsent
+		if marked {
+			m = markPresent
+		}
 		switch {
 		case err == nil && !found:
-			return incidentState{}, 0, marked, nil
+			return incidentState{}, 0, m, nil
 		case err == nil:
 			st, rev := s.decode(bucketKey, e.value, e.rev)
-			return st, rev, marked, nil
+			return st, rev, m, nil
 		case ctx.Err() != nil:
-			return incidentState{}, 0, false, err
+			return incidentState{}, 0, markUnread, err
 		}
 	}
 	st, rev, err = s.get(ctx, bucketKey)
-	return st, rev, false, err
+	return st, rev, markUnread, err
 }
 
 func (s *stateStore) get(ctx context.Context, bucketKey string) (incidentState, uint64, error) {
