@@ -634,7 +634,7 @@ func waitFirstSettled(ctx context.Context, res *worker.Resources) error {
 		if err != nil {
 			return false, err
 		}
-		return info.AckFloor.Stream > 0 || info.NumAckPending > 0 && info.Delivered.Stream > uint64(info.NumAckPending), nil
+		return info.AckFloor.Stream > 0 || (info.NumAckPending > 0 && info.Delivered.Stream > uint64(info.NumAckPending)), nil
 	})
 }
 
