@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,7 +43,7 @@ import (
 	"github.com/alertdesk/alertdesk/worker"
 )
 
-func main() { os.Exit(run(os.Args[1:])) }
+func main() { os.Exit(run(os.Args[1:], os.Stdout)) }
 
 // scenario is one load shape.
 type scenario struct {
@@ -133,21 +134,23 @@ var scenarios = []scenario{
 // result is one measured run.
 type result struct {
 	scenario, impl string
+	mode           runMode
 	workers        int
 	alerts         int
 	elapsed        time.Duration // first settled message (or readiness) to last
 	startup        time.Duration // worker launch to the start of elapsed
 	requests       int
 	p50, p99       time.Duration
-	cpu            time.Duration // worker processes' user+system CPU
-	harnessCPU     time.Duration // this process (NATS server, simulator) during the run
-	peakRSS        int64         // largest worker VmHWM, bytes
+	cpu            time.Duration // worker processes' user+system CPU (0 in process)
+	harnessCPU     time.Duration // this process (NATS server, simulator, in-process workers) during the run
+	peakRSS        int64         // largest worker VmHWM, bytes (0 in process)
 	creates        int
 }
 
 func (r result) rate() float64 { return float64(r.alerts) / r.elapsed.Seconds() }
 
-func run(args []string) int {
+// run runs the harness with args and prints the table to stdout.
+func run(args []string, stdout io.Writer) int {
 	if len(args) > 0 && args[0] == "baseline-worker" {
 		return baselineWorker(args[1:])
 	}
@@ -157,57 +160,105 @@ func run(args []string) int {
 	scale := fs.Float64("scale", 1, "multiply every scenario's event count")
 	bin := fs.String("bin", "bin/alertdesk", "alertdesk binary for worker processes")
 	noBaseline := fs.Bool("no-baseline", false, "skip the baseline runs")
+	modesFlag := fs.String("modes", "process,in-process", "how workers run: as separate processes, in this process, or both (comma-separated)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (NATS server, simulator, in-process workers) to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if _, err := os.Stat(*bin); err != nil {
-		fmt.Fprintf(os.Stderr, "alertdesk-bench: -bin %s: %v (run `make build` first)\n", *bin, err)
-		return 2
+	var modes []runMode
+	for m := range strings.SplitSeq(*modesFlag, ",") {
+		switch runMode(m) {
+		case processMode, inProcessMode:
+			modes = append(modes, runMode(m))
+		default:
+			fmt.Fprintf(os.Stderr, "alertdesk-bench: -modes: unknown mode %q (want process, in-process)\n", m)
+			return 2
+		}
+	}
+	if slices.Contains(modes, processMode) {
+		if _, err := os.Stat(*bin); err != nil {
+			fmt.Fprintf(os.Stderr, "alertdesk-bench: -bin %s: %v (run `make build` first)\n", *bin, err)
+			return 2
+		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "alertdesk-bench: -cpuprofile: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "alertdesk-bench: -cpuprofile: %v\n", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\timpl\tworkers\talerts\tstart-up\talerts/s\tTOPdesk req/s\tp50\tp99\tworker CPU s/1k\tNATS+sim CPU s/1k\tpeak RSS MiB\tcreates\tvs baseline\tvs 1 worker\t\n")
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "scenario\timpl\tmode\tworkers\talerts\tstart-up\talerts/s\tTOPdesk req/s\tp50\tp99\tworker CPU s/1k\tNATS+sim CPU s/1k\tpeak RSS MiB\tcreates\tvs baseline\tvs 1 worker\t\n")
 	failed := false
 	for _, sc := range scenarios {
 		if !slices.Contains(strings.Split(*only, ","), sc.name) {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "scenario %s: %s\n", sc.name, sc.desc)
-		var base *result
-		if !*noBaseline && sc.name != "b" && sc.name != "c" {
-			// A baseline only exists for create-only loads: it has no
-			// dedupe, so it cannot do duplicates or churn.
-			r, err := median(ctx, *runs, func() (result, error) { return measure(ctx, sc, "baseline", 1, *bin, *scale) })
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "scenario %s baseline: %v\n", sc.name, err)
+		for _, mode := range modes {
+			if !measureScenario(ctx, tw, sc, mode, *runs, *bin, *scale, *noBaseline) {
 				failed = true
-				continue
 			}
-			base = &r
-			printRow(tw, r, nil, nil)
+			tw.Flush()
 		}
-		var one *result
-		for _, n := range sc.workers {
-			r, err := median(ctx, *runs, func() (result, error) { return measure(ctx, sc, "alertdesk", n, *bin, *scale) })
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "scenario %s alertdesk x%d: %v\n", sc.name, n, err)
-				failed = true
-				continue
-			}
-			if n == 1 {
-				one = &r
-			}
-			printRow(tw, r, base, one)
-		}
-		tw.Flush()
 	}
 	tw.Flush()
 	if failed {
 		return 1
 	}
 	return 0
+}
+
+// runMode is how the workers of a measurement run.
+type runMode string
+
+const (
+	processMode   runMode = "process"    // each worker a process of its own
+	inProcessMode runMode = "in-process" // every worker a goroutine of the harness
+)
+
+// measureScenario measures the baseline (where one exists) and alertdesk
+// with each worker count in one mode, prints the rows, and reports whether
+// every measurement succeeded.
+func measureScenario(ctx context.Context, tw io.Writer, sc scenario, mode runMode, runs int, bin string, scale float64, noBaseline bool) bool {
+	ok := true
+	var base *result
+	if !noBaseline && sc.name != "b" && sc.name != "c" {
+		// A baseline only exists for create-only loads: it has no
+		// dedupe, so it cannot do duplicates or churn.
+		r, err := median(ctx, runs, func() (result, error) { return measure(ctx, sc, "baseline", mode, 1, bin, scale) })
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "scenario %s baseline (%s): %v\n", sc.name, mode, err)
+			ok = false
+		} else {
+			base = &r
+			printRow(tw, r, nil, nil)
+		}
+	}
+	var one *result
+	for _, n := range sc.workers {
+		r, err := median(ctx, runs, func() (result, error) { return measure(ctx, sc, "alertdesk", mode, n, bin, scale) })
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "scenario %s alertdesk x%d (%s): %v\n", sc.name, n, mode, err)
+			ok = false
+			continue
+		}
+		if n == 1 {
+			one = &r
+		}
+		printRow(tw, r, base, one)
+	}
+	return ok
 }
 
 func printRow(tw io.Writer, r result, base, one *result) {
@@ -224,10 +275,17 @@ func printRow(tw io.Writer, r result, base, one *result) {
 		}
 		return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000)
 	}
-	fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%.0f\t%.0f\t%s\t%s\t%.3f\t%.3f\t%.1f\t%d\t%s\t%s\t\n",
-		r.scenario, r.impl, r.workers, r.alerts, lat(r.startup), r.rate(), float64(r.requests)/r.elapsed.Seconds(),
-		lat(r.p50), lat(r.p99), r.cpu.Seconds()/float64(r.alerts)*1000, r.harnessCPU.Seconds()/float64(r.alerts)*1000,
-		float64(r.peakRSS)/(1<<20), r.creates, ratio, scaleOut)
+	// In process the workers' CPU and memory are the harness's: the
+	// NATS+sim column then holds everything, and RSS is not the workers'.
+	workerCPU, rss := "-", "-"
+	if r.mode == processMode {
+		workerCPU = fmt.Sprintf("%.3f", r.cpu.Seconds()/float64(r.alerts)*1000)
+		rss = fmt.Sprintf("%.1f", float64(r.peakRSS)/(1<<20))
+	}
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t%.3f\t%s\t%d\t%s\t%s\t\n",
+		r.scenario, r.impl, r.mode, r.workers, r.alerts, lat(r.startup), r.rate(), float64(r.requests)/r.elapsed.Seconds(),
+		lat(r.p50), lat(r.p99), workerCPU, r.harnessCPU.Seconds()/float64(r.alerts)*1000,
+		rss, r.creates, ratio, scaleOut)
 }
 
 // median runs f n times and returns the run with the median throughput.
@@ -248,12 +306,17 @@ func median(ctx context.Context, n int, f func() (result, error)) (result, error
 }
 
 // measure runs one scenario once with fresh NATS, simulator and state.
-func measure(ctx context.Context, sc scenario, impl string, workers int, bin string, scale float64) (result, error) {
+func measure(ctx context.Context, sc scenario, impl string, mode runMode, workers int, bin string, scale float64) (_ result, err error) {
 	dir, err := os.MkdirTemp("", "alertdesk-bench-")
 	if err != nil {
 		return result{}, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		// A failed run keeps its store and worker logs for a look.
+		if err == nil {
+			os.RemoveAll(dir)
+		}
+	}()
 
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true})
 	if err != nil {
@@ -328,7 +391,22 @@ func measure(ctx context.Context, sc scenario, impl string, workers int, bin str
 	start := time.Now()
 	selfStart := procCPU(os.Getpid())
 	var procs []*exec.Cmd
+	var inproc *inProcess
+	if mode == inProcessMode {
+		logf, err := os.Create(filepath.Join(dir, "workers.log"))
+		if err != nil {
+			return result{}, err
+		}
+		defer logf.Close()
+		if inproc, err = startInProcess(ctx, impl, workers, ns.ClientURL(), simURL, topo, sc.concurrency, logf); err != nil {
+			return result{}, err
+		}
+		defer inproc.stop()
+	}
 	for w := range workers {
+		if inproc != nil {
+			break
+		}
 		var cmd *exec.Cmd
 		switch impl {
 		case "baseline":
@@ -463,8 +541,13 @@ func measure(ctx context.Context, sc scenario, impl string, workers int, bin str
 			return result{}, fmt.Errorf("worker exited: %w (log in %s)", err, dir)
 		}
 	}
+	if inproc != nil {
+		if err := inproc.stop(); err != nil {
+			return result{}, fmt.Errorf("in-process worker: %w", err)
+		}
+	}
 
-	r := result{scenario: sc.name, impl: impl, workers: workers, alerts: len(events), elapsed: elapsed, startup: startup,
+	r := result{scenario: sc.name, impl: impl, mode: mode, workers: workers, alerts: len(events), elapsed: elapsed, startup: startup,
 		cpu: cpu, harnessCPU: harnessCPU, peakRSS: peak}
 	var lat []time.Duration
 	firstPost := map[string]time.Time{}
@@ -498,8 +581,8 @@ func measure(ctx context.Context, sc scenario, impl string, workers int, bin str
 			r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
 		}
 	}
-	if impl == "alertdesk" && r.creates != want {
-		return r, fmt.Errorf("%d incidents created, want %d (logs in %s)", r.creates, want, dir)
+	if r.creates != want {
+		return r, fmt.Errorf("%d incidents created, want %d (store and logs kept in %s)", r.creates, want, dir)
 	}
 	return r, nil
 }
@@ -537,8 +620,7 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(utime+stime) * time.Second / clkTck
 }
 
-// baselineWorker is the comparison without product logic: consume, one
-// POST of an incident to the simulator, ack, at the same concurrency.
+// baselineWorker is the baseline as a process of its own.
 func baselineWorker(args []string) int {
 	fs := flag.NewFlagSet("baseline-worker", flag.ContinueOnError)
 	natsURL := fs.String("nats", "", "NATS URL")
@@ -550,35 +632,44 @@ func baselineWorker(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := zerolog.New(os.Stderr)
-	nc, err := nats.Connect(*natsURL)
-	if err != nil {
-		log.Error().Err(err).Msg("connect")
+	if err := runBaseline(ctx, *natsURL, *tdURL, *concurrency, log); err != nil {
+		log.Error().Err(err).Msg("baseline worker")
 		return 1
+	}
+	return 0
+}
+
+// runBaseline is the comparison without product logic: consume, one POST
+// of an incident to the simulator, ack, at the same concurrency, until ctx
+// is done.
+func runBaseline(ctx context.Context, natsURL, tdURL string, concurrency int, log zerolog.Logger) error {
+	nc, err := nats.Connect(natsURL, nats.Name("alertdesk bench baseline"))
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return 1
+		return err
 	}
 	cons, err := js.Consumer(ctx, "ALERTS", "alertdesk")
 	if err != nil {
-		log.Error().Err(err).Msg("consumer")
-		return 1
+		return fmt.Errorf("consumer: %w", err)
 	}
-	td, err := topdesk.NewClient(*tdURL, topdesk.Options{Username: topdesktest.DefaultUsername,
-		Password: topdesktest.DefaultPassword, Concurrency: *concurrency})
+	td, err := topdesk.NewClient(tdURL, topdesk.Options{Username: topdesktest.DefaultUsername,
+		Password: topdesktest.DefaultPassword, Concurrency: concurrency})
 	if err != nil {
-		return 1
+		return err
 	}
 	// The same prefetch and heartbeat handling as the worker, so that the
 	// comparison is about the product logic only.
-	it, err := cons.Messages(jetstream.PullMaxMessages(min(max(16**concurrency, 256), 1024)),
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(max(16*concurrency, 256), 1024)),
 		jetstream.WithMessagesErrOnMissingHeartbeat(false))
 	if err != nil {
-		return 1
+		return err
 	}
 	go func() { <-ctx.Done(); it.Stop() }()
-	sem := make(chan struct{}, *concurrency)
+	sem := make(chan struct{}, concurrency)
 	var wg sync.WaitGroup
 	for {
 		sem <- struct{}{}
@@ -620,7 +711,7 @@ func baselineWorker(args []string) int {
 		})
 	}
 	wg.Wait()
-	return 0
+	return nil
 }
 
 // waitReady waits until n workers each have a pull request outstanding

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestMain lets the harness start this test binary as its baseline worker
+// process, as it starts itself outside tests.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "baseline-worker" {
+		os.Exit(baselineWorker(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+// TestHarness runs two small scenarios in both modes and checks that the
+// table has a row for every implementation and mode, each with the
+// expected incidents and a throughput.
+func TestHarness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds alertdesk and runs the harness")
+	}
+	bin := filepath.Join(t.TempDir(), "alertdesk")
+	build := exec.Command("go", "build", "-o", bin, "../alertdesk")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var out bytes.Buffer
+	code := run([]string{"-scenarios", "a,b", "-scale", "0.02", "-runs", "1", "-bin", bin, "-modes", "process,in-process"}, &out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out.String())
+	}
+	type row struct{ scenario, impl, mode string }
+	want := map[row]int{ // creates
+		{"a", "baseline", "process"}: 100, {"a", "alertdesk", "process"}: 100,
+		{"a", "baseline", "in-process"}: 100, {"a", "alertdesk", "in-process"}: 100,
+		{"b", "alertdesk", "process"}: 1000, {"b", "alertdesk", "in-process"}: 1000,
+	}
+	got := map[row]bool{}
+	for line := range strings.Lines(out.String()) {
+		f := strings.Fields(line)
+		if len(f) != 16 || f[0] == "scenario" {
+			continue
+		}
+		r := row{f[0], f[1], f[2]}
+		creates, ok := want[r]
+		if !ok {
+			t.Errorf("unexpected row: %s", line)
+			continue
+		}
+		got[r] = true
+		if f[13] != strconv.Itoa(creates) {
+			t.Errorf("%v: %s creates, want %d", r, f[13], creates)
+		}
+		if rate, err := strconv.ParseFloat(f[6], 64); err != nil || rate <= 0 {
+			t.Errorf("%v: alerts/s %q", r, f[6])
+		}
+		if (f[2] == "process") != (f[10] != "-" && f[12] != "-") {
+			t.Errorf("%v: worker CPU %q and RSS %q are for worker processes only", r, f[10], f[12])
+		}
+	}
+	for r := range want {
+		if !got[r] {
+			t.Errorf("no row for %v in\n%s", r, out.String())
+		}
+	}
+}
