@@ -11,6 +11,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -140,6 +141,7 @@ type result struct {
 	elapsed        time.Duration // first settled message (or readiness) to last
 	startup        time.Duration // worker launch to the start of elapsed
 	requests       int
+	paced          bool
 	p50, p99       time.Duration
 	cpu            time.Duration // worker processes' user+system CPU (0 in process)
 	harnessCPU     time.Duration // this process (NATS server, simulator, in-process workers) during the run
@@ -288,7 +290,8 @@ func printRow(tw io.Writer, r result, base, one *result) {
 		rss, r.creates, ratio, scaleOut)
 }
 
-// median runs f n times and returns the run with the median throughput.
+// median runs f n times and returns the run with the median throughput, or
+// for a paced scenario (whose throughput is the pace) the median p99.
 func median(ctx context.Context, n int, f func() (result, error)) (result, error) {
 	var rs []result
 	for range n {
@@ -301,7 +304,12 @@ func median(ctx context.Context, n int, f func() (result, error)) (result, error
 		}
 		rs = append(rs, r)
 	}
-	slices.SortFunc(rs, func(a, b result) int { return int(a.elapsed - b.elapsed) })
+	slices.SortFunc(rs, func(a, b result) int {
+		if a.paced {
+			return cmp.Compare(a.p99, b.p99)
+		}
+		return cmp.Compare(a.elapsed, b.elapsed)
+	})
 	return rs[len(rs)/2], nil
 }
 
@@ -547,7 +555,7 @@ func measure(ctx context.Context, sc scenario, impl string, mode runMode, worker
 		}
 	}
 
-	r := result{scenario: sc.name, impl: impl, mode: mode, workers: workers, alerts: len(events), elapsed: elapsed, startup: startup,
+	r := result{scenario: sc.name, impl: impl, mode: mode, paced: sc.paced > 0, workers: workers, alerts: len(events), elapsed: elapsed, startup: startup,
 		cpu: cpu, harnessCPU: harnessCPU, peakRSS: peak}
 	var lat []time.Duration
 	firstPost := map[string]time.Time{}
