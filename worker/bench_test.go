@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 )
 
@@ -62,5 +63,75 @@ func (e *testEnv) publishAsync(ev event) {
 			e.t.Fatal(err)
 		}
 		return
+	}
+}
+
+// BenchmarkTransition measures one event's state transition without I/O:
+// the key's stored state decoded, the lifecycle decision (with the content
+// fingerprint where the table needs it), and the states written for it
+// encoded: the claim and the final state for a TOPdesk write, the final
+// state alone for a newer duplicate.
+func BenchmarkTransition(b *testing.B) {
+	w := &Worker{mapping: mapping.Default(), opts: Options{ID: "bench-worker"}}
+	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	alert := func(status mapping.Status, summary string) mapping.Alert {
+		return mapping.Alert{Key: "db-17/disk", Status: status, Severity: "critical", Summary: summary,
+			Source: "prometheus", Labels: map[string]string{"host": "db-17", "alertname": "DiskFull"}, Timestamp: at}
+	}
+	same := alert(mapping.StatusFiring, "Disk full on db-17")
+	fp, err := w.mapping.Fingerprint(&same, same.Key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	open := incidentState{Key: same.Key, IncidentID: "3f8a0c2e-6b1d-4e7a-9c55-0d2b7e1a9f43", Number: "I 2611 0042",
+		Open: true, LastEvent: at.Add(-time.Minute), LastStatus: "firing", Fingerprint: fp}
+	closed := open
+	closed.Open, closed.ClosedAt, closed.LastStatus = false, at.Add(-time.Minute), "resolved"
+	encode := func(st incidentState) []byte {
+		v, err := json.Marshal(&st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return v
+	}
+	for _, c := range []struct {
+		name   string
+		stored []byte // nil: no state
+		a      mapping.Alert
+		want   decision
+	}{
+		{"create", nil, same, doCreate},
+		{"duplicate", encode(open), same, doNothing},
+		{"update", encode(open), alert(mapping.StatusFiring, "Disk full on db-17: 99%"), doUpdate},
+		{"resolve", encode(open), alert(mapping.StatusResolved, "Disk full on db-17"), doResolve},
+		{"reopen", encode(closed), same, doReopen},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var st incidentState
+				if c.stored != nil {
+					if err := json.Unmarshal(c.stored, &st); err != nil {
+						b.Fatal(err)
+					}
+				}
+				a := c.a
+				d, err := w.decide(&st, &a, at, &lazyFingerprint{m: w.mapping, a: &a, key: a.Key})
+				if err != nil || d != c.want {
+					b.Fatalf("decide = %v, %v; want %v", d, err, c.want)
+				}
+				if d != doNothing {
+					claimed := st
+					claimed.Claim = &claim{Owner: w.opts.ID, Op: decisionOp[d].String(), Until: at.Add(time.Minute)}
+					if _, err := json.Marshal(&claimed); err != nil {
+						b.Fatal(err)
+					}
+				}
+				st.LastEvent, st.LastStatus = at, string(a.Status)
+				if _, err := json.Marshal(&st); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
