@@ -160,7 +160,7 @@ func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key, ext string, a
 				return outcomeDuplicate, st.Number, nil
 			}
 			st.LastEvent, st.LastStatus = at, string(a.Status)
-			if _, err := w.state.put(ctx, ext, &st, rev); errors.Is(err, errStateConflict) {
+			if _, err := w.state.put(ctx, opWrite, ext, &st, rev); errors.Is(err, errStateConflict) {
 				continue
 			} else if err != nil {
 				return "", "", err
@@ -172,7 +172,7 @@ func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key, ext string, a
 		// Claim the key for the TOPdesk write.
 		claimed := st
 		claimed.Claim = &claim{Owner: w.opts.ID, Op: decisionOp[d].String(), Until: now.Add(w.opts.ClaimTTL)}
-		crev, err := w.state.put(ctx, ext, &claimed, rev)
+		crev, err := w.state.put(ctx, opClaim, ext, &claimed, rev)
 		if errors.Is(err, errStateConflict) {
 			continue
 		}
@@ -209,7 +209,7 @@ func (w *Worker) commit(ext string, st *incidentState, claimRev uint64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	st.Claim = nil
-	_, err := w.state.put(ctx, ext, st, claimRev)
+	_, err := w.state.put(ctx, opCommit, ext, st, claimRev)
 	if !errors.Is(err, errStateConflict) {
 		return err
 	}
@@ -217,7 +217,7 @@ func (w *Worker) commit(ext string, st *incidentState, claimRev uint64) error {
 		// Another worker took the key over after our claim lapsed.
 		return err
 	}
-	_, err = w.state.put(ctx, ext, st, 0)
+	_, err = w.state.put(ctx, opCommit, ext, st, 0)
 	return err
 }
 

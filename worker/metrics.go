@@ -21,6 +21,7 @@ type metrics struct {
 	events          *prometheus.CounterVec
 	topdeskRequests *prometheus.CounterVec
 	topdeskLatency  *prometheus.HistogramVec
+	stateLatency    *prometheus.HistogramVec
 	dlq             *prometheus.CounterVec
 	inFlight        prometheus.Gauge
 	endToEnd        prometheus.Histogram
@@ -29,6 +30,7 @@ type metrics struct {
 	pending         prometheus.Gauge
 	ackPending      prometheus.Gauge
 	outcomes        map[string]prometheus.Counter // events by outcome, looked up once
+	stateOps        map[stateOp]prometheus.Observer
 }
 
 // outcome is the events counter of outcome o.
@@ -53,6 +55,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name:    "alertdesk_topdesk_request_duration_seconds",
 			Help:    "Latency of TOPdesk API requests by operation.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"operation"}),
+		stateLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "alertdesk_state_operation_duration_seconds",
+			Help:    "Latency of state operations on the KV bucket by operation (read, claim, commit, write), waiting for a batched read included.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"operation"}),
 		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "alertdesk_dlq_entries_total",
@@ -89,11 +96,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, o := range []string{outcomeCreated, outcomeUpdated, outcomeClosed, outcomeReopened, outcomeDuplicate, outcomeStale, outcomeDeadLettered, outcomeRetried} {
 		m.outcomes[o] = m.events.WithLabelValues(o)
 	}
+	m.stateOps = make(map[stateOp]prometheus.Observer)
+	for _, op := range []stateOp{opRead, opClaim, opCommit, opWrite} {
+		m.stateOps[op] = m.stateLatency.WithLabelValues(string(op))
+	}
 	for _, c := range []Class{ClassInvalid, ClassTemplate, ClassRejected, ClassExhausted} {
 		m.dlq.WithLabelValues(string(c))
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.topdeskRequests, m.topdeskLatency, m.dlq, m.inFlight, m.endToEnd,
+		reg.MustRegister(m.events, m.topdeskRequests, m.topdeskLatency, m.stateLatency, m.dlq, m.inFlight, m.endToEnd,
 			m.breakerOpen, m.authOK, m.pending, m.ackPending)
 	}
 	return m

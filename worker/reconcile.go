@@ -107,7 +107,7 @@ func (w *Worker) reconcile(ctx context.Context) error {
 		if st.IncidentID == "" || (!st.Open && now.Sub(st.ClosedAt) > window) {
 			continue // nothing a new event could reopen: a create is right
 		}
-		if _, err := w.state.put(ctx, ext, &st, 0); errors.Is(err, errStateConflict) {
+		if _, err := w.state.put(ctx, opWrite, ext, &st, 0); errors.Is(err, errStateConflict) {
 			continue // a worker wrote this key meanwhile; its state is newer
 		} else if err != nil {
 			return fmt.Errorf("reconcile: %w", err)

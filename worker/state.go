@@ -51,6 +51,26 @@ type stateStore struct {
 	// = one by one.
 	batch *batchReader
 	known knownStates
+	// opTime observes how long a state operation that went to NATS took;
+	// nil = not observed.
+	opTime func(op stateOp, d time.Duration)
+}
+
+// stateOp names a state operation for the duration histogram.
+type stateOp string
+
+const (
+	opRead   stateOp = "read"   // a key's state read from the bucket (batched or alone)
+	opClaim  stateOp = "claim"  // the claim written before a TOPdesk write
+	opCommit stateOp = "commit" // the state written after a TOPdesk write, releasing the claim
+	opWrite  stateOp = "write"  // any other state write (a newer duplicate, reconciliation)
+)
+
+// observe records an operation started at start.
+func (s *stateStore) observe(op stateOp, start time.Time) {
+	if s.opTime != nil {
+		s.opTime(op, time.Since(start))
+	}
 }
 
 func (s *stateStore) bucket() jetstream.KeyValue {
@@ -99,6 +119,8 @@ func (s *stateStore) look(ctx context.Context, bucketKey string) (st incidentSta
 	if st, rev, ok := s.known.get(bucketKey); ok {
 		return st, rev, markUnread, nil
 	}
+	start := time.Now()
+	defer s.observe(opRead, start)
 	if s.batch != nil {
 		e, found, marked, err := s.batch.read(ctx, bucketKey)
 		m := markAbsent
@@ -115,11 +137,17 @@ func (s *stateStore) look(ctx context.Context, bucketKey string) (st incidentSta
 			return incidentState{}, 0, markUnread, err
 		}
 	}
-	st, rev, err = s.get(ctx, bucketKey)
+	st, rev, err = s.read(ctx, bucketKey)
 	return st, rev, markUnread, err
 }
 
+// get reads a key's state from the bucket.
 func (s *stateStore) get(ctx context.Context, bucketKey string) (incidentState, uint64, error) {
+	defer s.observe(opRead, time.Now())
+	return s.read(ctx, bucketKey)
+}
+
+func (s *stateStore) read(ctx context.Context, bucketKey string) (incidentState, uint64, error) {
 	e, err := s.bucket().Get(ctx, bucketKey)
 	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && s.recovered(ctx, err) {
 		e, err = s.bucket().Get(ctx, bucketKey)
@@ -150,11 +178,12 @@ func (s *stateStore) decode(bucketKey string, value []byte, rev uint64) (inciden
 
 // put writes st if the key is still at rev (0 = absent) and returns the new
 // revision. A lost race is errStateConflict.
-func (s *stateStore) put(ctx context.Context, bucketKey string, st *incidentState, rev uint64) (uint64, error) {
+func (s *stateStore) put(ctx context.Context, op stateOp, bucketKey string, st *incidentState, rev uint64) (uint64, error) {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return 0, fmt.Errorf("encode state: %w", err)
 	}
+	defer s.observe(op, time.Now())
 	write := func() (uint64, error) {
 		if rev == 0 {
 			return s.bucket().Create(ctx, bucketKey, b)

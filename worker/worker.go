@@ -160,6 +160,7 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 	w.breaker.threshold = opts.BreakerThreshold
 	w.seen.m.max = opts.SeenKeys
 	w.state.known.m.max = opts.SeenKeys
+	w.state.opTime = func(op stateOp, d time.Duration) { w.m.stateOps[op].Observe(d.Seconds()) }
 	w.payloads = newPayloadCache(max(opts.SeenKeys/4, 1024))
 	return w, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,6 +25,7 @@ import (
 type inProcess struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	regs   []*prometheus.Registry // the alertdesk workers' metrics
 	mu     sync.Mutex
 	errs   []error
 }
@@ -42,11 +44,13 @@ func startInProcess(ctx context.Context, impl string, n int, natsURL, simURL str
 		case "baseline":
 			run = func() error { return runBaseline(ctx, natsURL, simURL, concurrency, log) }
 		default:
-			w, nc, err := newInProcessWorker(ctx, natsURL, simURL, topo, concurrency, log)
+			reg := prometheus.NewRegistry()
+			w, nc, err := newInProcessWorker(ctx, natsURL, simURL, topo, concurrency, log, reg)
 			if err != nil {
 				f.stop()
 				return nil, fmt.Errorf("in-process worker %d: %w", i, err)
 			}
+			f.regs = append(f.regs, reg)
 			run = func() error {
 				defer nc.Close()
 				return w.Run(ctx)
@@ -66,7 +70,7 @@ func startInProcess(ctx context.Context, impl string, n int, natsURL, simURL str
 // newInProcessWorker wires a worker as `alertdesk run` does with its
 // defaults and the given concurrency.
 func newInProcessWorker(ctx context.Context, natsURL, simURL string, topo worker.Topology, concurrency int,
-	log zerolog.Logger) (*worker.Worker, *nats.Conn, error) {
+	log zerolog.Logger, reg prometheus.Registerer) (*worker.Worker, *nats.Conn, error) {
 	nc, err := nats.Connect(natsURL, nats.Name("alertdesk in-process bench worker"))
 	if err != nil {
 		return nil, nil, err
@@ -94,7 +98,7 @@ func newInProcessWorker(ctx context.Context, natsURL, simURL string, topo worker
 		return nil, nil, err
 	}
 	w, err := worker.New(res, td, resolver, m, worker.Options{Concurrency: concurrency, Logger: log,
-		Registerer: prometheus.NewRegistry()})
+		Registerer: reg})
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
@@ -109,4 +113,52 @@ func (f *inProcess) stop() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return errors.Join(f.errs...)
+}
+
+// phase is the time the workers spent in one kind of step.
+type phase struct {
+	count uint64
+	sum   float64 // seconds
+}
+
+func (p phase) mean() time.Duration {
+	if p.count == 0 {
+		return 0
+	}
+	return time.Duration(p.sum / float64(p.count) * float64(time.Second))
+}
+
+// phases sums, over the alertdesk workers, the worker's latency histograms
+// of state operations (by operation) and of TOPdesk requests (as
+// "topdesk").
+func (f *inProcess) phases() (map[string]phase, error) {
+	out := map[string]phase{}
+	for _, reg := range f.regs {
+		mfs, err := reg.Gather()
+		if err != nil {
+			return nil, err
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				var name string
+				switch mf.GetName() {
+				case "alertdesk_state_operation_duration_seconds":
+					for _, l := range m.GetLabel() {
+						if l.GetName() == "operation" {
+							name = l.GetValue()
+						}
+					}
+				case "alertdesk_topdesk_request_duration_seconds":
+					name = "topdesk"
+				default:
+					continue
+				}
+				p := out[name]
+				p.count += m.GetHistogram().GetSampleCount()
+				p.sum += m.GetHistogram().GetSampleSum()
+				out[name] = p
+			}
+		}
+	}
+	return out, nil
 }

@@ -147,6 +147,7 @@ type result struct {
 	harnessCPU     time.Duration // this process (NATS server, simulator, in-process workers) during the run
 	peakRSS        int64         // largest worker VmHWM, bytes (0 in process)
 	creates        int
+	phases         map[string]phase // in-process alertdesk: the workers' step latencies
 }
 
 func (r result) rate() float64 { return float64(r.alerts) / r.elapsed.Seconds() }
@@ -202,19 +203,23 @@ func run(args []string, stdout io.Writer) int {
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "scenario\timpl\tmode\tworkers\talerts\tstart-up\talerts/s\tTOPdesk req/s\tp50\tp99\tworker CPU s/1k\tNATS+sim CPU s/1k\tpeak RSS MiB\tcreates\tvs baseline\tvs 1 worker\t\n")
 	failed := false
+	var withPhases []result
 	for _, sc := range scenarios {
 		if !slices.Contains(strings.Split(*only, ","), sc.name) {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "scenario %s: %s\n", sc.name, sc.desc)
 		for _, mode := range modes {
-			if !measureScenario(ctx, tw, sc, mode, *runs, *bin, *scale, *noBaseline) {
+			rs, ok := measureScenario(ctx, tw, sc, mode, *runs, *bin, *scale, *noBaseline)
+			if !ok {
 				failed = true
 			}
+			withPhases = append(withPhases, rs...)
 			tw.Flush()
 		}
 	}
 	tw.Flush()
+	printPhases(stdout, withPhases)
 	if failed {
 		return 1
 	}
@@ -232,8 +237,8 @@ const (
 // measureScenario measures the baseline (where one exists) and alertdesk
 // with each worker count in one mode, prints the rows, and reports whether
 // every measurement succeeded.
-func measureScenario(ctx context.Context, tw io.Writer, sc scenario, mode runMode, runs int, bin string, scale float64, noBaseline bool) bool {
-	ok := true
+func measureScenario(ctx context.Context, tw io.Writer, sc scenario, mode runMode, runs int, bin string, scale float64, noBaseline bool) (withPhases []result, ok bool) {
+	ok = true
 	var base *result
 	if !noBaseline && sc.name != "b" && sc.name != "c" {
 		// A baseline only exists for create-only loads: it has no
@@ -259,8 +264,11 @@ func measureScenario(ctx context.Context, tw io.Writer, sc scenario, mode runMod
 			one = &r
 		}
 		printRow(tw, r, base, one)
+		if r.phases != nil {
+			withPhases = append(withPhases, r)
+		}
 	}
-	return ok
+	return withPhases, ok
 }
 
 func printRow(tw io.Writer, r result, base, one *result) {
@@ -288,6 +296,32 @@ func printRow(tw io.Writer, r result, base, one *result) {
 		r.scenario, r.impl, r.mode, r.workers, r.alerts, lat(r.startup), r.rate(), float64(r.requests)/r.elapsed.Seconds(),
 		lat(r.p50), lat(r.p99), workerCPU, r.harnessCPU.Seconds()/float64(r.alerts)*1000,
 		rss, r.creates, ratio, scaleOut)
+}
+
+// printPhases prints where the in-process alertdesk runs spent an event's
+// time: per step, the mean latency and how many of them an event took,
+// from the workers' own latency histograms.
+func printPhases(w io.Writer, rs []result) {
+	if len(rs) == 0 {
+		return
+	}
+	steps := []string{"read", "claim", "topdesk", "commit", "write"}
+	fmt.Fprintf(w, "\nalertdesk in process, mean latency per step (steps per event):\n")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "scenario\tworkers\tstate read\tclaim\tTOPdesk request\tcommit\tother state write\t\n")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%d\t", r.scenario, r.workers)
+		for _, st := range steps {
+			p := r.phases[st]
+			if p.count == 0 {
+				fmt.Fprintf(tw, "-\t")
+				continue
+			}
+			fmt.Fprintf(tw, "%.2fms (%.2f)\t", float64(p.mean().Microseconds())/1000, float64(p.count)/float64(r.alerts))
+		}
+		fmt.Fprintf(tw, "\n")
+	}
+	tw.Flush()
 }
 
 // median runs f n times and returns the run with the median throughput, or
@@ -549,13 +583,17 @@ func measure(ctx context.Context, sc scenario, impl string, mode runMode, worker
 			return result{}, fmt.Errorf("worker exited: %w (log in %s)", err, dir)
 		}
 	}
+	var phases map[string]phase
 	if inproc != nil {
 		if err := inproc.stop(); err != nil {
 			return result{}, fmt.Errorf("in-process worker: %w", err)
 		}
+		if phases, err = inproc.phases(); err != nil {
+			return result{}, err
+		}
 	}
 
-	r := result{scenario: sc.name, impl: impl, mode: mode, paced: sc.paced > 0, workers: workers, alerts: len(events), elapsed: elapsed, startup: startup,
+	r := result{scenario: sc.name, impl: impl, mode: mode, paced: sc.paced > 0, phases: phases, workers: workers, alerts: len(events), elapsed: elapsed, startup: startup,
 		cpu: cpu, harnessCPU: harnessCPU, peakRSS: peak}
 	var lat []time.Duration
 	firstPost := map[string]time.Time{}
