@@ -70,4 +70,27 @@ func TestHarness(t *testing.T) {
 			t.Errorf("no row for %v in\n%s", r, out.String())
 		}
 	}
+
+	// The step table of the in-process runs: in a, every event of a new
+	// key is read, claimed and committed once (the TOPdesk column also
+	// counts start-up requests and lookups made before reconciliation).
+	_, steps, ok := strings.Cut(out.String(), "mean latency per step")
+	if !ok {
+		t.Fatalf("no step table in\n%s", out.String())
+	}
+	var sawA bool
+	for line := range strings.Lines(steps) {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "a" {
+			continue
+		}
+		sawA = true
+		// a, workers, then value and (per event) for read, claim, TOPdesk, commit; "-" for other writes.
+		if len(f) != 11 || f[3] != "(1.00)" || f[5] != "(1.00)" || f[9] != "(1.00)" || f[10] != "-" {
+			t.Errorf("step row for a: %q, want one read, claim and commit per event", line)
+		}
+	}
+	if !sawA {
+		t.Errorf("no step row for a in\n%s", steps)
+	}
 }
