@@ -119,8 +119,7 @@ func (s *stateStore) look(ctx context.Context, bucketKey string) (st incidentSta
 	if st, rev, ok := s.known.get(bucketKey); ok {
 		return st, rev, markUnread, nil
 	}
-	start := time.Now()
-	defer s.observe(opRead, start)
+	defer s.observe(opRead, time.Now())
 	if s.batch != nil {
 		e, found, marked, err := s.batch.read(ctx, bucketKey)
 		m := markAbsent
