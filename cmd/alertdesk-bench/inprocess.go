@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -115,22 +114,7 @@ func (f *inProcess) stop() error {
 	return errors.Join(f.errs...)
 }
 
-// phase is the time the workers spent in one kind of step.
-type phase struct {
-	count uint64
-	sum   float64 // seconds
-}
-
-func (p phase) mean() time.Duration {
-	if p.count == 0 {
-		return 0
-	}
-	return time.Duration(p.sum / float64(p.count) * float64(time.Second))
-}
-
-// phases sums, over the alertdesk workers, the worker's latency histograms
-// of state operations (by operation) and of TOPdesk requests (as
-// "topdesk").
+// phases sums the alertdesk workers' step latencies (see phasesOf).
 func (f *inProcess) phases() (map[string]phase, error) {
 	out := map[string]phase{}
 	for _, reg := range f.regs {
@@ -138,27 +122,7 @@ func (f *inProcess) phases() (map[string]phase, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, mf := range mfs {
-			for _, m := range mf.GetMetric() {
-				var name string
-				switch mf.GetName() {
-				case "alertdesk_state_operation_duration_seconds":
-					for _, l := range m.GetLabel() {
-						if l.GetName() == "operation" {
-							name = l.GetValue()
-						}
-					}
-				case "alertdesk_topdesk_request_duration_seconds":
-					name = "topdesk"
-				default:
-					continue
-				}
-				p := out[name]
-				p.count += m.GetHistogram().GetSampleCount()
-				p.sum += m.GetHistogram().GetSampleSum()
-				out[name] = p
-			}
-		}
+		addPhases(out, mfs)
 	}
 	return out, nil
 }

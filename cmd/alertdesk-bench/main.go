@@ -147,7 +147,7 @@ type result struct {
 	harnessCPU     time.Duration // this process (NATS server, simulator, in-process workers) during the run
 	peakRSS        int64         // largest worker VmHWM, bytes (0 in process)
 	creates        int
-	phases         map[string]phase // in-process alertdesk: the workers' step latencies
+	phases         map[string]phase // alertdesk: the workers' step latencies
 }
 
 func (r result) rate() float64 { return float64(r.alerts) / r.elapsed.Seconds() }
@@ -298,19 +298,19 @@ func printRow(tw io.Writer, r result, base, one *result) {
 		rss, r.creates, ratio, scaleOut)
 }
 
-// printPhases prints where the in-process alertdesk runs spent an event's
-// time: per step, the mean latency and how many of them an event took,
-// from the workers' own latency histograms.
+// printPhases prints where the alertdesk runs spent an event's time: per
+// step, the mean latency and how many of them an event took, from the
+// workers' own latency histograms.
 func printPhases(w io.Writer, rs []result) {
 	if len(rs) == 0 {
 		return
 	}
 	steps := []string{"read", "claim", "topdesk", "commit", "write"}
-	fmt.Fprintf(w, "\nalertdesk in process, mean latency per step (steps per event):\n")
+	fmt.Fprintf(w, "\nalertdesk, mean latency per step (steps per event), from the workers' histograms:\n")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\tworkers\tstate read\tclaim\tTOPdesk request\tcommit\tother state write\t\n")
+	fmt.Fprintf(tw, "scenario\tmode\tworkers\tstate read\tclaim\tTOPdesk request\tcommit\tother state write\t\n")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t", r.scenario, r.workers)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t", r.scenario, r.mode, r.workers)
 		for _, st := range steps {
 			p := r.phases[st]
 			if p.count == 0 {
@@ -573,6 +573,16 @@ func measure(ctx context.Context, sc scenario, impl string, mode runMode, worker
 	}
 	close(stopSampling)
 	<-sampled
+	var phases map[string]phase
+	if impl == "alertdesk" && len(procs) > 0 {
+		pids := make([]int, len(procs))
+		for i, p := range procs {
+			pids[i] = p.Process.Pid
+		}
+		if phases, err = scrapePhases(ctx, pids); err != nil {
+			return result{}, err
+		}
+	}
 	for _, p := range procs {
 		if err := p.Process.Signal(syscall.SIGTERM); err != nil {
 			return result{}, err
@@ -583,7 +593,6 @@ func measure(ctx context.Context, sc scenario, impl string, mode runMode, worker
 			return result{}, fmt.Errorf("worker exited: %w (log in %s)", err, dir)
 		}
 	}
-	var phases map[string]phase
 	if inproc != nil {
 		if err := inproc.stop(); err != nil {
 			return result{}, fmt.Errorf("in-process worker: %w", err)

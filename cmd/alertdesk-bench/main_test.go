@@ -71,26 +71,28 @@ func TestHarness(t *testing.T) {
 		}
 	}
 
-	// The step table of the in-process runs: in a, every event of a new
-	// key is read, claimed and committed once (the TOPdesk column also
-	// counts start-up requests and lookups made before reconciliation).
+	// The step table, for both modes: in a, every event of a new key is
+	// read, claimed and committed once (the TOPdesk column also counts
+	// start-up requests and lookups made before reconciliation).
 	_, steps, ok := strings.Cut(out.String(), "mean latency per step")
 	if !ok {
 		t.Fatalf("no step table in\n%s", out.String())
 	}
-	var sawA bool
+	sawA := map[string]bool{}
 	for line := range strings.Lines(steps) {
 		f := strings.Fields(line)
 		if len(f) == 0 || f[0] != "a" {
 			continue
 		}
-		sawA = true
-		// a, workers, then value and (per event) for read, claim, TOPdesk, commit; "-" for other writes.
-		if len(f) != 11 || f[3] != "(1.00)" || f[5] != "(1.00)" || f[9] != "(1.00)" || f[10] != "-" {
+		// a, mode, workers, then value and (per event) for read, claim,
+		// TOPdesk and commit, and "-" for other writes.
+		if len(f) != 12 || f[4] != "(1.00)" || f[6] != "(1.00)" || f[10] != "(1.00)" || f[11] != "-" {
 			t.Errorf("step row for a: %q, want one read, claim and commit per event", line)
+			continue
 		}
+		sawA[f[1]] = true
 	}
-	if !sawA {
-		t.Errorf("no step row for a in\n%s", steps)
+	if !sawA["process"] || !sawA["in-process"] {
+		t.Errorf("step rows for a in modes %v, want process and in-process, in\n%s", sawA, steps)
 	}
 }
