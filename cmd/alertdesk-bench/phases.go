@@ -59,6 +59,8 @@ func addPhases(out map[string]phase, mfs []*dto.MetricFamily) {
 // scrapePhases reads the step latencies from the /metrics of worker
 // processes, found on the one TCP port each of them listens on.
 func scrapePhases(ctx context.Context, pids []int) (map[string]phase, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	out := map[string]phase{}
 	for _, pid := range pids {
 		port, err := listenPort(pid)
