@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/alertdesk/alertdesk/dlq"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
@@ -218,9 +219,9 @@ func (e *testEnv) writes() (creates, updates int) {
 }
 
 // dlqEntries lists the dead letters.
-func (e *testEnv) dlqEntries() []DeadLetter {
+func (e *testEnv) dlqEntries() []dlq.DeadLetter {
 	e.t.Helper()
-	dl, err := NewDLQ(e.js, e.topo.DLQStream).List(e.t.Context(), DLQFilter{})
+	dl, err := dlq.New(e.js, e.topo.DLQStream).List(e.t.Context(), dlq.Filter{})
 	if err != nil {
 		e.t.Fatal(err)
 	}

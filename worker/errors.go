@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/alertdesk/alertdesk/dlq"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk"
 )
@@ -42,22 +43,22 @@ func (e *retryLaterError) Unwrap() error { return e.err }
 
 // classify decides how an error is settled, and for a permanent error its
 // dead-letter class. It looks at types and sentinels only, never at text.
-func classify(err error) (kind, Class) {
+func classify(err error) (kind, dlq.Class) {
 	switch {
 	case errors.Is(err, mapping.ErrInvalid):
-		return kindPermanent, ClassInvalid
+		return kindPermanent, dlq.ClassInvalid
 	case errors.Is(err, mapping.ErrTemplate):
-		return kindPermanent, ClassTemplate
+		return kindPermanent, dlq.ClassTemplate
 	case topdesk.IsAuth(err):
 		return kindAuth, ""
 	case topdesk.IsRetryable(err):
 		return kindRetry, ""
 	case topdesk.IsRejected(err):
-		return kindPermanent, ClassRejected
+		return kindPermanent, dlq.ClassRejected
 	}
 	var ne *topdesk.NameError
 	if errors.As(err, &ne) {
-		return kindPermanent, ClassRejected
+		return kindPermanent, dlq.ClassRejected
 	}
 	// NATS errors, claims held by others, deadlines, shutdown and anything
 	// unforeseen: retry, bounded by MaxDeliver.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alertdesk/alertdesk/dlq"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
@@ -248,12 +249,12 @@ func TestDeadLetterClasses(t *testing.T) {
 
 	type want struct {
 		seq   uint64
-		class Class
+		class dlq.Class
 		key   string
 	}
 	check := func(e *testEnv, wants []want) {
 		t.Helper()
-		got := map[uint64]DeadLetter{}
+		got := map[uint64]dlq.DeadLetter{}
 		for _, d := range e.dlqEntries() {
 			got[d.OriginalSeq] = d
 		}
@@ -269,13 +270,13 @@ func TestDeadLetterClasses(t *testing.T) {
 				d.Error == "" || d.Deliveries < 1 || d.FailedAt.IsZero() || d.Subject != "alertdesk.dlq.alerts.test" {
 				t.Errorf("seq %d: got %+v, want class %s key %q and every header", w.seq, d, w.class, w.key)
 			}
-			if d.Header.Get(HeaderOriginalSeq) != strconv.FormatUint(w.seq, 10) {
-				t.Errorf("seq %d: %s header = %q", w.seq, HeaderOriginalSeq, d.Header.Get(HeaderOriginalSeq))
+			if d.Header.Get(dlq.HeaderOriginalSeq) != strconv.FormatUint(w.seq, 10) {
+				t.Errorf("seq %d: %s header = %q", w.seq, dlq.HeaderOriginalSeq, d.Header.Get(dlq.HeaderOriginalSeq))
 			}
 		}
 	}
-	check(e, []want{{notJSON, ClassInvalid, ""}, {noKey, ClassInvalid, ""}, {tmpl, ClassTemplate, "tmpl"}})
-	check(e2, []want{{rejected, ClassRejected, "rejected"}, {exhausted, ClassExhausted, "exhausted"}})
+	check(e, []want{{notJSON, dlq.ClassInvalid, ""}, {noKey, dlq.ClassInvalid, ""}, {tmpl, dlq.ClassTemplate, "tmpl"}})
+	check(e2, []want{{rejected, dlq.ClassRejected, "rejected"}, {exhausted, dlq.ClassExhausted, "exhausted"}})
 
 	// The originals are terminated: nothing is pending for redelivery.
 	info, err := e2.res.Consumer.Info(t.Context())

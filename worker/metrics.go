@@ -2,6 +2,8 @@ package worker
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/alertdesk/alertdesk/dlq"
 )
 
 // Outcomes of an event, the values of the outcome label.
@@ -100,7 +102,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, op := range []stateOp{opRead, opClaim, opCommit, opWrite} {
 		m.stateOps[op] = m.stateLatency.WithLabelValues(string(op))
 	}
-	for _, c := range []Class{ClassInvalid, ClassTemplate, ClassRejected, ClassExhausted} {
+	for _, c := range []dlq.Class{dlq.ClassInvalid, dlq.ClassTemplate, dlq.ClassRejected, dlq.ClassExhausted} {
 		m.dlq.WithLabelValues(string(c))
 	}
 	if reg != nil {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alertdesk/alertdesk/dlq"
 )
 
 // Topology names the JetStream resources alertdesk uses and the settings it
@@ -95,7 +97,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, t Topology) (*Resour
 	if r.DLQ, err = ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:        t.DLQStream,
 		Description: "alertdesk: dead-lettered alert events",
-		Subjects:    []string{DLQSubjectPrefix + ">"},
+		Subjects:    []string{dlq.SubjectPrefix + ">"},
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      t.DLQMaxAge,
 		Storage:     jetstream.FileStorage,
@@ -263,7 +265,7 @@ func CheckTopology(ctx context.Context, js jetstream.JetStream, t Topology) []Re
 	in := checkStreamResource(ctx, js, ResourceStream, t.Stream, t.Subjects)
 	out := []ResourceStatus{
 		in,
-		checkStreamResource(ctx, js, ResourceDLQ, t.DLQStream, []string{DLQSubjectPrefix + ">"}),
+		checkStreamResource(ctx, js, ResourceDLQ, t.DLQStream, []string{dlq.SubjectPrefix + ">"}),
 	}
 
 	bucket := ResourceStatus{Resource: ResourceBucket, Name: t.StateBucket}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alertdesk/alertdesk/dlq"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 )
@@ -22,8 +23,8 @@ func TestDeadLetterFixReplay(t *testing.T) {
 	e.publish(firing("web-1/http-5xx", "critical", "5xx rate above 5%", time.Now()))
 	e.waitSettled(10 * time.Second)
 
-	dlq := NewDLQ(e.js, e.topo.DLQStream, WithReplayStream(e.topo.Stream))
-	dead, err := dlq.List(t.Context(), DLQFilter{Class: ClassTemplate})
+	d := dlq.New(e.js, e.topo.DLQStream, dlq.WithReplayStream(e.topo.Stream))
+	dead, err := d.List(t.Context(), dlq.Filter{Class: dlq.ClassTemplate})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestDeadLetterFixReplay(t *testing.T) {
 	e.startWorker(fastOptions())
 
 	for round := range 2 {
-		results, err := dlq.Replay(t.Context(), DLQFilter{Class: ClassTemplate}, false)
+		results, err := d.Replay(t.Context(), dlq.Filter{Class: dlq.ClassTemplate}, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +53,7 @@ func TestDeadLetterFixReplay(t *testing.T) {
 			t.Fatalf("after replay %d: %d incidents, want exactly 1", round+1, len(incs))
 		}
 	}
-	if left, err := dlq.List(t.Context(), DLQFilter{}); err != nil || len(left) != 0 {
+	if left, err := d.List(t.Context(), dlq.Filter{}); err != nil || len(left) != 0 {
 		t.Fatalf("DLQ after the replay: %d entries (%v), want none", len(left), err)
 	}
 }

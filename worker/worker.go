@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/alertdesk/alertdesk/dlq"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk"
 )
@@ -121,7 +122,7 @@ type Worker struct {
 	locks    keyLocks
 	seen     seenCache
 	payloads *payloadCache
-	dlq      *DLQ
+	dlq      *dlq.Stream
 	gate     gate
 	breaker  breaker
 
@@ -154,7 +155,7 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 		state: stateStore{kv: res.State, recreate: func(ctx context.Context) (jetstream.KeyValue, error) {
 			return ensureBucket(ctx, res.JS, res.Topology)
 		}},
-		dlq:       NewDLQ(res.JS, res.DLQ.CachedInfo().Config.Name),
+		dlq:       dlq.New(res.JS, res.DLQ.CachedInfo().Config.Name),
 		heartbeat: ackWait / 3,
 	}
 	w.breaker.threshold = opts.BreakerThreshold
@@ -466,7 +467,7 @@ func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result
 			// workers) must not dead-letter the event.
 			l.Warn().Err(err).Msg("delivery limit reached while the key is claimed by another worker; keeping the event")
 		default:
-			k, class = kindPermanent, ClassExhausted
+			k, class = kindPermanent, dlq.ClassExhausted
 		}
 	}
 	switch k {
@@ -538,10 +539,10 @@ func (w *Worker) redeliverDelay(deliveries uint64) time.Duration {
 // deadLetter publishes the evidence to the DLQ stream and terminates the
 // original only after the DLQ publish was acked; otherwise the original is
 // redelivered.
-func (w *Worker) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, res result, cause error, class Class, l zerolog.Logger) {
+func (w *Worker) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, res result, cause error, class dlq.Class, l zerolog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := w.dlq.Publish(ctx, DeadLetterInfo{
+	err := w.dlq.Publish(ctx, dlq.Failure{
 		OriginalStream:  md.Stream,
 		OriginalSubject: msg.Subject(),
 		OriginalSeq:     md.Sequence.Stream,

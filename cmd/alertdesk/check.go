@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/alertdesk/alertdesk/dlq"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk"
 	"github.com/alertdesk/alertdesk/worker"
@@ -248,7 +249,7 @@ func topologyFix(cfg *config, st worker.ResourceStatus) string {
 		return fmt.Sprintf("add the subjects to the stream (nats stream edit %s --subjects ...), or set ALERTDESK_STREAM and ALERTDESK_SUBJECTS (now %s) to match a stream",
 			st.Name, strings.Join(cfg.Subjects, ","))
 	case errors.As(st.Err, &conflict) && st.Resource == worker.ResourceDLQ:
-		return fmt.Sprintf("make the stream bind %s>, or set ALERTDESK_DLQ_STREAM to an unused name", worker.DLQSubjectPrefix)
+		return fmt.Sprintf("make the stream bind %s>, or set ALERTDESK_DLQ_STREAM to an unused name", dlq.SubjectPrefix)
 	case errors.As(st.Err, &conflict) && st.Resource == worker.ResourceConsumer:
 		return fmt.Sprintf("delete it (nats consumer rm %s %s) so that run creates an explicit-ack pull consumer, or set ALERTDESK_CONSUMER to an unused name",
 			cfg.Stream, st.Name)

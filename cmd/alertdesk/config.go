@@ -13,7 +13,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"github.com/rs/zerolog"
 
-	"github.com/alertdesk/alertdesk/worker"
+	"github.com/alertdesk/alertdesk/dlq"
 )
 
 // envPrefix is the prefix of every setting: ALERTDESK_NATS_URL, …
@@ -127,7 +127,7 @@ func (c *config) validateCommon() error {
 		bad("SUBJECTS", "at least one subject is required")
 	}
 	for _, s := range c.Subjects {
-		if s == "" || strings.HasPrefix(s, worker.DLQSubjectPrefix) || strings.Contains(s, " ") {
+		if s == "" || strings.HasPrefix(s, dlq.SubjectPrefix) || strings.Contains(s, " ") {
 			bad("SUBJECTS", "%q is not a usable subject (empty, contains a space, or overlaps the dead-letter subjects)", s)
 		}
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/alertdesk/alertdesk/worker"
+	"github.com/alertdesk/alertdesk/dlq"
 )
 
 // Column widths of `dlq list`, in characters, so that a row fits a
@@ -84,11 +84,11 @@ func (ff *dlqFilterFlags) set() bool {
 	return ff.subject != "" || ff.key != "" || ff.class != "" || ff.since != ""
 }
 
-// filter turns the flags into a worker.DLQFilter.
-func (ff *dlqFilterFlags) filter(now time.Time) (worker.DLQFilter, error) {
-	f := worker.DLQFilter{Subject: ff.subject, Key: ff.key, Class: worker.Class(ff.class)}
+// filter turns the flags into a dlq.Filter.
+func (ff *dlqFilterFlags) filter(now time.Time) (dlq.Filter, error) {
+	f := dlq.Filter{Subject: ff.subject, Key: ff.key, Class: dlq.Class(ff.class)}
 	switch f.Class {
-	case "", worker.ClassInvalid, worker.ClassTemplate, worker.ClassRejected, worker.ClassExhausted:
+	case "", dlq.ClassInvalid, dlq.ClassTemplate, dlq.ClassRejected, dlq.ClassExhausted:
 	default:
 		return f, fmt.Errorf("--class %q: want one of invalid, template, rejected, exhausted", ff.class)
 	}
@@ -177,7 +177,7 @@ func dlqUsageError(c *cli, fs *flag.FlagSet, format string, args ...any) int {
 
 // dlqSelection reads what replay and purge act on: sequence numbers, --all,
 // or filters, exactly one of them.
-func dlqSelection(c *cli, fs *flag.FlagSet, pos []string, all bool, ff *dlqFilterFlags) (worker.DLQFilter, int) {
+func dlqSelection(c *cli, fs *flag.FlagSet, pos []string, all bool, ff *dlqFilterFlags) (dlq.Filter, int) {
 	modes := 0
 	for _, on := range []bool{len(pos) > 0, all, ff.set()} {
 		if on {
@@ -185,21 +185,21 @@ func dlqSelection(c *cli, fs *flag.FlagSet, pos []string, all bool, ff *dlqFilte
 		}
 	}
 	if modes != 1 {
-		return worker.DLQFilter{}, dlqUsageError(c, fs, "select dead letters with sequence numbers, --all, or filters (exactly one of them)")
+		return dlq.Filter{}, dlqUsageError(c, fs, "select dead letters with sequence numbers, --all, or filters (exactly one of them)")
 	}
 	if all {
-		return worker.DLQFilter{All: true}, 0
+		return dlq.Filter{All: true}, 0
 	}
 	if len(pos) > 0 {
 		seqs, err := parseDLQSeqs(pos)
 		if err != nil {
-			return worker.DLQFilter{}, dlqUsageError(c, fs, "%v", err)
+			return dlq.Filter{}, dlqUsageError(c, fs, "%v", err)
 		}
-		return worker.DLQFilter{Seqs: seqs}, 0
+		return dlq.Filter{Seqs: seqs}, 0
 	}
 	f, err := ff.filter(time.Now())
 	if err != nil {
-		return worker.DLQFilter{}, dlqUsageError(c, fs, "%v", err)
+		return dlq.Filter{}, dlqUsageError(c, fs, "%v", err)
 	}
 	return f, 0
 }
@@ -207,12 +207,12 @@ func dlqSelection(c *cli, fs *flag.FlagSet, pos []string, all bool, ff *dlqFilte
 // openDLQ loads the configuration and connects. The returned close
 // function must be called when done; code is non-zero on failure (2 for
 // a configuration problem, 1 for a connection problem).
-func openDLQ(c *cli) (d *worker.DLQ, cfg *config, closeFn func(), code int) {
+func openDLQ(c *cli) (d *dlq.Stream, cfg *config, closeFn func(), code int) {
 	js, cfg, closeFn, code := openClientJetStream(c, "alertdesk dlq")
 	if code != 0 {
 		return nil, nil, nil, code
 	}
-	return worker.NewDLQ(js, cfg.DLQStream), cfg, closeFn, 0
+	return dlq.New(js, cfg.DLQStream), cfg, closeFn, 0
 }
 
 // openClientJetStream loads and checks the configuration and connects a
@@ -342,7 +342,7 @@ func dlqShow(ctx context.Context, c *cli, args []string) int {
 
 // printDeadLetter writes the summary fields, every header and the payload
 // (indented when it is JSON).
-func printDeadLetter(w io.Writer, dl *worker.DeadLetter) {
+func printDeadLetter(w io.Writer, dl *dlq.DeadLetter) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "seq:\t%d\n", dl.Seq)
 	fmt.Fprintf(tw, "subject:\t%s\n", dl.Subject)
@@ -390,7 +390,7 @@ type dlqRecord struct {
 	OriginalSubject string          `json:"original_subject"`
 	OriginalSeq     uint64          `json:"original_seq"`
 	FailedAt        time.Time       `json:"failed_at"`
-	Class           worker.Class    `json:"class"`
+	Class           dlq.Class       `json:"class"`
 	Deliveries      int             `json:"deliveries"`
 	AlertKey        string          `json:"alert_key,omitempty"`
 	Error           string          `json:"error"`
@@ -400,7 +400,7 @@ type dlqRecord struct {
 	PayloadText     *string         `json:"payload_text,omitempty"` // otherwise
 }
 
-func newDLQRecord(dl *worker.DeadLetter) dlqRecord {
+func newDLQRecord(dl *dlq.DeadLetter) dlqRecord {
 	r := dlqRecord{
 		Seq: dl.Seq, Subject: dl.Subject, OriginalSubject: dl.OriginalSubject, OriginalSeq: dl.OriginalSeq,
 		FailedAt: dl.FailedAt, Class: dl.Class, Deliveries: dl.Deliveries, AlertKey: dl.AlertKey,
@@ -436,7 +436,7 @@ func dlqReplay(ctx context.Context, c *cli, args []string) int {
 	defer closeFn()
 	// Replay only into the input stream, never into another stream that
 	// happens to bind the original subject.
-	d := worker.NewDLQ(js, cfg.DLQStream, worker.WithReplayStream(cfg.Stream))
+	d := dlq.New(js, cfg.DLQStream, dlq.WithReplayStream(cfg.Stream))
 
 	res, err := d.Replay(ctx, f, *dryRun)
 	replayed, failed := 0, 0

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/alertdesk/alertdesk/dlq"
 	"github.com/alertdesk/alertdesk/worker"
 
 	"github.com/alertdesk/alertdesk/worker/workertest"
@@ -45,9 +46,9 @@ func newCLITestEnv(t *testing.T, provision bool) *cliTestEnv {
 }
 
 // deadLetter stores one dead letter and returns its sequence.
-func (e *cliTestEnv) deadLetter(t *testing.T, in worker.DeadLetterInfo) uint64 {
+func (e *cliTestEnv) deadLetter(t *testing.T, in dlq.Failure) uint64 {
 	t.Helper()
-	if err := worker.NewDLQ(e.js, "ALERTS_DLQ").Publish(t.Context(), in); err != nil {
+	if err := dlq.New(e.js, "ALERTS_DLQ").Publish(t.Context(), in); err != nil {
 		t.Fatalf("dead-letter: %v", err)
 	}
 	s, err := e.js.Stream(t.Context(), "ALERTS_DLQ")
@@ -99,18 +100,18 @@ func seedCLIDeadLetters(t *testing.T, e *cliTestEnv) []uint64 {
 	t.Helper()
 	at := time.Date(2026, 11, 22, 10, 0, 5, 0, time.UTC)
 	return []uint64{
-		e.deadLetter(t, worker.DeadLetterInfo{OriginalStream: "ALERTS", OriginalSubject: "alerts.prom", OriginalSeq: 7,
+		e.deadLetter(t, dlq.Failure{OriginalStream: "ALERTS", OriginalSubject: "alerts.prom", OriginalSeq: 7,
 			Data: []byte(`{"key":"a","status":"firing"}`), Err: "topdesk 400: unknown category \"Netwrk\"",
-			Class: worker.ClassRejected, Deliveries: 1, FailedAt: at, AlertKey: "a",
+			Class: dlq.ClassRejected, Deliveries: 1, FailedAt: at, AlertKey: "a",
 			Header: nats.Header{"X-Trace": {"t-1"}}}),
-		e.deadLetter(t, worker.DeadLetterInfo{OriginalStream: "ALERTS", OriginalSubject: "alerts.http", OriginalSeq: 8,
-			Data: []byte("not json"), Err: "decode event: invalid character 'o' in literal null", Class: worker.ClassInvalid,
+		e.deadLetter(t, dlq.Failure{OriginalStream: "ALERTS", OriginalSubject: "alerts.http", OriginalSeq: 8,
+			Data: []byte("not json"), Err: "decode event: invalid character 'o' in literal null", Class: dlq.ClassInvalid,
 			Deliveries: 1, FailedAt: at.Add(time.Second)}),
-		e.deadLetter(t, worker.DeadLetterInfo{OriginalStream: "ALERTS", OriginalSubject: "alerts.prom", OriginalSeq: 9,
+		e.deadLetter(t, dlq.Failure{OriginalStream: "ALERTS", OriginalSubject: "alerts.prom", OriginalSeq: 9,
 			Data: []byte(`{"key":"a","status":"resolved"}`), Err: "topdesk 400: " + strings.Repeat("very long message ", 20),
-			Class: worker.ClassRejected, Deliveries: 2, FailedAt: at.Add(2 * time.Second), AlertKey: "a"}),
-		e.deadLetter(t, worker.DeadLetterInfo{OriginalStream: "ALERTS", OriginalSubject: "legacy.x", OriginalSeq: 10,
-			Data: []byte(`{"key":"b","status":"firing"}`), Err: "topdesk 503", Class: worker.ClassExhausted,
+			Class: dlq.ClassRejected, Deliveries: 2, FailedAt: at.Add(2 * time.Second), AlertKey: "a"}),
+		e.deadLetter(t, dlq.Failure{OriginalStream: "ALERTS", OriginalSubject: "legacy.x", OriginalSeq: 10,
+			Data: []byte(`{"key":"b","status":"firing"}`), Err: "topdesk 503", Class: dlq.ClassExhausted,
 			Deliveries: 10, FailedAt: time.Now(), AlertKey: "b"}),
 	}
 }
@@ -322,9 +323,9 @@ func TestDLQReplayCommand(t *testing.T) {
 				t.Errorf("left in ALERTS_DLQ (-want +got):\n%s", diff)
 			}
 			for _, m := range e.msgs(t, "ALERTS") {
-				n, err := strconv.ParseUint(m.Header.Get(worker.HeaderReplayOf), 10, 64)
+				n, err := strconv.ParseUint(m.Header.Get(dlq.HeaderReplayOf), 10, 64)
 				if err != nil {
-					t.Fatalf("ALERTS seq %d has no %s header: %v", m.Sequence, worker.HeaderReplayOf, err)
+					t.Fatalf("ALERTS seq %d has no %s header: %v", m.Sequence, dlq.HeaderReplayOf, err)
 				}
 				gotReplayOf = append(gotReplayOf, n)
 			}

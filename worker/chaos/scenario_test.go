@@ -15,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/alertdesk/alertdesk/dlq"
 	"github.com/alertdesk/alertdesk/mapping"
-	"github.com/alertdesk/alertdesk/worker"
 )
 
 // scale sizes a scenario's event load.
@@ -344,7 +344,7 @@ func (e *env) check(p *plan) verdict {
 
 	ctx, cancel := context.WithTimeout(e.t.Context(), 30*time.Second)
 	defer cancel()
-	dl, err := worker.NewDLQ(e.js, dlqStream).List(ctx, worker.DLQFilter{All: true})
+	dl, err := dlq.New(e.js, dlqStream).List(ctx, dlq.Filter{All: true})
 	if err != nil {
 		e.t.Fatalf("list dead letters: %v", err)
 	}
@@ -358,9 +358,9 @@ func (e *env) check(p *plan) verdict {
 		case seen[string(d.Data)]:
 			v.dlqWrong++
 			problem("poison event dead-lettered twice: %q", d.Data)
-		case d.Class != worker.ClassInvalid:
+		case d.Class != dlq.ClassInvalid:
 			v.dlqWrong++
-			problem("poison event dead-lettered with class %s, want %s", d.Class, worker.ClassInvalid)
+			problem("poison event dead-lettered with class %s, want %s", d.Class, dlq.ClassInvalid)
 		}
 		seen[string(d.Data)] = true
 	}

@@ -1,4 +1,4 @@
-package worker_test
+package ingest_test
 
 import (
 	"encoding/json"
@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/alertdesk/alertdesk/ingest"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/worker"
 	"github.com/alertdesk/alertdesk/worker/workertest"
@@ -34,7 +35,7 @@ type ingestEnv struct {
 	client *http.Client
 }
 
-func newIngestEnv(t *testing.T, opts worker.IngestOptions) *ingestEnv {
+func newIngestEnv(t *testing.T, opts ingest.Options) *ingestEnv {
 	t.Helper()
 	ns := workertest.StartJetStream(t)
 	_, js := workertest.Connect(t, ns)
@@ -47,9 +48,9 @@ func newIngestEnv(t *testing.T, opts worker.IngestOptions) *ingestEnv {
 	}
 	opts.Logger = zerolog.Nop()
 	opts.Now = func() time.Time { return ingestNow }
-	in := worker.NewIngest(js, opts)
+	in := ingest.New(js, opts)
 	if in == nil {
-		t.Fatal("NewIngest returned nil")
+		t.Fatal("New returned nil")
 	}
 	mux := http.NewServeMux()
 	in.Register(mux)
@@ -139,15 +140,15 @@ const (
 )
 
 var (
-	storedA = stored{Subject: worker.IngestSubjectAlerts, Key: "db-7/disk-full", Status: mapping.StatusFiring,
-		MsgID: worker.IngestMsgID("db-7/disk-full", mapping.StatusFiring, time.Date(2026, 11, 22, 10, 0, 5, 0, time.UTC))}
+	storedA = stored{Subject: ingest.SubjectAlerts, Key: "db-7/disk-full", Status: mapping.StatusFiring,
+		MsgID: ingest.MsgID("db-7/disk-full", mapping.StatusFiring, time.Date(2026, 11, 22, 10, 0, 5, 0, time.UTC))}
 	// B has no time, so it is stamped with the receive time.
-	storedB = stored{Subject: worker.IngestSubjectAlerts, Key: "web-1/down", Status: mapping.StatusResolved,
-		MsgID: worker.IngestMsgID("web-1/down", mapping.StatusResolved, ingestNow)}
-	storedAM1 = stored{Subject: worker.IngestSubjectAlertmanager, Key: "5f1a2b3c4d5e6f70", Status: mapping.StatusFiring,
-		MsgID: worker.IngestMsgID("5f1a2b3c4d5e6f70", mapping.StatusFiring, time.Date(2026, 11, 22, 9, 55, 0, 0, time.UTC))}
-	storedAM2 = stored{Subject: worker.IngestSubjectAlertmanager, Key: "0a1b2c3d4e5f6071", Status: mapping.StatusResolved,
-		MsgID: worker.IngestMsgID("0a1b2c3d4e5f6071", mapping.StatusResolved, time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC))}
+	storedB = stored{Subject: ingest.SubjectAlerts, Key: "web-1/down", Status: mapping.StatusResolved,
+		MsgID: ingest.MsgID("web-1/down", mapping.StatusResolved, ingestNow)}
+	storedAM1 = stored{Subject: ingest.SubjectAlertmanager, Key: "5f1a2b3c4d5e6f70", Status: mapping.StatusFiring,
+		MsgID: ingest.MsgID("5f1a2b3c4d5e6f70", mapping.StatusFiring, time.Date(2026, 11, 22, 9, 55, 0, 0, time.UTC))}
+	storedAM2 = stored{Subject: ingest.SubjectAlertmanager, Key: "0a1b2c3d4e5f6071", Status: mapping.StatusResolved,
+		MsgID: ingest.MsgID("0a1b2c3d4e5f6071", mapping.StatusResolved, time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC))}
 )
 
 func TestIngestAccepts(t *testing.T) {
@@ -193,7 +194,7 @@ func TestIngestAccepts(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newIngestEnv(t, worker.IngestOptions{Token: ingestToken})
+			e := newIngestEnv(t, ingest.Options{Token: ingestToken})
 			for _, p := range tc.posts {
 				a := e.post(t, p.path, ingestToken, p.body)
 				if a.status != http.StatusAccepted {
@@ -235,7 +236,7 @@ func TestIngestRejects(t *testing.T) {
 			wantStatus: http.StatusRequestEntityTooLarge, wantError: "over the limit of 64 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newIngestEnv(t, worker.IngestOptions{Token: ingestToken, MaxBytes: tc.maxBytes})
+			e := newIngestEnv(t, ingest.Options{Token: ingestToken, MaxBytes: tc.maxBytes})
 			a := e.post(t, tc.path, tc.token, tc.body)
 			if a.status != tc.wantStatus {
 				t.Errorf("status %d, want %d (%v)", a.status, tc.wantStatus, a.body)
@@ -255,7 +256,7 @@ func TestIngestRejects(t *testing.T) {
 }
 
 func TestIngestNATSDown(t *testing.T) {
-	e := newIngestEnv(t, worker.IngestOptions{Token: ingestToken})
+	e := newIngestEnv(t, ingest.Options{Token: ingestToken})
 	e.ns.Shutdown()
 	e.ns.WaitForShutdown()
 	a := e.post(t, "/v1/alerts", ingestToken, ingestEventA)
@@ -271,7 +272,7 @@ func TestIngestNATSDown(t *testing.T) {
 }
 
 func TestIngestAuthScheme(t *testing.T) {
-	e := newIngestEnv(t, worker.IngestOptions{Token: ingestToken})
+	e := newIngestEnv(t, ingest.Options{Token: ingestToken})
 	for _, header := range []string{"Bearer " + ingestToken, "bearer " + ingestToken, "BEARER  " + ingestToken} {
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.url+"/v1/alerts", strings.NewReader(ingestEventA))
 		if err != nil {
@@ -292,23 +293,23 @@ func TestIngestAuthScheme(t *testing.T) {
 func TestIngestOff(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		opts    worker.IngestOptions
+		opts    ingest.Options
 		wantOff bool
 	}{
-		{"no token", worker.IngestOptions{}, true},
-		{"token", worker.IngestOptions{Token: ingestToken}, false},
-		{"open without token", worker.IngestOptions{Open: true}, false},
+		{"no token", ingest.Options{}, true},
+		{"token", ingest.Options{Token: ingestToken}, false},
+		{"open without token", ingest.Options{Open: true}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := worker.NewIngest(nil, tc.opts) == nil; got != tc.wantOff {
-				t.Errorf("NewIngest(%+v) == nil is %v, want %v", tc.opts, got, tc.wantOff)
+			if got := ingest.New(nil, tc.opts) == nil; got != tc.wantOff {
+				t.Errorf("New(%+v) == nil is %v, want %v", tc.opts, got, tc.wantOff)
 			}
 		})
 	}
 }
 
 func TestIngestOpenNeedsNoToken(t *testing.T) {
-	e := newIngestEnv(t, worker.IngestOptions{Open: true})
+	e := newIngestEnv(t, ingest.Options{Open: true})
 	a := e.post(t, "/v1/alerts", "", ingestEventA)
 	if a.status != http.StatusAccepted {
 		t.Errorf("status %d, want 202 (%v)", a.status, a.body)

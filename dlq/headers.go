@@ -1,4 +1,8 @@
-package worker
+// Package dlq owns alertdesk's dead-letter stream: the format of a dead
+// letter (the original message plus Alertdesk-* headers), publishing one,
+// and listing, replaying and purging them (PRODUCT.md, "Failures and the
+// dead-letter stream").
+package dlq
 
 // Headers that a dead-lettered message carries besides the original ones
 // (PRODUCT.md, "Failures and the dead-letter stream").
@@ -15,8 +19,8 @@ const (
 	HeaderReplayOf = "Alertdesk-Replay-Of"
 )
 
-// DLQSubjectPrefix is prepended to the original subject of a dead letter.
-const DLQSubjectPrefix = "alertdesk.dlq."
+// SubjectPrefix is prepended to the original subject of a dead letter.
+const SubjectPrefix = "alertdesk.dlq."
 
 // Class says why a message was dead-lettered.
 type Class string

@@ -1,4 +1,4 @@
-package worker_test
+package dlq_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/alertdesk/alertdesk/dlq"
 	"github.com/alertdesk/alertdesk/worker"
 
 	"github.com/alertdesk/alertdesk/worker/workertest"
@@ -30,7 +31,7 @@ const (
 type dlqTestEnv struct {
 	nc  *nats.Conn
 	js  jetstream.JetStream
-	dlq *worker.DLQ
+	dlq *dlq.Stream
 }
 
 func newDLQTestEnv(t *testing.T) *dlqTestEnv {
@@ -42,12 +43,12 @@ func newDLQTestEnv(t *testing.T) *dlqTestEnv {
 	}); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
-	return &dlqTestEnv{nc: nc, js: js, dlq: worker.NewDLQ(js, dlqTestDLQ, worker.WithReplayStream(dlqTestInput))}
+	return &dlqTestEnv{nc: nc, js: js, dlq: dlq.New(js, dlqTestDLQ, dlq.WithReplayStream(dlqTestInput))}
 }
 
 // seed dead-letters one event per spec; entry i gets original seq 100+i.
 // It returns the dead-letter sequences in order.
-func (e *dlqTestEnv) seed(t *testing.T, specs ...worker.DeadLetterInfo) []uint64 {
+func (e *dlqTestEnv) seed(t *testing.T, specs ...dlq.Failure) []uint64 {
 	t.Helper()
 	for i, in := range specs {
 		if in.OriginalStream == "" {
@@ -57,7 +58,7 @@ func (e *dlqTestEnv) seed(t *testing.T, specs ...worker.DeadLetterInfo) []uint64
 			in.OriginalSeq = uint64(100 + i)
 		}
 		if in.Class == "" {
-			in.Class = worker.ClassRejected
+			in.Class = dlq.ClassRejected
 		}
 		if in.FailedAt.IsZero() {
 			in.FailedAt = time.Now()
@@ -109,14 +110,14 @@ func (e *dlqTestEnv) replayedFrom(t *testing.T) map[string]int {
 	t.Helper()
 	got := map[string]int{}
 	for _, m := range e.streamMsgs(t, dlqTestInput) {
-		if r := m.Header.Get(worker.HeaderReplayOf); r != "" {
+		if r := m.Header.Get(dlq.HeaderReplayOf); r != "" {
 			got[r]++
 		}
 	}
 	return got
 }
 
-func dlqSeqs(dls []worker.DeadLetter) []uint64 {
+func dlqSeqs(dls []dlq.DeadLetter) []uint64 {
 	var seqs []uint64
 	for _, dl := range dls {
 		seqs = append(seqs, dl.Seq)
@@ -128,23 +129,23 @@ func TestDLQPublishWritesHeadersAndDedupes(t *testing.T) {
 	e := newDLQTestEnv(t)
 	failedAt := time.Date(2026, 11, 22, 10, 0, 5, 123000000, time.UTC)
 	longErr := "topdesk 422: " + strings.Repeat("é", 700) + "\nsecond line"
-	in := worker.DeadLetterInfo{
+	in := dlq.Failure{
 		OriginalStream:  dlqTestInput,
 		OriginalSubject: "alerts.prometheus",
 		OriginalSeq:     42,
 		Header: nats.Header{
-			"X-Trace":                {"abc"},
-			"Nats-Msg-Id":            {"publisher-id"},
-			"Nats-Expected-Stream":   {dlqTestInput},
-			worker.HeaderReplayOf:    {"7"},
-			worker.HeaderError:       {"stale error from an earlier dead letter"},
-			worker.HeaderErrorClass:  {"template"},
-			worker.HeaderDeliveries:  {"99"},
-			worker.HeaderOriginalSeq: {"1"},
+			"X-Trace":              {"abc"},
+			"Nats-Msg-Id":          {"publisher-id"},
+			"Nats-Expected-Stream": {dlqTestInput},
+			dlq.HeaderReplayOf:     {"7"},
+			dlq.HeaderError:        {"stale error from an earlier dead letter"},
+			dlq.HeaderErrorClass:   {"template"},
+			dlq.HeaderDeliveries:   {"99"},
+			dlq.HeaderOriginalSeq:  {"1"},
 		},
 		Data:       []byte(`{"key":"db-7/disk","status":"firing"}`),
 		Err:        longErr,
-		Class:      worker.ClassRejected,
+		Class:      dlq.ClassRejected,
 		Deliveries: 3,
 		FailedAt:   failedAt,
 		AlertKey:   "db-7/disk",
@@ -164,28 +165,28 @@ func TestDLQPublishWritesHeadersAndDedupes(t *testing.T) {
 		t.Fatalf("dead-letter stream holds %d messages, want 1", len(msgs))
 	}
 	m := msgs[0]
-	if want := worker.DLQSubjectPrefix + "alerts.prometheus"; m.Subject != want {
+	if want := dlq.SubjectPrefix + "alerts.prometheus"; m.Subject != want {
 		t.Errorf("subject = %q, want %q", m.Subject, want)
 	}
 	if diff := cmp.Diff(in.Data, m.Data); diff != "" {
 		t.Errorf("payload (-want +got):\n%s", diff)
 	}
-	gotErr := m.Header.Get(worker.HeaderError)
-	if len(gotErr) > worker.MaxErrorLen || strings.ContainsAny(gotErr, "\r\n") || !strings.HasPrefix(gotErr, "topdesk 422: éé") || !strings.HasSuffix(gotErr, "é…") {
-		t.Errorf("error header not capped to one line of %d bytes: %d bytes %q", worker.MaxErrorLen, len(gotErr), gotErr)
+	gotErr := m.Header.Get(dlq.HeaderError)
+	if len(gotErr) > dlq.MaxErrorLen || strings.ContainsAny(gotErr, "\r\n") || !strings.HasPrefix(gotErr, "topdesk 422: éé") || !strings.HasSuffix(gotErr, "é…") {
+		t.Errorf("error header not capped to one line of %d bytes: %d bytes %q", dlq.MaxErrorLen, len(gotErr), gotErr)
 	}
 	want := nats.Header{
-		"X-Trace":                    {"abc"},
-		"Nats-Msg-Id":                {"dlq:ALERTS:42"},
-		"Nats-Expected-Stream":       {dlqTestDLQ},
-		worker.HeaderReplayOf:        {"7"},
-		worker.HeaderOriginalSubject: {"alerts.prometheus"},
-		worker.HeaderOriginalSeq:     {"42"},
-		worker.HeaderError:           {gotErr},
-		worker.HeaderErrorClass:      {"rejected"},
-		worker.HeaderDeliveries:      {"3"},
-		worker.HeaderFailedAt:        {"2026-11-22T10:00:05.123Z"},
-		worker.HeaderAlertKey:        {"db-7/disk"},
+		"X-Trace":                 {"abc"},
+		"Nats-Msg-Id":             {"dlq:ALERTS:42"},
+		"Nats-Expected-Stream":    {dlqTestDLQ},
+		dlq.HeaderReplayOf:        {"7"},
+		dlq.HeaderOriginalSubject: {"alerts.prometheus"},
+		dlq.HeaderOriginalSeq:     {"42"},
+		dlq.HeaderError:           {gotErr},
+		dlq.HeaderErrorClass:      {"rejected"},
+		dlq.HeaderDeliveries:      {"3"},
+		dlq.HeaderFailedAt:        {"2026-11-22T10:00:05.123Z"},
+		dlq.HeaderAlertKey:        {"db-7/disk"},
 	}
 	if diff := cmp.Diff(want, m.Header); diff != "" {
 		t.Errorf("headers (-want +got):\n%s", diff)
@@ -194,15 +195,15 @@ func TestDLQPublishWritesHeadersAndDedupes(t *testing.T) {
 
 func TestDLQPublishRejectsIncompleteInfo(t *testing.T) {
 	e := newDLQTestEnv(t)
-	ok := worker.DeadLetterInfo{OriginalStream: dlqTestInput, OriginalSubject: "alerts.x", OriginalSeq: 1, Class: worker.ClassInvalid}
+	ok := dlq.Failure{OriginalStream: dlqTestInput, OriginalSubject: "alerts.x", OriginalSeq: 1, Class: dlq.ClassInvalid}
 	tests := []struct {
 		name   string
-		change func(*worker.DeadLetterInfo)
+		change func(*dlq.Failure)
 	}{
-		{"no stream", func(in *worker.DeadLetterInfo) { in.OriginalStream = "" }},
-		{"no subject", func(in *worker.DeadLetterInfo) { in.OriginalSubject = "" }},
-		{"no seq", func(in *worker.DeadLetterInfo) { in.OriginalSeq = 0 }},
-		{"no class", func(in *worker.DeadLetterInfo) { in.Class = "" }},
+		{"no stream", func(in *dlq.Failure) { in.OriginalStream = "" }},
+		{"no subject", func(in *dlq.Failure) { in.OriginalSubject = "" }},
+		{"no seq", func(in *dlq.Failure) { in.OriginalSeq = 0 }},
+		{"no class", func(in *dlq.Failure) { in.Class = "" }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -223,7 +224,7 @@ func TestDLQPublishFailsWithoutStream(t *testing.T) {
 	if err := e.js.DeleteStream(t.Context(), dlqTestDLQ); err != nil {
 		t.Fatalf("delete stream: %v", err)
 	}
-	err := e.dlq.Publish(t.Context(), worker.DeadLetterInfo{OriginalStream: dlqTestInput, OriginalSubject: "alerts.x", OriginalSeq: 1, Class: worker.ClassInvalid})
+	err := e.dlq.Publish(t.Context(), dlq.Failure{OriginalStream: dlqTestInput, OriginalSubject: "alerts.x", OriginalSeq: 1, Class: dlq.ClassInvalid})
 	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
 		t.Errorf("Publish error = %v, want %v", err, jetstream.ErrNoStreamResponse)
 	}
@@ -235,11 +236,11 @@ func seedMixed(t *testing.T, e *dlqTestEnv) []uint64 {
 	t.Helper()
 	now := time.Now()
 	return e.seed(t,
-		worker.DeadLetterInfo{OriginalSubject: "alerts.prom.eu", AlertKey: "a", Class: worker.ClassRejected, FailedAt: now.Add(-48 * time.Hour)},
-		worker.DeadLetterInfo{OriginalSubject: "alerts.prom.us", AlertKey: "b", Class: worker.ClassExhausted, FailedAt: now},
-		worker.DeadLetterInfo{OriginalSubject: "alerts.http", AlertKey: "a", Class: worker.ClassTemplate, FailedAt: now},
-		worker.DeadLetterInfo{OriginalSubject: "alerts.alertmanager", Class: worker.ClassInvalid, Data: []byte("not json"), FailedAt: now},
-		worker.DeadLetterInfo{OriginalSubject: "alerts.prom.eu.db", AlertKey: "c", Class: worker.ClassRejected, FailedAt: now},
+		dlq.Failure{OriginalSubject: "alerts.prom.eu", AlertKey: "a", Class: dlq.ClassRejected, FailedAt: now.Add(-48 * time.Hour)},
+		dlq.Failure{OriginalSubject: "alerts.prom.us", AlertKey: "b", Class: dlq.ClassExhausted, FailedAt: now},
+		dlq.Failure{OriginalSubject: "alerts.http", AlertKey: "a", Class: dlq.ClassTemplate, FailedAt: now},
+		dlq.Failure{OriginalSubject: "alerts.alertmanager", Class: dlq.ClassInvalid, Data: []byte("not json"), FailedAt: now},
+		dlq.Failure{OriginalSubject: "alerts.prom.eu.db", AlertKey: "c", Class: dlq.ClassRejected, FailedAt: now},
 	)
 }
 
@@ -251,26 +252,26 @@ func TestDLQList(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		f       worker.DLQFilter
+		f       dlq.Filter
 		want    []int // indexes into seqs
 		wantErr bool
 	}{
 		{name: "empty filter lists everything", want: []int{0, 1, 2, 3, 4}},
-		{name: "all", f: worker.DLQFilter{All: true}, want: []int{0, 1, 2, 3, 4}},
-		{name: "subject literal", f: worker.DLQFilter{Subject: "alerts.http"}, want: []int{2}},
-		{name: "subject star", f: worker.DLQFilter{Subject: "alerts.prom.*"}, want: []int{0, 1}},
-		{name: "subject tail", f: worker.DLQFilter{Subject: "alerts.prom.>"}, want: []int{0, 1, 4}},
-		{name: "subject no match", f: worker.DLQFilter{Subject: "alerts.nothing"}},
-		{name: "key", f: worker.DLQFilter{Key: "a"}, want: []int{0, 2}},
-		{name: "class", f: worker.DLQFilter{Class: worker.ClassRejected}, want: []int{0, 4}},
-		{name: "since", f: worker.DLQFilter{Since: time.Now().Add(-time.Hour)}, want: []int{1, 2, 3, 4}},
-		{name: "since in the future", f: worker.DLQFilter{Since: time.Now().Add(time.Hour)}},
-		{name: "subject and key", f: worker.DLQFilter{Subject: "alerts.prom.>", Key: "a"}, want: []int{0}},
-		{name: "seqs skip missing", f: worker.DLQFilter{Seqs: []uint64{seqs[3], seqs[1], 999, seqs[1]}}, want: []int{1, 3}},
-		{name: "seqs and class", f: worker.DLQFilter{Seqs: []uint64{seqs[0], seqs[1]}, Class: worker.ClassExhausted}, want: []int{1}},
-		{name: "all with a filter", f: worker.DLQFilter{All: true, Key: "a"}, wantErr: true},
-		{name: "bad subject", f: worker.DLQFilter{Subject: "alerts..x"}, wantErr: true},
-		{name: "seq zero", f: worker.DLQFilter{Seqs: []uint64{0}}, wantErr: true},
+		{name: "all", f: dlq.Filter{All: true}, want: []int{0, 1, 2, 3, 4}},
+		{name: "subject literal", f: dlq.Filter{Subject: "alerts.http"}, want: []int{2}},
+		{name: "subject star", f: dlq.Filter{Subject: "alerts.prom.*"}, want: []int{0, 1}},
+		{name: "subject tail", f: dlq.Filter{Subject: "alerts.prom.>"}, want: []int{0, 1, 4}},
+		{name: "subject no match", f: dlq.Filter{Subject: "alerts.nothing"}},
+		{name: "key", f: dlq.Filter{Key: "a"}, want: []int{0, 2}},
+		{name: "class", f: dlq.Filter{Class: dlq.ClassRejected}, want: []int{0, 4}},
+		{name: "since", f: dlq.Filter{Since: time.Now().Add(-time.Hour)}, want: []int{1, 2, 3, 4}},
+		{name: "since in the future", f: dlq.Filter{Since: time.Now().Add(time.Hour)}},
+		{name: "subject and key", f: dlq.Filter{Subject: "alerts.prom.>", Key: "a"}, want: []int{0}},
+		{name: "seqs skip missing", f: dlq.Filter{Seqs: []uint64{seqs[3], seqs[1], 999, seqs[1]}}, want: []int{1, 3}},
+		{name: "seqs and class", f: dlq.Filter{Seqs: []uint64{seqs[0], seqs[1]}, Class: dlq.ClassExhausted}, want: []int{1}},
+		{name: "all with a filter", f: dlq.Filter{All: true, Key: "a"}, wantErr: true},
+		{name: "bad subject", f: dlq.Filter{Subject: "alerts..x"}, wantErr: true},
+		{name: "seq zero", f: dlq.Filter{Seqs: []uint64{0}}, wantErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -298,19 +299,19 @@ func TestDLQList(t *testing.T) {
 func TestDLQListManyEntries(t *testing.T) {
 	e := newDLQTestEnv(t)
 	const n = 700 // several pull batches
-	specs := make([]worker.DeadLetterInfo, n)
+	specs := make([]dlq.Failure, n)
 	for i := range specs {
-		specs[i] = worker.DeadLetterInfo{OriginalSubject: "alerts.bulk." + strconv.Itoa(i%3), AlertKey: "k" + strconv.Itoa(i)}
+		specs[i] = dlq.Failure{OriginalSubject: "alerts.bulk." + strconv.Itoa(i%3), AlertKey: "k" + strconv.Itoa(i)}
 	}
 	seqs := e.seed(t, specs...)
-	all, err := e.dlq.List(t.Context(), worker.DLQFilter{})
+	all, err := e.dlq.List(t.Context(), dlq.Filter{})
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
 	if diff := cmp.Diff(seqs, dlqSeqs(all)); diff != "" {
 		t.Errorf("sequences (-want +got):\n%s", diff)
 	}
-	some, err := e.dlq.List(t.Context(), worker.DLQFilter{Subject: "alerts.bulk.1"})
+	some, err := e.dlq.List(t.Context(), dlq.Filter{Subject: "alerts.bulk.1"})
 	if err != nil {
 		t.Fatalf("List by subject: %v", err)
 	}
@@ -330,18 +331,18 @@ func TestDLQListManyEntries(t *testing.T) {
 func TestDLQGet(t *testing.T) {
 	e := newDLQTestEnv(t)
 	failedAt := time.Date(2026, 11, 22, 10, 0, 5, 0, time.UTC)
-	seqs := e.seed(t, worker.DeadLetterInfo{
-		OriginalSubject: "alerts.prom", OriginalSeq: 9, Header: nats.Header{worker.HeaderReplayOf: {"3"}},
-		Data: []byte(`{"status":"firing"}`), Err: "topdesk 400: unknown category", Class: worker.ClassRejected,
+	seqs := e.seed(t, dlq.Failure{
+		OriginalSubject: "alerts.prom", OriginalSeq: 9, Header: nats.Header{dlq.HeaderReplayOf: {"3"}},
+		Data: []byte(`{"status":"firing"}`), Err: "topdesk 400: unknown category", Class: dlq.ClassRejected,
 		Deliveries: 2, FailedAt: failedAt, AlertKey: "k1",
 	})
 	got, err := e.dlq.Get(t.Context(), seqs[0])
 	if err != nil {
 		t.Fatalf("Get: %v", err)
 	}
-	want := &worker.DeadLetter{
+	want := &dlq.DeadLetter{
 		Seq: seqs[0], Subject: "alertdesk.dlq.alerts.prom", OriginalSubject: "alerts.prom", OriginalSeq: 9,
-		Error: "topdesk 400: unknown category", Class: worker.ClassRejected, Deliveries: 2, FailedAt: failedAt,
+		Error: "topdesk 400: unknown category", Class: dlq.ClassRejected, Deliveries: 2, FailedAt: failedAt,
 		AlertKey: "k1", ReplayOf: "3", Header: got.Header, Data: []byte(`{"status":"firing"}`),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -355,15 +356,15 @@ func TestDLQGet(t *testing.T) {
 func TestDLQReplay(t *testing.T) {
 	tests := []struct {
 		name     string
-		filter   func(seqs []uint64) worker.DLQFilter
+		filter   func(seqs []uint64) dlq.Filter
 		dryRun   bool
 		replayed []int // indexes into the seeded sequences
 	}{
-		{name: "by seq", filter: func(s []uint64) worker.DLQFilter { return worker.DLQFilter{Seqs: []uint64{s[3], s[1]}} }, replayed: []int{1, 3}},
-		{name: "by filter", filter: func(s []uint64) worker.DLQFilter { return worker.DLQFilter{Class: worker.ClassRejected} }, replayed: []int{0, 4}},
-		{name: "by subject", filter: func(s []uint64) worker.DLQFilter { return worker.DLQFilter{Subject: "alerts.prom.>"} }, replayed: []int{0, 1, 4}},
-		{name: "all", filter: func(s []uint64) worker.DLQFilter { return worker.DLQFilter{All: true} }, replayed: []int{0, 1, 2, 3, 4}},
-		{name: "dry run", filter: func(s []uint64) worker.DLQFilter { return worker.DLQFilter{All: true} }, dryRun: true, replayed: []int{0, 1, 2, 3, 4}},
+		{name: "by seq", filter: func(s []uint64) dlq.Filter { return dlq.Filter{Seqs: []uint64{s[3], s[1]}} }, replayed: []int{1, 3}},
+		{name: "by filter", filter: func(s []uint64) dlq.Filter { return dlq.Filter{Class: dlq.ClassRejected} }, replayed: []int{0, 4}},
+		{name: "by subject", filter: func(s []uint64) dlq.Filter { return dlq.Filter{Subject: "alerts.prom.>"} }, replayed: []int{0, 1, 4}},
+		{name: "all", filter: func(s []uint64) dlq.Filter { return dlq.Filter{All: true} }, replayed: []int{0, 1, 2, 3, 4}},
+		{name: "dry run", filter: func(s []uint64) dlq.Filter { return dlq.Filter{All: true} }, dryRun: true, replayed: []int{0, 1, 2, 3, 4}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -419,7 +420,7 @@ func TestDLQReplay(t *testing.T) {
 			for i, m := range input {
 				r := res[i]
 				orig := before[slices.IndexFunc(before, func(b *jetstream.RawStreamMsg) bool { return b.Sequence == r.Seq })]
-				if m.Sequence != r.NewSeq || m.Subject != r.Subject || m.Subject != orig.Header.Get(worker.HeaderOriginalSubject) {
+				if m.Sequence != r.NewSeq || m.Subject != r.Subject || m.Subject != orig.Header.Get(dlq.HeaderOriginalSubject) {
 					t.Errorf("input seq %d on %s, want seq %d on %s", m.Sequence, m.Subject, r.NewSeq, r.Subject)
 				}
 				if diff := cmp.Diff(orig.Data, m.Data); diff != "" {
@@ -428,7 +429,7 @@ func TestDLQReplay(t *testing.T) {
 				want := nats.Header{
 					"Nats-Msg-Id":          {"replay:" + dlqTestDLQ + ":" + strconv.FormatUint(r.Seq, 10)},
 					"Nats-Expected-Stream": {dlqTestInput},
-					worker.HeaderReplayOf:  {strconv.FormatUint(r.Seq, 10)},
+					dlq.HeaderReplayOf:     {strconv.FormatUint(r.Seq, 10)},
 				}
 				if diff := cmp.Diff(want, m.Header); diff != "" {
 					t.Errorf("headers of replay of %d (-want +got):\n%s", r.Seq, diff)
@@ -440,11 +441,11 @@ func TestDLQReplay(t *testing.T) {
 
 func TestDLQReplayNeedsSelection(t *testing.T) {
 	e := newDLQTestEnv(t)
-	e.seed(t, worker.DeadLetterInfo{OriginalSubject: "alerts.x"})
-	if _, err := e.dlq.Replay(t.Context(), worker.DLQFilter{}, false); err == nil {
+	e.seed(t, dlq.Failure{OriginalSubject: "alerts.x"})
+	if _, err := e.dlq.Replay(t.Context(), dlq.Filter{}, false); err == nil {
 		t.Error("Replay without a selection succeeded")
 	}
-	if _, err := e.dlq.Purge(t.Context(), worker.DLQFilter{}, false); err == nil {
+	if _, err := e.dlq.Purge(t.Context(), dlq.Filter{}, false); err == nil {
 		t.Error("Purge without a selection succeeded")
 	}
 	if n := len(e.streamMsgs(t, dlqTestDLQ)); n != 1 {
@@ -458,11 +459,11 @@ func TestDLQReplayKeepsEntryWhenRepublishFails(t *testing.T) {
 		t.Fatalf("create stream: %v", err)
 	}
 	seqs := e.seed(t,
-		worker.DeadLetterInfo{OriginalSubject: "nowhere.bound"},
-		worker.DeadLetterInfo{OriginalSubject: "alerts.ok", Header: nats.Header{"X-Trace": {"t1"}}},
-		worker.DeadLetterInfo{OriginalSubject: "other.stream"},
+		dlq.Failure{OriginalSubject: "nowhere.bound"},
+		dlq.Failure{OriginalSubject: "alerts.ok", Header: nats.Header{"X-Trace": {"t1"}}},
+		dlq.Failure{OriginalSubject: "other.stream"},
 	)
-	res, err := e.dlq.Replay(t.Context(), worker.DLQFilter{All: true}, false)
+	res, err := e.dlq.Replay(t.Context(), dlq.Filter{All: true}, false)
 	if err != nil {
 		t.Fatalf("Replay: %v", err)
 	}
@@ -495,12 +496,12 @@ func TestDLQReplayKeepsEntryWhenRepublishFails(t *testing.T) {
 func TestDLQReplayTwice(t *testing.T) {
 	tests := []struct {
 		name        string
-		filter      func(seqs []uint64) worker.DLQFilter
+		filter      func(seqs []uint64) dlq.Filter
 		wantMissing bool
 	}{
-		{name: "by filter", filter: func([]uint64) worker.DLQFilter { return worker.DLQFilter{Subject: "alerts.>"} }},
-		{name: "all", filter: func([]uint64) worker.DLQFilter { return worker.DLQFilter{All: true} }},
-		{name: "by seq", filter: func(s []uint64) worker.DLQFilter { return worker.DLQFilter{Seqs: s} }, wantMissing: true},
+		{name: "by filter", filter: func([]uint64) dlq.Filter { return dlq.Filter{Subject: "alerts.>"} }},
+		{name: "all", filter: func([]uint64) dlq.Filter { return dlq.Filter{All: true} }},
+		{name: "by seq", filter: func(s []uint64) dlq.Filter { return dlq.Filter{Seqs: s} }, wantMissing: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -548,12 +549,12 @@ func TestDLQReplayAfterCrash(t *testing.T) {
 			t.Fatalf("Get: %v", err)
 		}
 		s := strconv.FormatUint(seq, 10)
-		msg := &nats.Msg{Subject: dl.OriginalSubject, Data: dl.Data, Header: nats.Header{worker.HeaderReplayOf: {s}}}
+		msg := &nats.Msg{Subject: dl.OriginalSubject, Data: dl.Data, Header: nats.Header{dlq.HeaderReplayOf: {s}}}
 		if _, err := e.js.PublishMsg(t.Context(), msg, jetstream.WithMsgID("replay:"+dlqTestDLQ+":"+s)); err != nil {
 			t.Fatalf("publish: %v", err)
 		}
 	}
-	res, err := e.dlq.Replay(t.Context(), worker.DLQFilter{All: true}, false)
+	res, err := e.dlq.Replay(t.Context(), dlq.Filter{All: true}, false)
 	if err != nil {
 		t.Fatalf("Replay: %v", err)
 	}
@@ -585,9 +586,9 @@ func TestDLQReplayAfterCrash(t *testing.T) {
 func TestDLQReplayInterrupted(t *testing.T) {
 	e := newDLQTestEnv(t)
 	const n, cancelAt = 300, 20
-	specs := make([]worker.DeadLetterInfo, n)
+	specs := make([]dlq.Failure, n)
 	for i := range specs {
-		specs[i] = worker.DeadLetterInfo{OriginalSubject: "alerts.bulk", AlertKey: "k" + strconv.Itoa(i)}
+		specs[i] = dlq.Failure{OriginalSubject: "alerts.bulk", AlertKey: "k" + strconv.Itoa(i)}
 	}
 	seqs := e.seed(t, specs...)
 
@@ -611,7 +612,7 @@ func TestDLQReplayInterrupted(t *testing.T) {
 		}
 	})
 
-	first, err := e.dlq.Replay(ctx, worker.DLQFilter{Subject: "alerts.bulk"}, false)
+	first, err := e.dlq.Replay(ctx, dlq.Filter{Subject: "alerts.bulk"}, false)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted Replay error = %v, want %v", err, context.Canceled)
 	}
@@ -623,7 +624,7 @@ func TestDLQReplayInterrupted(t *testing.T) {
 		t.Fatalf("%d of %d dead letters left after the interrupted run, want 1..%d", len(left), n, n-cancelAt+1)
 	}
 
-	second, err := e.dlq.Replay(t.Context(), worker.DLQFilter{Subject: "alerts.bulk"}, false)
+	second, err := e.dlq.Replay(t.Context(), dlq.Filter{Subject: "alerts.bulk"}, false)
 	if err != nil {
 		t.Fatalf("rerun Replay: %v", err)
 	}
@@ -647,7 +648,7 @@ func TestDLQReplayInterrupted(t *testing.T) {
 	}
 }
 
-func dlqSeqsOfResults(res []worker.ReplayResult) []uint64 {
+func dlqSeqsOfResults(res []dlq.ReplayResult) []uint64 {
 	var seqs []uint64
 	for _, r := range res {
 		seqs = append(seqs, r.Seq)
@@ -658,17 +659,17 @@ func dlqSeqsOfResults(res []worker.ReplayResult) []uint64 {
 func TestDLQPurge(t *testing.T) {
 	tests := []struct {
 		name   string
-		filter func(seqs []uint64) worker.DLQFilter
+		filter func(seqs []uint64) dlq.Filter
 		dryRun bool
 		purged []int // indexes into the seeded sequences
 	}{
-		{name: "dry run", filter: func([]uint64) worker.DLQFilter { return worker.DLQFilter{All: true} }, dryRun: true, purged: []int{0, 1, 2, 3, 4}},
-		{name: "dry run by class", filter: func([]uint64) worker.DLQFilter { return worker.DLQFilter{Class: worker.ClassRejected} }, dryRun: true, purged: []int{0, 4}},
-		{name: "by class", filter: func([]uint64) worker.DLQFilter { return worker.DLQFilter{Class: worker.ClassRejected} }, purged: []int{0, 4}},
-		{name: "by key", filter: func([]uint64) worker.DLQFilter { return worker.DLQFilter{Key: "a"} }, purged: []int{0, 2}},
-		{name: "by seq skips missing", filter: func(s []uint64) worker.DLQFilter { return worker.DLQFilter{Seqs: []uint64{s[2], 999}} }, purged: []int{2}},
-		{name: "all", filter: func([]uint64) worker.DLQFilter { return worker.DLQFilter{All: true} }, purged: []int{0, 1, 2, 3, 4}},
-		{name: "nothing matches", filter: func([]uint64) worker.DLQFilter { return worker.DLQFilter{Key: "zzz"} }},
+		{name: "dry run", filter: func([]uint64) dlq.Filter { return dlq.Filter{All: true} }, dryRun: true, purged: []int{0, 1, 2, 3, 4}},
+		{name: "dry run by class", filter: func([]uint64) dlq.Filter { return dlq.Filter{Class: dlq.ClassRejected} }, dryRun: true, purged: []int{0, 4}},
+		{name: "by class", filter: func([]uint64) dlq.Filter { return dlq.Filter{Class: dlq.ClassRejected} }, purged: []int{0, 4}},
+		{name: "by key", filter: func([]uint64) dlq.Filter { return dlq.Filter{Key: "a"} }, purged: []int{0, 2}},
+		{name: "by seq skips missing", filter: func(s []uint64) dlq.Filter { return dlq.Filter{Seqs: []uint64{s[2], 999}} }, purged: []int{2}},
+		{name: "all", filter: func([]uint64) dlq.Filter { return dlq.Filter{All: true} }, purged: []int{0, 1, 2, 3, 4}},
+		{name: "nothing matches", filter: func([]uint64) dlq.Filter { return dlq.Filter{Key: "zzz"} }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

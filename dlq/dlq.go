@@ -1,4 +1,4 @@
-package worker
+package dlq
 
 import (
 	"cmp"
@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -19,26 +20,26 @@ import (
 // Longer error texts are cut on a character boundary and end in "…".
 const MaxErrorLen = 1024
 
-// dlqFetchBatch is how many dead letters one pull request asks for when the
+// fetchBatch is how many dead letters one pull request asks for when the
 // dead-letter stream is scanned.
-const dlqFetchBatch = 256
+const fetchBatch = 256
 
-// dlqFetchWait bounds one pull request of a scan. The scan only asks for
+// fetchWait bounds one pull request of a scan. The scan only asks for
 // messages the server counted as pending, so a pull normally returns at once.
-const dlqFetchWait = 10 * time.Second
+const fetchWait = 10 * time.Second
 
-// dlqCleanupTimeout bounds the deletion of the scan's ephemeral consumer.
-const dlqCleanupTimeout = 5 * time.Second
+// cleanupTimeout bounds the deletion of the scan's ephemeral consumer.
+const cleanupTimeout = 5 * time.Second
 
-// dlqSinceSlack widens the server-side time filter of a scan, so that a
+// sinceSlack widens the server-side time filter of a scan, so that a
 // worker clock running ahead of the server's cannot hide an entry whose
 // Failed-At is inside the filter; the exact filter is applied to Failed-At.
-const dlqSinceSlack = 5 * time.Minute
+const sinceSlack = 5 * time.Minute
 
 // DeadLetter is one entry of the dead-letter stream.
 type DeadLetter struct {
 	Seq     uint64 // sequence in the dead-letter stream
-	Subject string // subject in the dead-letter stream: DLQSubjectPrefix + OriginalSubject
+	Subject string // subject in the dead-letter stream: SubjectPrefix + OriginalSubject
 
 	OriginalSubject string // where the event was first published, and where replay sends it
 	OriginalSeq     uint64 // sequence in the input stream
@@ -53,10 +54,10 @@ type DeadLetter struct {
 	Data   []byte      // the original payload
 }
 
-// DLQFilter selects dead letters. Set fields combine with AND. Seqs names
+// Filter selects dead letters. Set fields combine with AND. Seqs names
 // entries by their dead-letter sequence; with other fields set, only the
 // named entries that also match them are selected.
-type DLQFilter struct {
+type Filter struct {
 	Subject string    // original subject; NATS wildcards (* and >) allowed
 	Key     string    // alert key, exact
 	Class   Class     // dead-letter class, exact
@@ -66,31 +67,31 @@ type DLQFilter struct {
 }
 
 // empty reports whether f selects nothing in particular.
-func (f DLQFilter) empty() bool {
+func (f Filter) empty() bool {
 	return len(f.Seqs) == 0 && !f.hasFields()
 }
 
-func (f DLQFilter) hasFields() bool {
+func (f Filter) hasFields() bool {
 	return f.Subject != "" || f.Key != "" || f.Class != "" || !f.Since.IsZero()
 }
 
-func (f DLQFilter) validate() error {
+func (f Filter) validate() error {
 	if f.All && (f.hasFields() || len(f.Seqs) > 0) {
 		return errors.New("dead-letter filter: All cannot be combined with sequences or other filters")
 	}
 	if slices.Contains(f.Seqs, 0) {
 		return errors.New("dead-letter filter: sequence 0 does not exist")
 	}
-	if f.Subject != "" && !validSubjectFilter(f.Subject) {
+	if f.Subject != "" && !server.IsValidSubject(f.Subject) {
 		return fmt.Errorf("dead-letter filter: %q is not a valid subject filter", f.Subject)
 	}
 	return nil
 }
 
 // match reports whether dl passes the field filters of f (not Seqs).
-func (f DLQFilter) match(dl *DeadLetter) bool {
+func (f Filter) match(dl *DeadLetter) bool {
 	switch {
-	case f.Subject != "" && !subjectCovers(f.Subject, dl.OriginalSubject):
+	case f.Subject != "" && !server.SubjectMatchesFilter(dl.OriginalSubject, f.Subject):
 		return false
 	case f.Key != "" && dl.AlertKey != f.Key:
 		return false
@@ -102,38 +103,38 @@ func (f DLQFilter) match(dl *DeadLetter) bool {
 	return true
 }
 
-// DLQ reads, replays and purges the dead-letter stream, and writes to it.
+// Stream reads, replays and purges the dead-letter stream, and writes to it.
 // It is safe for concurrent use.
-type DLQ struct {
+type Stream struct {
 	js           jetstream.JetStream
 	stream       string
 	replayStream string
 	now          func() time.Time
 }
 
-// DLQOption configures a DLQ.
-type DLQOption func(*DLQ)
+// Option configures a Stream.
+type Option func(*Stream)
 
 // WithReplayStream makes Replay require that the original subject is bound
 // by the named stream (normally the input stream, ALERTS). A replay to a
 // subject that another stream captures fails for that entry and keeps it in
 // the dead-letter stream.
-func WithReplayStream(name string) DLQOption {
-	return func(d *DLQ) { d.replayStream = name }
+func WithReplayStream(name string) Option {
+	return func(d *Stream) { d.replayStream = name }
 }
 
-// NewDLQ returns a DLQ over the named dead-letter stream. The stream must
-// exist when the DLQ is used; Provision creates it.
-func NewDLQ(js jetstream.JetStream, stream string, opts ...DLQOption) *DLQ {
-	d := &DLQ{js: js, stream: stream, now: time.Now}
+// New returns a Stream over the named dead-letter stream. The stream must
+// exist when it is used; worker.Provision creates it.
+func New(js jetstream.JetStream, stream string, opts ...Option) *Stream {
+	d := &Stream{js: js, stream: stream, now: time.Now}
 	for _, o := range opts {
 		o(d)
 	}
 	return d
 }
 
-// DeadLetterInfo is what the worker knows about a message it dead-letters.
-type DeadLetterInfo struct {
+// Failure is what the worker knows about a message it dead-letters.
+type Failure struct {
 	OriginalStream  string      // input stream, e.g. ALERTS
 	OriginalSubject string      // subject the event was published to
 	OriginalSeq     uint64      // its sequence in OriginalStream
@@ -147,7 +148,7 @@ type DeadLetterInfo struct {
 }
 
 // Publish writes one dead letter: the original payload and headers plus the
-// Alertdesk-* headers, to DLQSubjectPrefix + the original subject, and
+// Alertdesk-* headers, to SubjectPrefix + the original subject, and
 // waits for the JetStream ack. Headers of the original that are JetStream
 // publish directives (Nats-*) are not copied; the dead letter carries
 // Nats-Msg-Id "dlq:<original stream>:<original seq>", so a message that is
@@ -156,7 +157,7 @@ type DeadLetterInfo struct {
 // cut to MaxErrorLen bytes.
 //
 // Only after Publish returned nil may the caller terminate the original.
-func (d *DLQ) Publish(ctx context.Context, in DeadLetterInfo) error {
+func (d *Stream) Publish(ctx context.Context, in Failure) error {
 	switch {
 	case in.OriginalStream == "":
 		return errors.New("dead-letter publish: original stream is required")
@@ -187,7 +188,7 @@ func (d *DLQ) Publish(ctx context.Context, in DeadLetterInfo) error {
 	if in.AlertKey != "" {
 		h.Set(HeaderAlertKey, headerValue(in.AlertKey))
 	}
-	msg := &nats.Msg{Subject: DLQSubjectPrefix + in.OriginalSubject, Header: h, Data: in.Data}
+	msg := &nats.Msg{Subject: SubjectPrefix + in.OriginalSubject, Header: h, Data: in.Data}
 	id := "dlq:" + in.OriginalStream + ":" + strconv.FormatUint(in.OriginalSeq, 10)
 	if _, err := d.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(d.stream)); err != nil {
 		return fmt.Errorf("publish dead letter for %s seq %d to stream %s: %w", in.OriginalStream, in.OriginalSeq, d.stream, err)
@@ -198,7 +199,7 @@ func (d *DLQ) Publish(ctx context.Context, in DeadLetterInfo) error {
 // Get returns the dead letter with the given sequence. An entry that does
 // not exist (never did, or was replayed or purged) gives an error that
 // wraps jetstream.ErrMsgNotFound.
-func (d *DLQ) Get(ctx context.Context, seq uint64) (*DeadLetter, error) {
+func (d *Stream) Get(ctx context.Context, seq uint64) (*DeadLetter, error) {
 	s, err := d.streamHandle(ctx)
 	if err != nil {
 		return nil, err
@@ -213,7 +214,7 @@ func (d *DLQ) Get(ctx context.Context, seq uint64) (*DeadLetter, error) {
 // List returns the dead letters that f selects, oldest first. An empty
 // filter, like All, selects every entry. Sequences in f.Seqs that are not in
 // the stream are left out.
-func (d *DLQ) List(ctx context.Context, f DLQFilter) ([]DeadLetter, error) {
+func (d *Stream) List(ctx context.Context, f Filter) ([]DeadLetter, error) {
 	if err := f.validate(); err != nil {
 		return nil, err
 	}
@@ -228,7 +229,7 @@ func (d *DLQ) List(ctx context.Context, f DLQFilter) ([]DeadLetter, error) {
 }
 
 // listSeqs fetches the named entries one by one.
-func (d *DLQ) listSeqs(ctx context.Context, s jetstream.Stream, f DLQFilter) ([]DeadLetter, error) {
+func (d *Stream) listSeqs(ctx context.Context, s jetstream.Stream, f Filter) ([]DeadLetter, error) {
 	seqs := slices.Clone(f.Seqs)
 	slices.Sort(seqs)
 	seqs = slices.Compact(seqs)
@@ -254,7 +255,7 @@ func (d *DLQ) listSeqs(ctx context.Context, s jetstream.Stream, f DLQFilter) ([]
 // filters here. The scan ends at the stream's last sequence when it began,
 // so entries dead-lettered meanwhile (for example by a replay that failed
 // again) are not picked up.
-func (d *DLQ) scan(ctx context.Context, s jetstream.Stream, f DLQFilter) ([]DeadLetter, error) {
+func (d *Stream) scan(ctx context.Context, s jetstream.Stream, f Filter) ([]DeadLetter, error) {
 	last := s.CachedInfo().State.LastSeq
 	if s.CachedInfo().State.Msgs == 0 {
 		return nil, nil
@@ -268,13 +269,13 @@ func (d *DLQ) scan(ctx context.Context, s jetstream.Stream, f DLQFilter) ([]Dead
 		Replicas:          1,
 	}
 	if f.Subject != "" {
-		cfg.FilterSubject = DLQSubjectPrefix + f.Subject
+		cfg.FilterSubject = SubjectPrefix + f.Subject
 	}
 	if !f.Since.IsZero() {
 		// A dead letter is stored just after it failed, so its store time is
 		// at or after its Failed-At (give or take clock skew): the server's
 		// time filter drops no entry that match keeps.
-		since := f.Since.Add(-dlqSinceSlack)
+		since := f.Since.Add(-sinceSlack)
 		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
 		cfg.OptStartTime = &since
 	}
@@ -287,7 +288,7 @@ func (d *DLQ) scan(ctx context.Context, s jetstream.Stream, f DLQFilter) ([]Dead
 	var out []DeadLetter
 	remaining := c.CachedInfo().NumPending
 	for remaining > 0 {
-		n, more, err := d.fetch(ctx, c, min(remaining, dlqFetchBatch), last, func(dl *DeadLetter, pending uint64) {
+		n, more, err := d.fetch(ctx, c, min(remaining, fetchBatch), last, func(dl *DeadLetter, pending uint64) {
 			remaining = pending
 			if f.match(dl) {
 				out = append(out, *dl)
@@ -306,8 +307,8 @@ func (d *DLQ) scan(ctx context.Context, s jetstream.Stream, f DLQFilter) ([]Dead
 // fetch pulls up to batch messages and hands each one with at most sequence
 // last to yield, together with the server's count of messages still pending.
 // It returns how many messages arrived and whether the scan should go on.
-func (d *DLQ) fetch(ctx context.Context, c jetstream.Consumer, batch uint64, last uint64, yield func(*DeadLetter, uint64)) (int, bool, error) {
-	fctx, cancel := context.WithTimeout(ctx, dlqFetchWait)
+func (d *Stream) fetch(ctx context.Context, c jetstream.Consumer, batch uint64, last uint64, yield func(*DeadLetter, uint64)) (int, bool, error) {
+	fctx, cancel := context.WithTimeout(ctx, fetchWait)
 	defer cancel()
 	mb, err := c.Fetch(int(batch), jetstream.FetchContext(fctx))
 	if err != nil {
@@ -340,8 +341,8 @@ func (d *DLQ) fetch(ctx context.Context, c jetstream.Consumer, batch uint64, las
 
 // deleteConsumer removes the scan's consumer. It runs after the scan, also
 // when ctx was cancelled, so it has a context of its own.
-func (d *DLQ) deleteConsumer(ctx context.Context, name string) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dlqCleanupTimeout)
+func (d *Stream) deleteConsumer(ctx context.Context, name string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	// A consumer that cannot be deleted now is removed by the server after
 	// its InactiveThreshold; nothing depends on it any more.
@@ -373,7 +374,7 @@ type ReplayResult struct {
 // Replay stops and returns the results so far (sorted by sequence) with
 // ctx's error; rerunning it completes the work without duplicates. A dry
 // run returns what would be replayed and changes nothing.
-func (d *DLQ) Replay(ctx context.Context, f DLQFilter, dryRun bool) ([]ReplayResult, error) {
+func (d *Stream) Replay(ctx context.Context, f Filter, dryRun bool) ([]ReplayResult, error) {
 	if f.empty() && !f.All {
 		return nil, errors.New("replay: select dead letters by sequence, by filter, or all")
 	}
@@ -410,7 +411,7 @@ func (d *DLQ) Replay(ctx context.Context, f DLQFilter, dryRun bool) ([]ReplayRes
 }
 
 // replayOne republishes dl, waits for the ack and then deletes dl.
-func (d *DLQ) replayOne(ctx context.Context, s jetstream.Stream, dl *DeadLetter) (uint64, bool, error) {
+func (d *Stream) replayOne(ctx context.Context, s jetstream.Stream, dl *DeadLetter) (uint64, bool, error) {
 	h := make(nats.Header, len(dl.Header))
 	for k, vs := range dl.Header {
 		if isPublishDirective(k) || isDLQHeader(k) || strings.EqualFold(k, HeaderReplayOf) {
@@ -443,7 +444,7 @@ func (d *DLQ) replayOne(ctx context.Context, s jetstream.Stream, dl *DeadLetter)
 // Sequences in f.Seqs that are not in the stream are left out of the
 // result. A dry run returns what would be deleted and changes nothing. On
 // an error, the sequences deleted so far are returned with it.
-func (d *DLQ) Purge(ctx context.Context, f DLQFilter, dryRun bool) ([]uint64, error) {
+func (d *Stream) Purge(ctx context.Context, f Filter, dryRun bool) ([]uint64, error) {
 	if f.empty() && !f.All {
 		return nil, errors.New("purge: select dead letters by sequence, by filter, or all")
 	}
@@ -481,7 +482,7 @@ func (d *DLQ) Purge(ctx context.Context, f DLQFilter, dryRun bool) ([]uint64, er
 }
 
 // streamHandle looks the dead-letter stream up; its cached info is fresh.
-func (d *DLQ) streamHandle(ctx context.Context) (jetstream.Stream, error) {
+func (d *Stream) streamHandle(ctx context.Context) (jetstream.Stream, error) {
 	s, err := d.js.Stream(ctx, d.stream)
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter stream %s: %w", d.stream, err)
@@ -519,7 +520,7 @@ func newDeadLetter(subject string, seq uint64, stored time.Time, h nats.Header, 
 		Data:            data,
 	}
 	if dl.OriginalSubject == "" {
-		dl.OriginalSubject = strings.TrimPrefix(subject, DLQSubjectPrefix)
+		dl.OriginalSubject = strings.TrimPrefix(subject, SubjectPrefix)
 	}
 	if v, err := strconv.ParseUint(h.Get(HeaderOriginalSeq), 10, 64); err == nil {
 		dl.OriginalSeq = v
@@ -576,21 +577,4 @@ func capText(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + ellipsis
-}
-
-// validSubjectFilter reports whether s is a syntactically valid NATS
-// subject filter: non-empty tokens, * and > as whole tokens, > last.
-func validSubjectFilter(s string) bool {
-	toks := strings.Split(s, ".")
-	for i, t := range toks {
-		switch {
-		case t == "" || strings.ContainsAny(t, " \t\r\n"):
-			return false
-		case t == ">" && i != len(toks)-1:
-			return false
-		case t != "*" && t != ">" && strings.ContainsAny(t, "*>"):
-			return false
-		}
-	}
-	return true
 }

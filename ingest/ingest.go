@@ -1,4 +1,7 @@
-package worker
+// Package ingest serves alertdesk's HTTP ingest: POST /v1/alerts and
+// POST /v1/alertmanager publish events to the input stream for sources that
+// cannot publish to NATS themselves (PRODUCT.md, "Alert events").
+package ingest
 
 import (
 	"context"
@@ -22,12 +25,12 @@ import (
 
 // The subjects ingested events are published to.
 const (
-	IngestSubjectAlerts       = "alerts.http"
-	IngestSubjectAlertmanager = "alerts.alertmanager"
+	SubjectAlerts       = "alerts.http"
+	SubjectAlertmanager = "alerts.alertmanager"
 )
 
-// IngestOptions configures the HTTP ingest endpoints.
-type IngestOptions struct {
+// Options configures the HTTP ingest endpoints.
+type Options struct {
 	// Token is the bearer token senders must present. Empty with Open
 	// false means ingest is off.
 	Token string
@@ -43,17 +46,17 @@ type IngestOptions struct {
 	Now     func() time.Time
 }
 
-// Ingest serves POST /v1/alerts and POST /v1/alertmanager: it validates the
+// Handler serves POST /v1/alerts and POST /v1/alertmanager: it validates the
 // events, publishes each to JetStream with a Nats-Msg-Id derived from key,
 // status and time, and answers 202 only once JetStream acked every one.
-type Ingest struct {
+type Handler struct {
 	js   jetstream.JetStream
-	opts IngestOptions
+	opts Options
 	log  zerolog.Logger
 }
 
-// NewIngest returns the ingest handler, or nil when ingest is off.
-func NewIngest(js jetstream.JetStream, opts IngestOptions) *Ingest {
+// New returns the ingest handler, or nil when ingest is off.
+func New(js jetstream.JetStream, opts Options) *Handler {
 	if opts.Token == "" && !opts.Open {
 		return nil
 	}
@@ -69,13 +72,13 @@ func NewIngest(js jetstream.JetStream, opts IngestOptions) *Ingest {
 	if opts.Mapping == nil {
 		opts.Mapping = mapping.Default()
 	}
-	return &Ingest{js: js, opts: opts, log: opts.Logger.With().Str("component", "ingest").Logger()}
+	return &Handler{js: js, opts: opts, log: opts.Logger.With().Str("component", "ingest").Logger()}
 }
 
 // Register mounts the endpoints on mux.
-func (in *Ingest) Register(mux *http.ServeMux) {
-	mux.Handle("POST /v1/alerts", in.handler(IngestSubjectAlerts, false))
-	mux.Handle("POST /v1/alertmanager", in.handler(IngestSubjectAlertmanager, true))
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.Handle("POST /v1/alerts", h.handler(SubjectAlerts, false))
+	mux.Handle("POST /v1/alertmanager", h.handler(SubjectAlertmanager, true))
 }
 
 type ingestReply struct {
@@ -84,14 +87,14 @@ type ingestReply struct {
 	Error      string `json:"error,omitempty"`
 }
 
-func (in *Ingest) handler(subject string, alertmanager bool) http.Handler {
+func (h *Handler) handler(subject string, alertmanager bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !in.authorized(r) {
+		if !h.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="alertdesk"`)
 			reply(w, http.StatusUnauthorized, ingestReply{Error: "missing or wrong bearer token"})
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, in.opts.MaxBytes))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBytes))
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
@@ -101,14 +104,14 @@ func (in *Ingest) handler(subject string, alertmanager bool) http.Handler {
 			reply(w, http.StatusBadRequest, ingestReply{Error: "reading body: " + err.Error()})
 			return
 		}
-		msgs, err := in.messages(body, subject, alertmanager)
+		msgs, err := h.messages(body, subject, alertmanager)
 		if err != nil {
 			reply(w, http.StatusBadRequest, ingestReply{Error: err.Error()})
 			return
 		}
-		acked, dups, err := in.publish(r.Context(), msgs)
+		acked, dups, err := h.publish(r.Context(), msgs)
 		if err != nil {
-			in.log.Warn().Err(err).Int("events", len(msgs)).Int("acked", acked).Msg("ingest publish failed")
+			h.log.Warn().Err(err).Int("events", len(msgs)).Int("acked", acked).Msg("ingest publish failed")
 			w.Header().Set("Retry-After", "5")
 			reply(w, http.StatusServiceUnavailable, ingestReply{Error: "NATS JetStream unavailable; retry later"})
 			return
@@ -117,18 +120,18 @@ func (in *Ingest) handler(subject string, alertmanager bool) http.Handler {
 	})
 }
 
-func (in *Ingest) authorized(r *http.Request) bool {
-	if in.opts.Token == "" {
-		return in.opts.Open
+func (h *Handler) authorized(r *http.Request) bool {
+	if h.opts.Token == "" {
+		return h.opts.Open
 	}
 	// The scheme is case-insensitive (RFC 9110, section 11.1).
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	return ok && strings.EqualFold(scheme, "Bearer") &&
-		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(in.opts.Token)) == 1
+		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(h.opts.Token)) == 1
 }
 
 // messages validates the body and turns it into one message per alert.
-func (in *Ingest) messages(body []byte, subject string, alertmanager bool) ([]*nats.Msg, error) {
+func (h *Handler) messages(body []byte, subject string, alertmanager bool) ([]*nats.Msg, error) {
 	if alertmanager {
 		var probe struct {
 			Version *string         `json:"version"`
@@ -138,15 +141,15 @@ func (in *Ingest) messages(body []byte, subject string, alertmanager bool) ([]*n
 			return nil, errors.New("not an Alertmanager webhook payload (needs \"version\" and \"alerts\")")
 		}
 	}
-	alerts, err := mapping.Decode(body, mapping.DecodeOptions{MaxBytes: int(in.opts.MaxBytes)})
+	alerts, err := mapping.Decode(body, mapping.DecodeOptions{MaxBytes: int(h.opts.MaxBytes)})
 	if err != nil {
 		return nil, err
 	}
-	now := in.opts.Now().UTC()
+	now := h.opts.Now().UTC()
 	msgs := make([]*nats.Msg, 0, len(alerts))
 	for i := range alerts {
 		a := &alerts[i]
-		key, err := in.opts.Mapping.Key(a)
+		key, err := h.opts.Mapping.Key(a)
 		if err != nil {
 			return nil, fmt.Errorf("alert %d: %w", i, err)
 		}
@@ -161,30 +164,30 @@ func (in *Ingest) messages(body []byte, subject string, alertmanager bool) ([]*n
 		}
 		m := nats.NewMsg(subject)
 		m.Data = data
-		m.Header.Set(jetstream.MsgIDHeader, IngestMsgID(key, a.Status, at))
+		m.Header.Set(jetstream.MsgIDHeader, MsgID(key, a.Status, at))
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
 }
 
-// IngestMsgID is the Nats-Msg-Id of an ingested event: the same alert state
+// MsgID is the Nats-Msg-Id of an ingested event: the same alert state
 // sent twice (as Alertmanager HA pairs do) is stored once.
-func IngestMsgID(key string, status mapping.Status, at time.Time) string {
+func MsgID(key string, status mapping.Status, at time.Time) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s", key, status, at.UTC().Format(time.RFC3339Nano))
 	return "ingest:" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // publish publishes every message and waits for all acks.
-func (in *Ingest) publish(ctx context.Context, msgs []*nats.Msg) (acked, dups int, err error) {
-	if nc := in.js.Conn(); nc == nil || !nc.IsConnected() {
+func (h *Handler) publish(ctx context.Context, msgs []*nats.Msg) (acked, dups int, err error) {
+	if nc := h.js.Conn(); nc == nil || !nc.IsConnected() {
 		return 0, 0, errors.New("not connected to NATS")
 	}
-	ctx, cancel := context.WithTimeout(ctx, in.opts.PublishTimeout)
+	ctx, cancel := context.WithTimeout(ctx, h.opts.PublishTimeout)
 	defer cancel()
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for _, m := range msgs {
-		f, err := in.js.PublishMsgAsync(m)
+		f, err := h.js.PublishMsgAsync(m)
 		if err != nil {
 			return acked, dups, fmt.Errorf("publish to %s: %w", m.Subject, err)
 		}
