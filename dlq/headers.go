@@ -5,7 +5,7 @@
 package dlq
 
 // Headers that a dead-lettered message carries besides the original ones
-// (PRODUCT.md, "Failures and the dead-letter stream").
+// (docs/operations.md, "Failures and the dead-letter stream").
 const (
 	HeaderOriginalSubject = "Alertdesk-Original-Subject"
 	HeaderOriginalSeq     = "Alertdesk-Original-Seq"

@@ -26,7 +26,7 @@ const (
 	StatusResolved Status = "resolved"
 )
 
-// Alert is one alert event (PRODUCT.md "Alert events"): either a native event
+// Alert is one alert event (docs/events.md): either a native event
 // or one alert of an Alertmanager webhook.
 type Alert struct {
 	Key         string // explicit dedupe key; empty when the publisher gave none

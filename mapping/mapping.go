@@ -28,7 +28,7 @@ const (
 	ResolveComment ResolveMode = "comment"
 )
 
-// Lifecycle is the lifecycle part of a mapping (PRODUCT.md "Lifecycle").
+// Lifecycle is the lifecycle part of a mapping (docs/mapping.md, the lifecycle keys).
 // Status names are empty when not configured.
 type Lifecycle struct {
 	OpenStatus     string        // processingStatus set on create

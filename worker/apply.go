@@ -38,7 +38,7 @@ var decisionOutcome = map[decision]string{
 	doReopen:  outcomeReopened,
 }
 
-// decide is the lifecycle table of PRODUCT.md for an event at time at,
+// decide is the README's lifecycle table for an event at time at,
 // given the key's state. The content fingerprint is rendered only when the
 // table needs it (a firing event for an open incident).
 func (w *Worker) decide(st *incidentState, a *mapping.Alert, at time.Time, fp *lazyFingerprint) (decision, error) {

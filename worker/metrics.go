@@ -18,7 +18,7 @@ const (
 	outcomeRetried      = "retried"
 )
 
-// metrics are the worker's Prometheus metrics (PRODUCT.md, "Observability").
+// metrics are the worker's Prometheus metrics (docs/operations.md, "Observability").
 type metrics struct {
 	events          *prometheus.CounterVec
 	topdeskRequests *prometheus.CounterVec

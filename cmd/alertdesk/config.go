@@ -32,7 +32,7 @@ func (s secret) String() string {
 // GoString keeps %#v from printing the value too.
 func (s secret) GoString() string { return s.String() }
 
-// config is every ALERTDESK_* setting (PRODUCT.md, "Environment"). It is
+// config is every ALERTDESK_* setting (docs/configuration.md). It is
 // loaded once by envconfig and then split into per-package options.
 type config struct {
 	NATSURL             string        `envconfig:"NATS_URL" desc:"NATS URLs, comma-separated (tls:// for TLS); empty = embedded server"`

@@ -1089,8 +1089,13 @@ func TestDeployAlertmanagerConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Path != "/v1/alertmanager" || u.Port() != httpPort(t) || !strings.HasPrefix(u.Hostname(), "alertdesk.") {
-		t.Errorf("webhook URL %s: want the alertdesk Service, port %s, path /v1/alertmanager", u, httpPort(t))
+	// The shown example sends the bearer token inside TLS, terminated in
+	// front of alertdesk (which serves plain HTTP), and trusts a named CA.
+	if u.Scheme != "https" || u.Path != "/v1/alertmanager" || !strings.HasPrefix(u.Hostname(), "alertdesk.") {
+		t.Errorf("webhook URL %s: want https://alertdesk.…/v1/alertmanager, so the bearer token never travels in clear", u)
+	}
+	if dig(wh, "http_config", "tls_config", "ca_file") == nil {
+		t.Error("http_config.tls_config.ca_file is not set: show how Alertmanager trusts the certificate in front of alertdesk")
 	}
 	if dig(wh, "send_resolved") != true {
 		t.Error("send_resolved is not true: resolved alerts would never close their incidents")
@@ -1098,6 +1103,42 @@ func TestDeployAlertmanagerConfig(t *testing.T) {
 	auth := dig(wh, "http_config", "authorization")
 	if str(dig(auth, "type")) != "Bearer" || (dig(auth, "credentials_file") == nil && dig(auth, "credentials") == nil) {
 		t.Errorf("http_config.authorization %v: want type Bearer with credentials or credentials_file", auth)
+	}
+}
+
+// The NetworkPolicy admits only named namespaces, and only to the port that
+// serves ingest, metrics and health, of exactly the Deployment's pods.
+func TestDeployNetworkPolicy(t *testing.T) {
+	objs := k8sObjects(t)
+	np := objs["NetworkPolicy/alertdesk"]
+	if np == nil {
+		t.Fatal("the kustomization defines no NetworkPolicy/alertdesk: any pod in the cluster could reach the ingest port")
+	}
+	podLabels := dig(objs["Deployment/alertdesk"], "spec", "template", "metadata", "labels")
+	if sel := dig(np, "spec", "podSelector", "matchLabels"); sel == nil || !reflect.DeepEqual(sel, podLabels) {
+		t.Errorf("podSelector %v, want the Deployment's pod labels %v", sel, podLabels)
+	}
+	if types := dig(np, "spec", "policyTypes"); !slices.Contains(types.([]any), any("Ingress")) {
+		t.Errorf("policyTypes %v lack Ingress", types)
+	}
+	rules, _ := dig(np, "spec", "ingress").([]any)
+	if len(rules) == 0 {
+		t.Fatal("no ingress rule: the policy would refuse Prometheus and Alertmanager too")
+	}
+	for i, r := range rules {
+		from, _ := dig(r, "from").([]any)
+		if len(from) == 0 {
+			t.Errorf("ingress rule %d has no from: it admits every pod", i)
+		}
+		for _, peer := range from {
+			if dig(peer, "namespaceSelector", "matchLabels", "kubernetes.io/metadata.name") == nil && dig(peer, "podSelector") == nil {
+				t.Errorf("ingress rule %d: peer %v names no namespace or pods", i, peer)
+			}
+		}
+		ports, _ := dig(r, "ports").([]any)
+		if len(ports) != 1 || (str(dig(ports[0], "port")) != "http" && str(dig(ports[0], "port")) != httpPort(t)) {
+			t.Errorf("ingress rule %d ports %v, want only the http port", i, ports)
+		}
 	}
 }
 

@@ -32,7 +32,7 @@ alerts.<source> (alerts.alertmanager for a webhook).
 flags:`
 
 // publishEvent is the native alert event that the flags build
-// (PRODUCT.md, "Alert events").
+// (docs/events.md).
 type publishEvent struct {
 	Key         string            `json:"key,omitempty"`
 	Status      string            `json:"status"`
