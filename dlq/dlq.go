@@ -3,6 +3,8 @@ package dlq
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -160,11 +162,12 @@ type Failure struct {
 // publish directives (Nats-*) are not copied. Alertdesk-Original-Time is
 // the original's own header when it has a valid one (it is itself a
 // replay), else Published. The dead letter carries Nats-Msg-Id
-// "dlq:<original stream>:<original seq>:<Published in Unix nanoseconds>",
-// so a message that is dead-lettered twice (a redelivery after a lost term)
-// is stored once within the stream's duplicate window, while the message
-// with the same sequence in a stream that was deleted and made again is
-// stored as an entry of its own. The error text is stored as given, cut to
+// "dlq:<original stream>:<original seq>:<Published in Unix nanoseconds>:
+// <hash of Data>", so a message that is dead-lettered twice (a redelivery
+// after a lost term) is stored once within the stream's duplicate window,
+// while the message with the same sequence in a stream that was deleted and
+// made again, or another alert of the same multi-alert message with a
+// payload of its own, is stored as an entry of its own. The error text is stored as given, cut to
 // MaxErrorLen bytes.
 //
 // Only after Publish returned nil may the caller terminate the original.
@@ -205,7 +208,10 @@ func (d *Stream) Publish(ctx context.Context, in Failure) error {
 		h.Set(HeaderOriginalTime, in.Published.UTC().Format(time.RFC3339Nano))
 	}
 	msg := &nats.Msg{Subject: SubjectPrefix + in.OriginalSubject, Header: h, Data: in.Data}
-	id := msgID("dlq", in.OriginalStream, in.OriginalSeq, in.Published)
+	// The payload is part of the id: each alert of a multi-alert message
+	// that fails alone is an entry of its own.
+	sum := sha256.Sum256(in.Data)
+	id := msgID("dlq", in.OriginalStream, in.OriginalSeq, in.Published) + ":" + hex.EncodeToString(sum[:8])
 	if _, err := d.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(d.stream)); err != nil {
 		return fmt.Errorf("publish dead letter for %s seq %d to stream %s: %w", in.OriginalStream, in.OriginalSeq, d.stream, err)
 	}

@@ -2,6 +2,8 @@ package dlq_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -150,6 +152,12 @@ func (e *dlqTestEnv) replayedFrom(t *testing.T) map[string]int {
 	return got
 }
 
+// payloadHash is the payload's part of a dead letter's Nats-Msg-Id.
+func payloadHash(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
+}
+
 // replayMsgID is the Nats-Msg-Id that Replay gives the dead letter with
 // sequence seq, stored at stored.
 func replayMsgID(seq uint64, stored time.Time) string {
@@ -217,7 +225,7 @@ func TestDLQPublishWritesHeadersAndDedupes(t *testing.T) {
 	}
 	want := nats.Header{
 		"X-Trace":                 {"abc"},
-		"Nats-Msg-Id":             {"dlq:ALERTS:42:" + strconv.FormatInt(in.Published.UnixNano(), 10)},
+		"Nats-Msg-Id":             {"dlq:ALERTS:42:" + strconv.FormatInt(in.Published.UnixNano(), 10) + ":" + payloadHash(in.Data)},
 		"Nats-Expected-Stream":    {dlqTestDLQ},
 		dlq.HeaderReplayOf:        {"7"},
 		dlq.HeaderOriginalSubject: {"alerts.prometheus"},
@@ -323,6 +331,22 @@ func TestDLQReplayUniqueAfterStreamRecreated(t *testing.T) {
 	replaySeq1("second")
 	if diff := cmp.Diff([]string{"first", "second"}, e.payloads(t, dlqTestInput)); diff != "" {
 		t.Errorf("input stream (-want +got):\n%s", diff)
+	}
+}
+
+// Each alert of a multi-alert message that fails alone is dead-lettered as
+// an entry of its own, whose payload is that alert; dead-lettering one of
+// them again (a redelivery after a lost term) stores nothing new.
+func TestDLQPublishOneEntryPerPayload(t *testing.T) {
+	e := newDLQTestEnv(t)
+	for _, payload := range []string{"alert 0", "alert 2", "alert 0"} {
+		if err := e.dlq.Publish(t.Context(), dlq.Failure{OriginalStream: dlqTestInput, OriginalSubject: "alerts.x",
+			OriginalSeq: 7, Published: seedPublished, Data: []byte(payload), Class: dlq.ClassRejected}); err != nil {
+			t.Fatalf("dead-letter %q: %v", payload, err)
+		}
+	}
+	if diff := cmp.Diff([]string{"alert 0", "alert 2"}, e.payloads(t, dlqTestDLQ)); diff != "" {
+		t.Errorf("dead letters (-want +got):\n%s", diff)
 	}
 }
 

@@ -230,7 +230,7 @@ func TestDLQShowCommand(t *testing.T) {
 		"class:             rejected\n",
 		"error:             topdesk 400: unknown category \"Netwrk\"\n",
 		"  Alertdesk-Error-Class: rejected\n",
-		"  Nats-Msg-Id: dlq:ALERTS:7:" + strconv.FormatInt(cliPublished.UnixNano(), 10) + "\n",
+		"  Nats-Msg-Id: dlq:ALERTS:7:" + strconv.FormatInt(cliPublished.UnixNano(), 10) + ":",
 		"  X-Trace: t-1\n",
 		"payload (29 bytes):\n{\n  \"key\": \"a\",\n  \"status\": \"firing\"\n}\n",
 	} {
