@@ -167,8 +167,8 @@ type Failure struct {
 // after a lost term) is stored once within the stream's duplicate window,
 // while the message with the same sequence in a stream that was deleted and
 // made again, or another alert of the same multi-alert message with a
-// payload of its own, is stored as an entry of its own. The error text is stored as given, cut to
-// MaxErrorLen bytes.
+// payload of its own, is stored as an entry of its own. The error text is
+// stored as given, cut to MaxErrorLen bytes.
 //
 // Only after Publish returned nil may the caller terminate the original.
 func (d *Stream) Publish(ctx context.Context, in Failure) error {
@@ -389,9 +389,8 @@ type ReplayResult struct {
 // "replay:<dlq stream>:<dlq seq>:<Stored in Unix nanoseconds>", so a replay
 // that is rerun within the input stream's duplicate window stores each
 // event once, while an entry of a dead-letter stream that was deleted and
-// made again is never taken for an earlier one.
-// The entry is deleted from the dead-letter stream only after the republish
-// was acked.
+// made again is never taken for an earlier one. The entry is deleted from
+// the dead-letter stream only after the republish was acked.
 //
 // A failure on one entry is recorded in its result and the others go on.
 // When f selects by sequence only, a sequence that is not in the stream

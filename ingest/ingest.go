@@ -174,7 +174,7 @@ func (h *Handler) messages(body []byte, subject string, alertmanager bool) ([]*n
 			return nil, fmt.Errorf("alert %d: %w", i, err)
 		}
 		if len(data) > mapping.DefaultMaxBytes {
-			return nil, fmt.Errorf("event %d is %d bytes, over the limit of %d bytes per event: %w", i, len(data), mapping.DefaultMaxBytes, errEventTooLarge)
+			return nil, fmt.Errorf("%w: event %d is %d bytes, the limit is %d", errEventTooLarge, i, len(data), mapping.DefaultMaxBytes)
 		}
 		m := nats.NewMsg(subject)
 		m.Data = data
