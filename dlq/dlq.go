@@ -3,6 +3,8 @@ package dlq
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -47,6 +49,8 @@ type DeadLetter struct {
 	Class           Class
 	Deliveries      int
 	FailedAt        time.Time // Alertdesk-Failed-At, else the time the dead letter was stored
+	OriginalTime    time.Time // Alertdesk-Original-Time; zero when missing or malformed
+	Stored          time.Time // when the dead letter was stored in the dead-letter stream
 	AlertKey        string    // empty when the event could not be decoded
 	ReplayOf        string    // Alertdesk-Replay-Of of the original, if it was itself a replay
 
@@ -135,26 +139,36 @@ func New(js jetstream.JetStream, stream string, opts ...Option) *Stream {
 
 // Failure is what the worker knows about a message it dead-letters.
 type Failure struct {
-	OriginalStream  string      // input stream, e.g. ALERTS
-	OriginalSubject string      // subject the event was published to
-	OriginalSeq     uint64      // its sequence in OriginalStream
-	Header          nats.Header // the original headers
-	Data            []byte      // the original payload
-	Err             string      // the failure, already scrubbed of secrets
-	Class           Class
-	Deliveries      int
-	FailedAt        time.Time // zero = now
-	AlertKey        string    // empty when unknown
+	OriginalStream  string // input stream, e.g. ALERTS
+	OriginalSubject string // subject the event was published to
+	OriginalSeq     uint64 // its sequence in OriginalStream
+	// Published is the original message's JetStream timestamp
+	// (jetstream.MsgMetadata.Timestamp). With OriginalStream and
+	// OriginalSeq it names that very message, also after the stream was
+	// deleted and made again.
+	Published  time.Time
+	Header     nats.Header // the original headers
+	Data       []byte      // the original payload
+	Err        string      // the failure, already scrubbed of secrets
+	Class      Class
+	Deliveries int
+	FailedAt   time.Time // zero = now
+	AlertKey   string    // empty when unknown
 }
 
 // Publish writes one dead letter: the original payload and headers plus the
 // Alertdesk-* headers, to SubjectPrefix + the original subject, and
 // waits for the JetStream ack. Headers of the original that are JetStream
-// publish directives (Nats-*) are not copied; the dead letter carries
-// Nats-Msg-Id "dlq:<original stream>:<original seq>", so a message that is
-// dead-lettered twice (a redelivery after a lost term) is stored once
-// within the stream's duplicate window. The error text is stored as given,
-// cut to MaxErrorLen bytes.
+// publish directives (Nats-*) are not copied. Alertdesk-Original-Time is
+// the original's own header when it has a valid one (it is itself a
+// replay), else Published. The dead letter carries Nats-Msg-Id
+// "dlq:<original stream>:<original seq>:<Published in Unix nanoseconds>:
+// <hash of Data>", so a message that is dead-lettered twice (a redelivery
+// after a lost term) is stored once within the stream's duplicate window,
+// while the message with the same sequence in a stream that was deleted and
+// made again, or another alert of the same multi-alert message with a
+// payload of its own, is stored as an entry of its own. The error text is
+// stored as given, cut to MaxErrorLen bytes.
 //
 // Only after Publish returned nil may the caller terminate the original.
 func (d *Stream) Publish(ctx context.Context, in Failure) error {
@@ -165,6 +179,8 @@ func (d *Stream) Publish(ctx context.Context, in Failure) error {
 		return errors.New("dead-letter publish: original subject is required")
 	case in.OriginalSeq == 0:
 		return errors.New("dead-letter publish: original sequence is required")
+	case in.Published.IsZero():
+		return errors.New("dead-letter publish: original publish time is required")
 	case in.Class == "":
 		return errors.New("dead-letter publish: class is required")
 	}
@@ -172,7 +188,7 @@ func (d *Stream) Publish(ctx context.Context, in Failure) error {
 	if failedAt.IsZero() {
 		failedAt = d.now()
 	}
-	h := make(nats.Header, len(in.Header)+7)
+	h := make(nats.Header, len(in.Header)+8)
 	for k, vs := range in.Header {
 		if isPublishDirective(k) || isDLQHeader(k) {
 			continue
@@ -188,8 +204,14 @@ func (d *Stream) Publish(ctx context.Context, in Failure) error {
 	if in.AlertKey != "" {
 		h.Set(HeaderAlertKey, headerValue(in.AlertKey))
 	}
+	if _, err := time.Parse(time.RFC3339Nano, in.Header.Get(HeaderOriginalTime)); err != nil {
+		h.Set(HeaderOriginalTime, in.Published.UTC().Format(time.RFC3339Nano))
+	}
 	msg := &nats.Msg{Subject: SubjectPrefix + in.OriginalSubject, Header: h, Data: in.Data}
-	id := "dlq:" + in.OriginalStream + ":" + strconv.FormatUint(in.OriginalSeq, 10)
+	// The payload is part of the id: each alert of a multi-alert message
+	// that fails alone is an entry of its own.
+	sum := sha256.Sum256(in.Data)
+	id := msgID("dlq", in.OriginalStream, in.OriginalSeq, in.Published) + ":" + hex.EncodeToString(sum[:8])
 	if _, err := d.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(d.stream)); err != nil {
 		return fmt.Errorf("publish dead letter for %s seq %d to stream %s: %w", in.OriginalStream, in.OriginalSeq, d.stream, err)
 	}
@@ -362,11 +384,13 @@ type ReplayResult struct {
 // oldest first. f must select something: sequences, at least one filter
 // field, or All. Each entry is published with its original payload and
 // headers (without the Alertdesk-* dead-letter headers and Nats-* publish
-// directives), with Alertdesk-Replay-Of set to its dead-letter sequence and
-// with Nats-Msg-Id "replay:<dlq stream>:<dlq seq>", so a replay that is
-// rerun within the input stream's duplicate window stores each event once.
-// The entry is deleted from the dead-letter stream only after the republish
-// was acked.
+// directives, but with Alertdesk-Original-Time), with Alertdesk-Replay-Of
+// set to its dead-letter sequence and with Nats-Msg-Id
+// "replay:<dlq stream>:<dlq seq>:<Stored in Unix nanoseconds>", so a replay
+// that is rerun within the input stream's duplicate window stores each
+// event once, while an entry of a dead-letter stream that was deleted and
+// made again is never taken for an earlier one. The entry is deleted from
+// the dead-letter stream only after the republish was acked.
 //
 // A failure on one entry is recorded in its result and the others go on.
 // When f selects by sequence only, a sequence that is not in the stream
@@ -421,7 +445,7 @@ func (d *Stream) replayOne(ctx context.Context, s jetstream.Stream, dl *DeadLett
 	}
 	seq := strconv.FormatUint(dl.Seq, 10)
 	h.Set(HeaderReplayOf, seq)
-	opts := []jetstream.PublishOpt{jetstream.WithMsgID("replay:" + d.stream + ":" + seq)}
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(msgID("replay", d.stream, dl.Seq, dl.Stored))}
 	if d.replayStream != "" {
 		opts = append(opts, jetstream.WithExpectStream(d.replayStream))
 	}
@@ -490,6 +514,13 @@ func (d *Stream) streamHandle(ctx context.Context) (jetstream.Stream, error) {
 	return s, nil
 }
 
+// msgID is the Nats-Msg-Id of a dead letter or a replay: the message it
+// comes from is named by stream, sequence and store time, since a sequence
+// alone repeats when a stream is deleted and made again.
+func msgID(kind, stream string, seq uint64, stored time.Time) string {
+	return kind + ":" + stream + ":" + strconv.FormatUint(seq, 10) + ":" + strconv.FormatInt(stored.UnixNano(), 10)
+}
+
 // missingSeqs returns a failed result for each requested sequence that is
 // not among the entries found.
 func missingSeqs(want []uint64, found []DeadLetter, stream string) []ReplayResult {
@@ -516,6 +547,7 @@ func newDeadLetter(subject string, seq uint64, stored time.Time, h nats.Header, 
 		Class:           Class(h.Get(HeaderErrorClass)),
 		AlertKey:        h.Get(HeaderAlertKey),
 		ReplayOf:        h.Get(HeaderReplayOf),
+		Stored:          stored,
 		Header:          h,
 		Data:            data,
 	}
@@ -527,6 +559,9 @@ func newDeadLetter(subject string, seq uint64, stored time.Time, h nats.Header, 
 	}
 	if v, err := strconv.Atoi(h.Get(HeaderDeliveries)); err == nil {
 		dl.Deliveries = v
+	}
+	if t, err := time.Parse(time.RFC3339Nano, h.Get(HeaderOriginalTime)); err == nil {
+		dl.OriginalTime = t
 	}
 	if t, err := time.Parse(time.RFC3339Nano, h.Get(HeaderFailedAt)); err == nil {
 		dl.FailedAt = t

@@ -2,6 +2,8 @@ package dlq_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -27,6 +29,9 @@ const (
 	dlqTestDLQ   = "ALERTS_DLQ"
 )
 
+// seedPublished is the original publish time of seeded dead letters.
+var seedPublished = time.Date(2026, 11, 22, 9, 59, 0, 0, time.UTC)
+
 // dlqTestEnv is an embedded JetStream server with the alertdesk topology.
 type dlqTestEnv struct {
 	nc  *nats.Conn
@@ -37,13 +42,30 @@ type dlqTestEnv struct {
 func newDLQTestEnv(t *testing.T) *dlqTestEnv {
 	t.Helper()
 	nc, js := workertest.Connect(t, workertest.StartJetStream(t))
-	if _, err := worker.Provision(t.Context(), js, worker.Topology{
+	e := &dlqTestEnv{nc: nc, js: js, dlq: dlq.New(js, dlqTestDLQ, dlq.WithReplayStream(dlqTestInput))}
+	e.provision(t)
+	return e
+}
+
+// provision creates whatever of the alertdesk topology is missing.
+func (e *dlqTestEnv) provision(t *testing.T) {
+	t.Helper()
+	if _, err := worker.Provision(t.Context(), e.js, worker.Topology{
 		Stream: dlqTestInput, Subjects: []string{"alerts.>"}, Consumer: "alertdesk",
 		DLQStream: dlqTestDLQ, StateBucket: "alertdesk_incidents",
 	}); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
-	return &dlqTestEnv{nc: nc, js: js, dlq: dlq.New(js, dlqTestDLQ, dlq.WithReplayStream(dlqTestInput))}
+}
+
+// recreate deletes the named stream and provisions it anew, as an operator
+// who starts over would.
+func (e *dlqTestEnv) recreate(t *testing.T, name string) {
+	t.Helper()
+	if err := e.js.DeleteStream(t.Context(), name); err != nil {
+		t.Fatalf("delete stream %s: %v", name, err)
+	}
+	e.provision(t)
 }
 
 // seed dead-letters one event per spec; entry i gets original seq 100+i.
@@ -56,6 +78,9 @@ func (e *dlqTestEnv) seed(t *testing.T, specs ...dlq.Failure) []uint64 {
 		}
 		if in.OriginalSeq == 0 {
 			in.OriginalSeq = uint64(100 + i)
+		}
+		if in.Published.IsZero() {
+			in.Published = seedPublished
 		}
 		if in.Class == "" {
 			in.Class = dlq.ClassRejected
@@ -95,6 +120,16 @@ func (e *dlqTestEnv) streamMsgs(t *testing.T, name string) []*jetstream.RawStrea
 	return out
 }
 
+// payloads returns the payload of every message of a stream, in order.
+func (e *dlqTestEnv) payloads(t *testing.T, name string) []string {
+	t.Helper()
+	var out []string
+	for _, m := range e.streamMsgs(t, name) {
+		out = append(out, string(m.Data))
+	}
+	return out
+}
+
 func (e *dlqTestEnv) streamSeqs(t *testing.T, name string) []uint64 {
 	t.Helper()
 	var seqs []uint64
@@ -117,6 +152,18 @@ func (e *dlqTestEnv) replayedFrom(t *testing.T) map[string]int {
 	return got
 }
 
+// payloadHash is the payload's part of a dead letter's Nats-Msg-Id.
+func payloadHash(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
+}
+
+// replayMsgID is the Nats-Msg-Id that Replay gives the dead letter with
+// sequence seq, stored at stored.
+func replayMsgID(seq uint64, stored time.Time) string {
+	return fmt.Sprintf("replay:%s:%d:%d", dlqTestDLQ, seq, stored.UnixNano())
+}
+
 func dlqSeqs(dls []dlq.DeadLetter) []uint64 {
 	var seqs []uint64
 	for _, dl := range dls {
@@ -133,6 +180,7 @@ func TestDLQPublishWritesHeadersAndDedupes(t *testing.T) {
 		OriginalStream:  dlqTestInput,
 		OriginalSubject: "alerts.prometheus",
 		OriginalSeq:     42,
+		Published:       time.Date(2026, 11, 22, 10, 0, 1, 5, time.UTC),
 		Header: nats.Header{
 			"X-Trace":              {"abc"},
 			"Nats-Msg-Id":          {"publisher-id"},
@@ -177,7 +225,7 @@ func TestDLQPublishWritesHeadersAndDedupes(t *testing.T) {
 	}
 	want := nats.Header{
 		"X-Trace":                 {"abc"},
-		"Nats-Msg-Id":             {"dlq:ALERTS:42"},
+		"Nats-Msg-Id":             {"dlq:ALERTS:42:" + strconv.FormatInt(in.Published.UnixNano(), 10) + ":" + payloadHash(in.Data)},
 		"Nats-Expected-Stream":    {dlqTestDLQ},
 		dlq.HeaderReplayOf:        {"7"},
 		dlq.HeaderOriginalSubject: {"alerts.prometheus"},
@@ -187,15 +235,124 @@ func TestDLQPublishWritesHeadersAndDedupes(t *testing.T) {
 		dlq.HeaderDeliveries:      {"3"},
 		dlq.HeaderFailedAt:        {"2026-11-22T10:00:05.123Z"},
 		dlq.HeaderAlertKey:        {"db-7/disk"},
+		dlq.HeaderOriginalTime:    {"2026-11-22T10:00:01.000000005Z"},
 	}
 	if diff := cmp.Diff(want, m.Header); diff != "" {
 		t.Errorf("headers (-want +got):\n%s", diff)
 	}
 }
 
+// A dead letter records when the event was first published: the original
+// message's publish time, or the Alertdesk-Original-Time it already carries
+// because it is itself a replay.
+func TestDLQPublishOriginalTime(t *testing.T) {
+	published := time.Date(2026, 11, 22, 10, 0, 1, 5, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		header nats.Header
+		want   string
+	}{
+		{name: "first dead letter", want: "2026-11-22T10:00:01.000000005Z"},
+		{name: "a replay keeps the earlier time", header: nats.Header{dlq.HeaderOriginalTime: {"2026-11-20T08:00:00.25Z"}},
+			want: "2026-11-20T08:00:00.25Z"},
+		{name: "a malformed header is replaced", header: nats.Header{dlq.HeaderOriginalTime: {"yesterday"}},
+			want: "2026-11-22T10:00:01.000000005Z"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newDLQTestEnv(t)
+			seqs := e.seed(t, dlq.Failure{OriginalSubject: "alerts.x", Published: published, Header: tc.header})
+			dl, err := e.dlq.Get(t.Context(), seqs[0])
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			if got := dl.Header.Values(dlq.HeaderOriginalTime); !slices.Equal(got, []string{tc.want}) {
+				t.Errorf("%s = %q, want [%q]", dlq.HeaderOriginalTime, got, tc.want)
+			}
+			if want, _ := time.Parse(time.RFC3339Nano, tc.want); !dl.OriginalTime.Equal(want) {
+				t.Errorf("OriginalTime = %v, want %v", dl.OriginalTime, want)
+			}
+		})
+	}
+}
+
+// The input stream deleted and made again numbers its messages from 1 once
+// more: a message dead-lettered from the new stream is a new dead letter,
+// not a duplicate of the old stream's message with the same sequence.
+func TestDLQPublishUniqueAfterStreamRecreated(t *testing.T) {
+	e := newDLQTestEnv(t)
+	deadLetterSeq1 := func(payload string) {
+		t.Helper()
+		ack, err := e.js.Publish(t.Context(), "alerts.x", []byte(payload))
+		if err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		s, err := e.js.Stream(t.Context(), dlqTestInput)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := s.GetMsg(t.Context(), ack.Sequence)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Sequence != 1 {
+			t.Fatalf("input message has seq %d, want 1", m.Sequence)
+		}
+		if err := e.dlq.Publish(t.Context(), dlq.Failure{OriginalStream: dlqTestInput, OriginalSubject: m.Subject,
+			OriginalSeq: m.Sequence, Published: m.Time, Data: m.Data, Class: dlq.ClassInvalid}); err != nil {
+			t.Fatalf("dead-letter: %v", err)
+		}
+	}
+	deadLetterSeq1("first")
+	e.recreate(t, dlqTestInput)
+	deadLetterSeq1("second")
+	if diff := cmp.Diff([]string{"first", "second"}, e.payloads(t, dlqTestDLQ)); diff != "" {
+		t.Errorf("dead letters (-want +got):\n%s", diff)
+	}
+}
+
+// The dead-letter stream deleted and made again numbers its entries from 1
+// once more: replaying the new entry 1 republishes it, although the old
+// entry 1 was replayed moments before.
+func TestDLQReplayUniqueAfterStreamRecreated(t *testing.T) {
+	e := newDLQTestEnv(t)
+	replaySeq1 := func(payload string) {
+		t.Helper()
+		seqs := e.seed(t, dlq.Failure{OriginalSubject: "alerts.x", Data: []byte(payload)})
+		if !slices.Equal(seqs, []uint64{1}) {
+			t.Fatalf("dead-letter sequences %v, want [1]", seqs)
+		}
+		res, err := e.dlq.Replay(t.Context(), dlq.Filter{Seqs: seqs}, false)
+		if err != nil || len(res) != 1 || res[0].Err != nil || res[0].Duplicate {
+			t.Fatalf("replay of %q: %+v, %v; want one republished, not a duplicate", payload, res, err)
+		}
+	}
+	replaySeq1("first")
+	e.recreate(t, dlqTestDLQ)
+	replaySeq1("second")
+	if diff := cmp.Diff([]string{"first", "second"}, e.payloads(t, dlqTestInput)); diff != "" {
+		t.Errorf("input stream (-want +got):\n%s", diff)
+	}
+}
+
+// Each alert of a multi-alert message that fails alone is dead-lettered as
+// an entry of its own, whose payload is that alert; dead-lettering one of
+// them again (a redelivery after a lost term) stores nothing new.
+func TestDLQPublishOneEntryPerPayload(t *testing.T) {
+	e := newDLQTestEnv(t)
+	for _, payload := range []string{"alert 0", "alert 2", "alert 0"} {
+		if err := e.dlq.Publish(t.Context(), dlq.Failure{OriginalStream: dlqTestInput, OriginalSubject: "alerts.x",
+			OriginalSeq: 7, Published: seedPublished, Data: []byte(payload), Class: dlq.ClassRejected}); err != nil {
+			t.Fatalf("dead-letter %q: %v", payload, err)
+		}
+	}
+	if diff := cmp.Diff([]string{"alert 0", "alert 2"}, e.payloads(t, dlqTestDLQ)); diff != "" {
+		t.Errorf("dead letters (-want +got):\n%s", diff)
+	}
+}
+
 func TestDLQPublishRejectsIncompleteInfo(t *testing.T) {
 	e := newDLQTestEnv(t)
-	ok := dlq.Failure{OriginalStream: dlqTestInput, OriginalSubject: "alerts.x", OriginalSeq: 1, Class: dlq.ClassInvalid}
+	ok := dlq.Failure{OriginalStream: dlqTestInput, OriginalSubject: "alerts.x", OriginalSeq: 1, Published: seedPublished, Class: dlq.ClassInvalid}
 	tests := []struct {
 		name   string
 		change func(*dlq.Failure)
@@ -203,6 +360,7 @@ func TestDLQPublishRejectsIncompleteInfo(t *testing.T) {
 		{"no stream", func(in *dlq.Failure) { in.OriginalStream = "" }},
 		{"no subject", func(in *dlq.Failure) { in.OriginalSubject = "" }},
 		{"no seq", func(in *dlq.Failure) { in.OriginalSeq = 0 }},
+		{"no publish time", func(in *dlq.Failure) { in.Published = time.Time{} }},
 		{"no class", func(in *dlq.Failure) { in.Class = "" }},
 	}
 	for _, tc := range tests {
@@ -224,7 +382,7 @@ func TestDLQPublishFailsWithoutStream(t *testing.T) {
 	if err := e.js.DeleteStream(t.Context(), dlqTestDLQ); err != nil {
 		t.Fatalf("delete stream: %v", err)
 	}
-	err := e.dlq.Publish(t.Context(), dlq.Failure{OriginalStream: dlqTestInput, OriginalSubject: "alerts.x", OriginalSeq: 1, Class: dlq.ClassInvalid})
+	err := e.dlq.Publish(t.Context(), dlq.Failure{OriginalStream: dlqTestInput, OriginalSubject: "alerts.x", OriginalSeq: 1, Published: seedPublished, Class: dlq.ClassInvalid})
 	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
 		t.Errorf("Publish error = %v, want %v", err, jetstream.ErrNoStreamResponse)
 	}
@@ -343,10 +501,13 @@ func TestDLQGet(t *testing.T) {
 	want := &dlq.DeadLetter{
 		Seq: seqs[0], Subject: "alertdesk.dlq.alerts.prom", OriginalSubject: "alerts.prom", OriginalSeq: 9,
 		Error: "topdesk 400: unknown category", Class: dlq.ClassRejected, Deliveries: 2, FailedAt: failedAt,
-		AlertKey: "k1", ReplayOf: "3", Header: got.Header, Data: []byte(`{"status":"firing"}`),
+		AlertKey: "k1", ReplayOf: "3", OriginalTime: seedPublished, Stored: got.Stored, Header: got.Header, Data: []byte(`{"status":"firing"}`),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Get (-want +got):\n%s", diff)
+	}
+	if got.Stored.IsZero() {
+		t.Error("Get: Stored is zero, want the store time")
 	}
 	if _, err := e.dlq.Get(t.Context(), seqs[0]+1); !errors.Is(err, jetstream.ErrMsgNotFound) {
 		t.Errorf("Get of a missing entry: error = %v, want %v", err, jetstream.ErrMsgNotFound)
@@ -427,9 +588,10 @@ func TestDLQReplay(t *testing.T) {
 					t.Errorf("payload of replay of %d (-want +got):\n%s", r.Seq, diff)
 				}
 				want := nats.Header{
-					"Nats-Msg-Id":          {"replay:" + dlqTestDLQ + ":" + strconv.FormatUint(r.Seq, 10)},
+					"Nats-Msg-Id":          {replayMsgID(orig.Sequence, orig.Time)},
 					"Nats-Expected-Stream": {dlqTestInput},
 					dlq.HeaderReplayOf:     {strconv.FormatUint(r.Seq, 10)},
+					dlq.HeaderOriginalTime: {seedPublished.Format(time.RFC3339Nano)},
 				}
 				if diff := cmp.Diff(want, m.Header); diff != "" {
 					t.Errorf("headers of replay of %d (-want +got):\n%s", r.Seq, diff)
@@ -550,7 +712,7 @@ func TestDLQReplayAfterCrash(t *testing.T) {
 		}
 		s := strconv.FormatUint(seq, 10)
 		msg := &nats.Msg{Subject: dl.OriginalSubject, Data: dl.Data, Header: nats.Header{dlq.HeaderReplayOf: {s}}}
-		if _, err := e.js.PublishMsg(t.Context(), msg, jetstream.WithMsgID("replay:"+dlqTestDLQ+":"+s)); err != nil {
+		if _, err := e.js.PublishMsg(t.Context(), msg, jetstream.WithMsgID(replayMsgID(seq, dl.Stored))); err != nil {
 			t.Fatalf("publish: %v", err)
 		}
 	}

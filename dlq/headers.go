@@ -14,6 +14,11 @@ const (
 	HeaderDeliveries      = "Alertdesk-Deliveries"
 	HeaderFailedAt        = "Alertdesk-Failed-At"
 	HeaderAlertKey        = "Alertdesk-Alert-Key"
+	// HeaderOriginalTime is the JetStream publish time (RFC 3339 with
+	// nanoseconds) of the message that first carried the event. A replay
+	// keeps it, so the worker can order a replayed event by when it was
+	// first published rather than by when it was replayed.
+	HeaderOriginalTime = "Alertdesk-Original-Time"
 	// HeaderReplayOf marks a message republished from the DLQ; its value is
 	// the DLQ stream sequence it was replayed from.
 	HeaderReplayOf = "Alertdesk-Replay-Of"

@@ -40,15 +40,17 @@ type Options struct {
 	MaxBytes int64
 	// PublishTimeout bounds waiting for JetStream's acks; 0 = 10 s.
 	PublishTimeout time.Duration
-	// Mapping derives the dedupe keys (and so the Nats-Msg-Id).
+	// Mapping derives the keys: an event it finds none for is refused.
 	Mapping *mapping.Mapping
 	Logger  zerolog.Logger
 	Now     func() time.Time
 }
 
-// Handler serves POST /v1/alerts and POST /v1/alertmanager: it validates the
-// events, publishes each to JetStream with a Nats-Msg-Id derived from key,
-// status and time, and answers 202 only once JetStream acked every one.
+// Handler serves POST /v1/alerts and POST /v1/alertmanager: it checks every
+// event against the limits the worker applies (400 for an invalid one, 413
+// for one over mapping.DefaultMaxBytes; then nothing of the request is
+// stored), publishes each event with a Nats-Msg-Id from MsgID, and answers
+// 202 only once JetStream acked every one.
 type Handler struct {
 	js   jetstream.JetStream
 	opts Options
@@ -105,7 +107,11 @@ func (h *Handler) handler(subject string, alertmanager bool) http.Handler {
 			return
 		}
 		msgs, err := h.messages(body, subject, alertmanager)
-		if err != nil {
+		switch {
+		case errors.Is(err, errEventTooLarge):
+			reply(w, http.StatusRequestEntityTooLarge, ingestReply{Error: err.Error()})
+			return
+		case err != nil:
 			reply(w, http.StatusBadRequest, ingestReply{Error: err.Error()})
 			return
 		}
@@ -130,7 +136,14 @@ func (h *Handler) authorized(r *http.Request) bool {
 		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(h.opts.Token)) == 1
 }
 
-// messages validates the body and turns it into one message per alert.
+// errEventTooLarge is wrapped by the error about an event that is larger,
+// as the message ingest would publish, than the worker accepts.
+var errEventTooLarge = errors.New("event over the size limit")
+
+// messages validates the body and turns it into one message per alert. It
+// refuses what the worker would dead-letter as invalid: an event the
+// mapping derives no key from, or one whose message is larger than
+// mapping.DefaultMaxBytes (errEventTooLarge).
 func (h *Handler) messages(body []byte, subject string, alertmanager bool) ([]*nats.Msg, error) {
 	if alertmanager {
 		var probe struct {
@@ -149,33 +162,36 @@ func (h *Handler) messages(body []byte, subject string, alertmanager bool) ([]*n
 	msgs := make([]*nats.Msg, 0, len(alerts))
 	for i := range alerts {
 		a := &alerts[i]
-		key, err := h.opts.Mapping.Key(a)
-		if err != nil {
+		if _, err := h.opts.Mapping.Key(a); err != nil {
 			return nil, fmt.Errorf("alert %d: %w", i, err)
 		}
-		at := a.EventTime(time.Time{})
-		if at.IsZero() {
+		if a.EventTime(time.Time{}).IsZero() {
 			// Stamp the receive time so that the event orders and dedupes.
-			a.Timestamp, at = now, now
+			a.Timestamp = now
 		}
 		data, err := mapping.Encode(a)
 		if err != nil {
 			return nil, fmt.Errorf("alert %d: %w", i, err)
 		}
+		if len(data) > mapping.DefaultMaxBytes {
+			return nil, fmt.Errorf("%w: event %d is %d bytes, the limit is %d", errEventTooLarge, i, len(data), mapping.DefaultMaxBytes)
+		}
 		m := nats.NewMsg(subject)
 		m.Data = data
-		m.Header.Set(jetstream.MsgIDHeader, MsgID(key, a.Status, at))
+		m.Header.Set(jetstream.MsgIDHeader, MsgID(data))
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
 }
 
-// MsgID is the Nats-Msg-Id of an ingested event: the same alert state
-// sent twice (as Alertmanager HA pairs do) is stored once.
-func MsgID(key string, status mapping.Status, at time.Time) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s", key, status, at.UTC().Format(time.RFC3339Nano))
-	return "ingest:" + hex.EncodeToString(h.Sum(nil)[:16])
+// MsgID is the Nats-Msg-Id of an ingested event, given the event as
+// published (mapping.Encode): a hash of its key, status, time and all its
+// content. The same notification sent twice (as Alertmanager HA pairs do)
+// is stored once within the input stream's duplicate window, while one
+// whose content changed is stored.
+func MsgID(event []byte) string {
+	sum := sha256.Sum256(event)
+	return "ingest:" + hex.EncodeToString(sum[:16])
 }
 
 // publish publishes every message and waits for all acks.

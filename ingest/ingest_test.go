@@ -37,11 +37,18 @@ type ingestEnv struct {
 
 func newIngestEnv(t *testing.T, opts ingest.Options) *ingestEnv {
 	t.Helper()
+	return newIngestEnvWindow(t, opts, 0)
+}
+
+// newIngestEnvWindow is newIngestEnv with the input stream's duplicate
+// window; 0 is the default.
+func newIngestEnvWindow(t *testing.T, opts ingest.Options, window time.Duration) *ingestEnv {
+	t.Helper()
 	ns := workertest.StartJetStream(t)
 	_, js := workertest.Connect(t, ns)
 	res, err := worker.Provision(t.Context(), js, worker.Topology{
 		Stream: "ALERTS", Subjects: []string{"alerts.>"}, Consumer: "alertdesk",
-		DLQStream: "ALERTS_DLQ", StateBucket: "alertdesk_incidents",
+		DLQStream: "ALERTS_DLQ", StateBucket: "alertdesk_incidents", Duplicates: window,
 	})
 	if err != nil {
 		t.Fatalf("provision: %v", err)
@@ -98,8 +105,9 @@ func (e *ingestEnv) post(t *testing.T, path, token, body string) ingestAnswer {
 
 // stored is one message of the input stream.
 type stored struct {
-	Subject, MsgID, Key string
-	Status              mapping.Status
+	Subject, Key string
+	Status       mapping.Status
+	At           time.Time // event time
 }
 
 // messages returns what the input stream holds, oldest first.
@@ -117,13 +125,16 @@ func (e *ingestEnv) messages(t *testing.T) []stored {
 		}
 		alerts, err := mapping.Decode(m.Data, mapping.DecodeOptions{})
 		if err != nil || len(alerts) != 1 {
-			t.Fatalf("stored message %d does not decode to one alert (%v): %s", seq, err, m.Data)
+			t.Fatalf("stored message %d (%d bytes) does not decode to one alert: %v", seq, len(m.Data), err)
+		}
+		if got, want := m.Header.Get(jetstream.MsgIDHeader), ingest.MsgID(m.Data); got != want {
+			t.Errorf("stored message %d: Nats-Msg-Id %q, want %q", seq, got, want)
 		}
 		key, err := mapping.Default().Key(&alerts[0])
 		if err != nil {
 			t.Fatalf("stored message %d: %v", seq, err)
 		}
-		out = append(out, stored{Subject: m.Subject, MsgID: m.Header.Get(jetstream.MsgIDHeader), Key: key, Status: alerts[0].Status})
+		out = append(out, stored{Subject: m.Subject, Key: key, Status: alerts[0].Status, At: alerts[0].EventTime(time.Time{})})
 	}
 	return out
 }
@@ -141,14 +152,13 @@ const (
 
 var (
 	storedA = stored{Subject: ingest.SubjectAlerts, Key: "db-7/disk-full", Status: mapping.StatusFiring,
-		MsgID: ingest.MsgID("db-7/disk-full", mapping.StatusFiring, time.Date(2026, 11, 22, 10, 0, 5, 0, time.UTC))}
+		At: time.Date(2026, 11, 22, 10, 0, 5, 0, time.UTC)}
 	// B has no time, so it is stamped with the receive time.
-	storedB = stored{Subject: ingest.SubjectAlerts, Key: "web-1/down", Status: mapping.StatusResolved,
-		MsgID: ingest.MsgID("web-1/down", mapping.StatusResolved, ingestNow)}
+	storedB   = stored{Subject: ingest.SubjectAlerts, Key: "web-1/down", Status: mapping.StatusResolved, At: ingestNow}
 	storedAM1 = stored{Subject: ingest.SubjectAlertmanager, Key: "5f1a2b3c4d5e6f70", Status: mapping.StatusFiring,
-		MsgID: ingest.MsgID("5f1a2b3c4d5e6f70", mapping.StatusFiring, time.Date(2026, 11, 22, 9, 55, 0, 0, time.UTC))}
+		At: time.Date(2026, 11, 22, 9, 55, 0, 0, time.UTC)}
 	storedAM2 = stored{Subject: ingest.SubjectAlertmanager, Key: "0a1b2c3d4e5f6071", Status: mapping.StatusResolved,
-		MsgID: ingest.MsgID("0a1b2c3d4e5f6071", mapping.StatusResolved, time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC))}
+		At: time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC)}
 )
 
 func TestIngestAccepts(t *testing.T) {
@@ -183,6 +193,14 @@ func TestIngestAccepts(t *testing.T) {
 				{"/v1/alertmanager", ingestWebhook, map[string]any{"duplicates": 2.0}},
 			},
 			want: []stored{storedAM1, storedAM2},
+		},
+		{
+			name: "changed content at the same time is stored",
+			posts: []post{
+				{"/v1/alerts", ingestEventA, map[string]any{"accepted": 1.0}},
+				{"/v1/alerts", strings.Replace(ingestEventA, "97%", "99%", 1), map[string]any{"accepted": 1.0}},
+			},
+			want: []stored{storedA, storedA},
 		},
 		{
 			name: "a repeated event within an array counts as a duplicate",
@@ -234,6 +252,15 @@ func TestIngestRejects(t *testing.T) {
 		{name: "over the size limit", path: "/v1/alerts", token: ingestToken, maxBytes: 64,
 			body:       `{"key": "a", "status": "firing", "summary": "` + strings.Repeat("x", 100) + `"}`,
 			wantStatus: http.StatusRequestEntityTooLarge, wantError: "over the limit of 64 bytes"},
+		// The body is within the request limit, but one event in it is larger
+		// than the worker takes: nothing of the request is stored.
+		{name: "event over the event limit", path: "/v1/alerts", token: ingestToken,
+			body:       "[" + ingestEventA + `, {"key": "big", "status": "firing", "summary": "` + strings.Repeat("x", mapping.DefaultMaxBytes) + `"}]`,
+			wantStatus: http.StatusRequestEntityTooLarge, wantError: "event 1 is"},
+		{name: "Alertmanager alert over the event limit", path: "/v1/alertmanager", token: ingestToken,
+			body: `{"version": "4", "alerts": [{"status": "firing", "labels": {"alertname": "A"}, "fingerprint": "f1"},
+				{"status": "firing", "labels": {"alertname": "B"}, "annotations": {"description": "` + strings.Repeat("y", mapping.DefaultMaxBytes) + `"}, "fingerprint": "f2"}]}`,
+			wantStatus: http.StatusRequestEntityTooLarge, wantError: "event 1 is"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newIngestEnv(t, ingest.Options{Token: ingestToken, MaxBytes: tc.maxBytes})
@@ -252,6 +279,64 @@ func TestIngestRejects(t *testing.T) {
 				t.Errorf("stream holds %d messages, want none: %v", len(got), got)
 			}
 		})
+	}
+}
+
+// reorderWindow is the default lifecycle.reorderWindow (PRODUCT.md, "Order
+// of events").
+const reorderWindow = time.Minute
+
+// The input stream's duplicate window must not exceed reorderWindow, or an
+// Alertmanager re-fire identical to a notification stored more than
+// reorderWindow ago would be dropped as a duplicate.
+func TestIngestDefaultDedupeWindow(t *testing.T) {
+	e := newIngestEnv(t, ingest.Options{Token: ingestToken})
+	info, err := e.stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Config.Duplicates; got <= 0 || got > reorderWindow {
+		t.Errorf("input stream duplicate window %s, want more than 0 and at most reorderWindow (%s)", got, reorderWindow)
+	}
+}
+
+// HA copies, sent within milliseconds, are stored once; the same webhook
+// sent again after the duplicate window (an Alertmanager re-fire after its
+// resolve_timeout) is stored again. The webhook carries one alert, so each
+// post is either stored or a duplicate as a whole.
+func TestIngestRefireAfterWindow(t *testing.T) {
+	const window = time.Second
+	webhook := `{"version": "4", "status": "firing", "receiver": "alertdesk", "alerts": [
+		{"status": "firing", "labels": {"alertname": "SwitchPortDown", "severity": "warning"},
+		 "annotations": {"summary": "Port down on sw-1"}, "startsAt": "2026-11-22T09:55:00Z", "fingerprint": "5f1a2b3c4d5e6f70"}]}`
+	e := newIngestEnvWindow(t, ingest.Options{Token: ingestToken}, window)
+	start := time.Now()
+	for i, want := range []map[string]any{{"accepted": 1.0}, {"duplicates": 1.0}} {
+		if a := e.post(t, "/v1/alertmanager", ingestToken, webhook); a.status != http.StatusAccepted || !cmp.Equal(want, a.body) {
+			t.Fatalf("post %d: %d %v, want 202 %v", i+1, a.status, a.body, want)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		a := e.post(t, "/v1/alertmanager", ingestToken, webhook)
+		if a.status != http.StatusAccepted {
+			t.Fatalf("re-fire: %d %v", a.status, a.body)
+		}
+		if cmp.Equal(map[string]any{"accepted": 1.0}, a.body) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the re-fire is still a duplicate %s after the first post (window %s)", time.Since(start), window)
+		}
+		<-tick.C
+	}
+	if elapsed := time.Since(start); elapsed < window {
+		t.Errorf("re-fire stored after %s, inside the window of %s", elapsed, window)
+	}
+	if diff := cmp.Diff([]stored{storedAM1, storedAM1}, e.messages(t)); diff != "" {
+		t.Errorf("stream (-want +got):\n%s", diff)
 	}
 }
 

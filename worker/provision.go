@@ -23,9 +23,13 @@ type Topology struct {
 	StateBucket string   // KV bucket: alert key -> incident state
 	Replicas    int      // replicas for everything alertdesk creates
 
-	StreamMaxAge  time.Duration // input retention; 0 = 7 days
-	DLQMaxAge     time.Duration // dead-letter retention; 0 = 30 days
-	Duplicates    time.Duration // publish dedupe window (Nats-Msg-Id); 0 = 10 minutes
+	StreamMaxAge time.Duration // input retention; 0 = 7 days
+	DLQMaxAge    time.Duration // dead-letter retention; 0 = 30 days
+	// Duplicates is the input stream's dedupe window (Nats-Msg-Id); 0 = 1
+	// minute. It must not exceed the mapping's lifecycle.reorderWindow, so
+	// that an Alertmanager re-fire identical to a notification stored longer
+	// ago than that is stored again (PRODUCT.md, "Order of events").
+	Duplicates    time.Duration
 	AckWait       time.Duration // consumer ack wait; 0 = 30 s
 	MaxAckPending int           // consumer cap on unacked messages across all workers; 0 = 4096
 	// MaxDeliver is the worker's delivery limit (Options.MaxDeliver): an
@@ -44,7 +48,7 @@ func (t *Topology) setDefaults() {
 		t.DLQMaxAge = 30 * 24 * time.Hour
 	}
 	if t.Duplicates <= 0 {
-		t.Duplicates = 10 * time.Minute
+		t.Duplicates = time.Minute
 	}
 	if t.AckWait <= 0 {
 		t.AckWait = 30 * time.Second
@@ -53,6 +57,11 @@ func (t *Topology) setDefaults() {
 		t.MaxAckPending = 4096
 	}
 }
+
+// dlqDuplicates is the dead-letter stream's dedupe window. It covers a
+// message dead-lettered again after its term was lost, which comes back
+// only after the consumer's AckWait.
+const dlqDuplicates = 10 * time.Minute
 
 // Resources are the provisioned JetStream handles.
 type Resources struct {
@@ -102,7 +111,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, t Topology) (*Resour
 		MaxAge:      t.DLQMaxAge,
 		Storage:     jetstream.FileStorage,
 		Replicas:    t.Replicas,
-		Duplicates:  t.Duplicates,
+		Duplicates:  dlqDuplicates,
 	}); err != nil {
 		return nil, err
 	}

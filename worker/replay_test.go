@@ -9,16 +9,22 @@ import (
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 )
 
+// brokenMapping fails to render any event without an "instance" label.
+func brokenMapping(t *testing.T) *mapping.Mapping {
+	t.Helper()
+	m, err := mapping.Load([]byte("incident:\n  briefDescription: '{{ .Labels.instance }}: {{ .Summary }}'\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // The operator's loop: a poison event is dead-lettered, found, its cause
 // fixed (the mapping), and replayed into exactly one incident; replaying
 // again changes nothing.
 func TestDeadLetterFixReplay(t *testing.T) {
 	e := newEnv(t, topdesktest.Options{})
-	broken, err := mapping.Load([]byte("incident:\n  briefDescription: '{{ .Labels.instance }}: {{ .Summary }}'\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.mapping = broken
+	e.mapping = brokenMapping(t)
 	first := e.startWorker(fastOptions())
 	e.publish(firing("web-1/http-5xx", "critical", "5xx rate above 5%", time.Now()))
 	e.waitSettled(10 * time.Second)
@@ -55,5 +61,49 @@ func TestDeadLetterFixReplay(t *testing.T) {
 	}
 	if left, err := d.List(t.Context(), dlq.Filter{}); err != nil || len(left) != 0 {
 		t.Fatalf("DLQ after the replay: %d entries (%v), want none", len(left), err)
+	}
+}
+
+// Replay keeps time: a dead letter records when its event was first
+// published, the replay carries that time on, and dead-lettering the replay
+// again keeps the first time rather than the replay's own.
+func TestReplayKeepsOriginalTime(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	e.mapping = brokenMapping(t)
+	e.startWorker(fastOptions())
+	seq := e.publish(firing("web-1/http-5xx", "critical", "5xx rate above 5%", time.Now()))
+	e.waitSettled(10 * time.Second)
+	orig, err := e.res.Stream.GetMsg(t.Context(), seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := orig.Time.UTC().Format(time.RFC3339Nano)
+
+	d := dlq.New(e.js, e.topo.DLQStream, dlq.WithReplayStream(e.topo.Stream))
+	first := e.dlqEntries()
+	if len(first) != 1 || first[0].Header.Get(dlq.HeaderOriginalTime) != want || !first[0].OriginalTime.Equal(orig.Time) {
+		t.Fatalf("dead letters %+v, want one with %s %s", first, dlq.HeaderOriginalTime, want)
+	}
+
+	// The mapping is still broken: the replay fails again.
+	res, err := d.Replay(t.Context(), dlq.Filter{Seqs: []uint64{first[0].Seq}}, false)
+	if err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("replay: %+v, %v", res, err)
+	}
+	replayed, err := e.res.Stream.GetMsg(t.Context(), res[0].NewSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := replayed.Header.Get(dlq.HeaderOriginalTime); got != want {
+		t.Errorf("replayed message: %s = %q, want %q", dlq.HeaderOriginalTime, got, want)
+	}
+	e.waitSettled(10 * time.Second)
+	second := e.dlqEntries()
+	if len(second) != 1 || second[0].OriginalSeq != res[0].NewSeq {
+		t.Fatalf("dead letters after the replay %+v, want one for input seq %d", second, res[0].NewSeq)
+	}
+	if got := second[0].Header.Get(dlq.HeaderOriginalTime); got != want {
+		t.Errorf("replay dead-lettered again: %s = %q, want the first publish time %q (the replay was published at %s)",
+			dlq.HeaderOriginalTime, got, want, replayed.Time.UTC().Format(time.RFC3339Nano))
 	}
 }

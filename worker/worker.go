@@ -546,6 +546,7 @@ func (w *Worker) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, res re
 		OriginalStream:  md.Stream,
 		OriginalSubject: msg.Subject(),
 		OriginalSeq:     md.Sequence.Stream,
+		Published:       md.Timestamp,
 		Header:          msg.Headers(),
 		Data:            msg.Data(),
 		Err:             cause.Error(),

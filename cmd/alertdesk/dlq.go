@@ -348,6 +348,9 @@ func printDeadLetter(w io.Writer, dl *dlq.DeadLetter) {
 	fmt.Fprintf(tw, "subject:\t%s\n", dl.Subject)
 	fmt.Fprintf(tw, "original subject:\t%s\n", dl.OriginalSubject)
 	fmt.Fprintf(tw, "original seq:\t%d\n", dl.OriginalSeq)
+	if !dl.OriginalTime.IsZero() {
+		fmt.Fprintf(tw, "original time:\t%s\n", dl.OriginalTime.UTC().Format(time.RFC3339Nano))
+	}
 	fmt.Fprintf(tw, "failed at:\t%s\n", dl.FailedAt.UTC().Format(time.RFC3339Nano))
 	fmt.Fprintf(tw, "class:\t%s\n", dlqOrDash(string(dl.Class)))
 	fmt.Fprintf(tw, "deliveries:\t%d\n", dl.Deliveries)
@@ -389,6 +392,7 @@ type dlqRecord struct {
 	Subject         string          `json:"subject"`
 	OriginalSubject string          `json:"original_subject"`
 	OriginalSeq     uint64          `json:"original_seq"`
+	OriginalTime    time.Time       `json:"original_time,omitzero"`
 	FailedAt        time.Time       `json:"failed_at"`
 	Class           dlq.Class       `json:"class"`
 	Deliveries      int             `json:"deliveries"`
@@ -402,7 +406,7 @@ type dlqRecord struct {
 
 func newDLQRecord(dl *dlq.DeadLetter) dlqRecord {
 	r := dlqRecord{
-		Seq: dl.Seq, Subject: dl.Subject, OriginalSubject: dl.OriginalSubject, OriginalSeq: dl.OriginalSeq,
+		Seq: dl.Seq, Subject: dl.Subject, OriginalSubject: dl.OriginalSubject, OriginalSeq: dl.OriginalSeq, OriginalTime: dl.OriginalTime,
 		FailedAt: dl.FailedAt, Class: dl.Class, Deliveries: dl.Deliveries, AlertKey: dl.AlertKey,
 		Error: dl.Error, ReplayOf: dl.ReplayOf, Headers: dl.Header,
 	}

@@ -45,9 +45,14 @@ func newCLITestEnv(t *testing.T, provision bool) *cliTestEnv {
 	return &cliTestEnv{js: js}
 }
 
+// cliPublished is the original publish time of the dead letters that
+// deadLetter stores.
+var cliPublished = time.Date(2026, 11, 22, 10, 0, 1, 0, time.UTC)
+
 // deadLetter stores one dead letter and returns its sequence.
 func (e *cliTestEnv) deadLetter(t *testing.T, in dlq.Failure) uint64 {
 	t.Helper()
+	in.Published = cliPublished
 	if err := dlq.New(e.js, "ALERTS_DLQ").Publish(t.Context(), in); err != nil {
 		t.Fatalf("dead-letter: %v", err)
 	}
@@ -203,7 +208,8 @@ func TestDLQListJSONRecord(t *testing.T) {
 	delete(got, "headers")
 	want := map[string]any{
 		"seq": float64(seqs[1]), "subject": "alertdesk.dlq.alerts.http", "original_subject": "alerts.http",
-		"original_seq": float64(8), "failed_at": "2026-11-22T10:00:06Z", "class": "invalid", "deliveries": float64(1),
+		"original_seq": float64(8), "original_time": "2026-11-22T10:00:01Z", "failed_at": "2026-11-22T10:00:06Z",
+		"class": "invalid", "deliveries": float64(1),
 		"error": "decode event: invalid character 'o' in literal null", "payload_text": "not json",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -220,10 +226,11 @@ func TestDLQShowCommand(t *testing.T) {
 	}
 	for _, want := range []string{
 		"original subject:  alerts.prom\n",
+		"original time:     2026-11-22T10:00:01Z\n",
 		"class:             rejected\n",
 		"error:             topdesk 400: unknown category \"Netwrk\"\n",
 		"  Alertdesk-Error-Class: rejected\n",
-		"  Nats-Msg-Id: dlq:ALERTS:7\n",
+		"  Nats-Msg-Id: dlq:ALERTS:7:" + strconv.FormatInt(cliPublished.UnixNano(), 10) + ":",
 		"  X-Trace: t-1\n",
 		"payload (29 bytes):\n{\n  \"key\": \"a\",\n  \"status\": \"firing\"\n}\n",
 	} {
