@@ -68,12 +68,15 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "The request body cannot be read.")
 		return
 	}
-	out, errs := s.create(body, login(r))
-	if len(errs) > 0 {
+	out, errs, err := s.create(body, login(r))
+	switch {
+	case len(errs) > 0:
 		writeError(w, http.StatusBadRequest, errs...)
-		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	default:
+		writeRaw(w, http.StatusCreated, out)
 	}
-	writeRaw(w, http.StatusCreated, out)
 }
 
 func (s *Sim) handleUpdate(by string) http.HandlerFunc {
@@ -88,12 +91,14 @@ func (s *Sim) handleUpdate(by string) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, "The request body cannot be read.")
 			return
 		}
-		out, found, errs := s.update(by, key, body, login(r))
+		out, found, errs, err := s.update(by, key, body, login(r))
 		switch {
 		case !found:
 			writeError(w, http.StatusNotFound, fmt.Sprintf("No incident found with %s '%s'.", by, key))
 		case len(errs) > 0:
 			writeError(w, http.StatusBadRequest, errs...)
+		case err != nil:
+			writeError(w, http.StatusInternalServerError, err.Error())
 		default:
 			writeRaw(w, http.StatusOK, out)
 		}
@@ -556,6 +561,10 @@ func (s *Sim) handleArchive(by string, archive bool) http.HandlerFunc {
 		inc.archived, inc.archivingReason = archive, reason
 		inc.modificationDate = s.now()
 		inc.modifier = s.cat.operator(login(r))
+		if err := s.saveLocked(); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
 		writeRaw(w, http.StatusOK, s.render(inc, nil))
 	}
 }

@@ -344,11 +344,11 @@ func (s *Sim) applyMainIncident(inc *incident, ch change) []string {
 }
 
 // create validates body, stores a new incident and returns its read model;
-// errs are the request's problems (400).
-func (s *Sim) create(body []byte, login string) (out []byte, errs []string) {
+// errs are the request's problems (400), err a failure to save it (500).
+func (s *Sim) create(body []byte, login string) (out []byte, errs []string, err error) {
 	vals, errs := s.check.object("", body, s.createRules, false)
 	if len(errs) > 0 {
-		return nil, errs
+		return nil, errs, nil
 	}
 	now := s.now()
 	s.mu.Lock()
@@ -359,7 +359,7 @@ func (s *Sim) create(body []byte, login string) (out []byte, errs []string) {
 		inc.refs["processingStatus"] = st
 	}
 	if errs := s.apply(inc, change{vals: vals, now: now, author: author, create: true}); len(errs) > 0 {
-		return nil, errs
+		return nil, errs, nil
 	}
 	s.seq++
 	inc.seq = s.seq
@@ -371,13 +371,13 @@ func (s *Sim) create(body []byte, login string) (out []byte, errs []string) {
 	if inc.mainIncident != nil {
 		inc.mainIncident.partials = append(inc.mainIncident.partials, inc)
 	}
-	return s.render(inc, nil), nil
+	return s.render(inc, nil), nil, s.saveLocked()
 }
 
 // update validates body, applies it to the incident with this id or number
 // and returns its read model; found is false when there is no such incident
-// (whether or not the body is valid).
-func (s *Sim) update(by, key string, body []byte, login string) (out []byte, found bool, errs []string) {
+// (whether or not the body is valid); err is a failure to save it.
+func (s *Sim) update(by, key string, body []byte, login string) (out []byte, found bool, errs []string, err error) {
 	// The body is checked against the tenant, which never changes, so
 	// outside the lock.
 	vals, errs := s.check.object("", body, s.updateRules, false)
@@ -387,20 +387,20 @@ func (s *Sim) update(by, key string, body []byte, login string) (out []byte, fou
 	inc := s.lookup(by, key)
 	switch {
 	case inc == nil:
-		return nil, false, nil
+		return nil, false, nil, nil
 	case len(errs) > 0:
-		return nil, true, errs
+		return nil, true, errs, nil
 	case inc.archived:
-		return nil, true, []string{fmt.Sprintf("Incident %s is archived and cannot be changed; unarchive it first.", inc.number)}
+		return nil, true, []string{fmt.Sprintf("Incident %s is archived and cannot be changed; unarchive it first.", inc.number)}, nil
 	}
 	next := inc.clone()
 	if errs := s.apply(next, change{vals: vals, now: now, author: s.cat.operator(login)}); len(errs) > 0 {
-		return nil, true, errs
+		return nil, true, errs, nil
 	}
 	s.unindex(inc)
 	*inc = *next
 	s.index(inc)
-	return s.render(inc, nil), true, nil
+	return s.render(inc, nil), true, nil, s.saveLocked()
 }
 
 // lookup finds an incident by "id" or "number". The caller holds s.mu.

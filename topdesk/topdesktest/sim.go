@@ -70,6 +70,12 @@ type Options struct {
 	// dropped); default 100000, so that a long-running simulator stays
 	// bounded.
 	MaxRequests int
+	// StateFile, when set, keeps the incidents (not the recorded requests
+	// or faults) in this JSON file: Open and New load it if it exists, and
+	// every change to an incident rewrites it. A change that cannot be
+	// written is kept in memory and answered with 500, as a TOPdesk whose
+	// database failed would. Default: incidents live in memory only.
+	StateFile string
 }
 
 // Sim is a simulated TOPdesk tenant. It is safe for concurrent use.
@@ -102,8 +108,30 @@ type Sim struct {
 }
 
 // New returns a Sim that is not listening; serve it as an http.Handler, or
-// use Start in tests.
+// use Start in tests. It panics when Options.StateFile cannot be loaded; use
+// Open to get that error instead.
 func New(opts Options) *Sim {
+	s, err := Open(opts)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Open is New, with the incidents of Options.StateFile loaded when that file
+// exists. It fails when the file cannot be read or decoded.
+func Open(opts Options) (*Sim, error) {
+	s := newSim(opts)
+	if opts.StateFile == "" {
+		return s, nil
+	}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newSim(opts Options) *Sim {
 	if opts.Username == "" {
 		opts.Username = DefaultUsername
 	}
@@ -481,13 +509,20 @@ func (s *Sim) ResetRequests() {
 }
 
 // reset drops all incidents and requests; the number counter restarts.
-func (s *Sim) reset() {
+func (s *Sim) reset() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.clearLocked()
+	s.requests = nil
+	return s.saveLocked()
+}
+
+// clearLocked drops all incidents; the number counter restarts. The caller
+// holds s.mu.
+func (s *Sim) clearLocked() {
 	s.incidents = nil
 	s.byID = map[string]*incident{}
 	s.byNumber = map[string]*incident{}
 	s.byExternal = map[string][]*incident{}
 	s.seq = 0
-	s.requests = nil
 }
