@@ -1,7 +1,6 @@
 package topdesktest
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -132,9 +131,9 @@ func (s *Sim) handleGet(by string) http.HandlerFunc {
 	}
 }
 
-// fieldsParam reads fields= (or $fields=) from the query q into the set of
-// read model properties to answer, by position; nil means all of them.
-func (s *Sim) fieldsParam(q url.Values) ([]bool, string) {
+// fieldsParam reads fields= (or $fields=) from the query q: the read model
+// properties to answer; nil means all of them.
+func (s *Sim) fieldsParam(q url.Values) ([]string, string) {
 	v := q.Get("fields")
 	if v == "" {
 		v = q.Get("$fields")
@@ -142,15 +141,13 @@ func (s *Sim) fieldsParam(q url.Values) ([]bool, string) {
 	if v == "" {
 		return nil, ""
 	}
-	known := s.readModelFields()
-	want := make([]bool, len(s.model))
+	var want []string
 	for f := range strings.SplitSeq(v, ",") {
 		f = strings.TrimSpace(f)
-		i, ok := known[f]
-		if !ok {
+		if !s.modelFields[f] {
 			return nil, fmt.Sprintf("Unknown field '%s' in the fields parameter.", f)
 		}
-		want[i] = true
+		want = append(want, f)
 	}
 	return want, ""
 }
@@ -187,16 +184,7 @@ func writePage(w http.ResponseWriter, status int, items []json.RawMessage) {
 		w.WriteHeader(status)
 		return
 	}
-	var buf bytes.Buffer
-	buf.WriteByte('[')
-	for i, it := range items {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		buf.Write(it)
-	}
-	buf.WriteByte(']')
-	writeRaw(w, status, buf.Bytes())
+	writeJSON(w, status, items)
 }
 
 // Incident list parameters.

@@ -87,8 +87,7 @@ type Sim struct {
 	createRules map[string]rule
 	updateRules map[string]rule
 	modelled    map[string]bool
-	model       []readField          // the incident read model, in order
-	modelIndex  map[string]int       // the position of each name in model, for fields=
+	modelFields map[string]bool      // the read model's properties, for fields=
 	queryFields map[string]fieldType // what FIQL may query on incidents
 	api         *http.ServeMux
 	admin       *http.ServeMux
@@ -164,8 +163,7 @@ func newSim(opts Options) *Sim {
 		createRules: createRules(),
 		updateRules: updateRules(),
 		modelled:    modelledFields(),
-		model:       readModel(),
-		modelIndex:  map[string]int{},
+		modelFields: map[string]bool{},
 		queryFields: incidentQueryFields(),
 		username:    opts.Username,
 		password:    opts.Password,
@@ -174,8 +172,8 @@ func newSim(opts Options) *Sim {
 		byExternal:  map[string][]*incident{},
 		page:        template.Must(template.New("page").Funcs(pageFuncs()).Parse(pageTemplate)),
 	}
-	for i, f := range s.model {
-		s.modelIndex[f.name] = i
+	for _, f := range readModelFields() {
+		s.modelFields[f] = true
 	}
 	s.api = s.apiRoutes()
 	s.admin = s.adminRoutes()
