@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -325,7 +326,7 @@ func (c *Client) do(ctx context.Context, method string, u *url.URL, body []byte,
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return resp.StatusCode, nil
 	}
-	if err := decodeBody(resp.Body, resp.ContentLength, out); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBody)).Decode(out); err != nil {
 		if ctxErr := ctxError(ctx); ctxErr != nil {
 			err = ctxErr
 		} else if errors.Is(err, io.EOF) {

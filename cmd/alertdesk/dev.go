@@ -79,7 +79,13 @@ func cmdDev(ctx context.Context, c *cli, args []string) int {
 	}
 	log := newLogger(cfg, c.stderr)
 
-	sim := topdesktest.New(topdesktest.Options{Username: cfg.TopdeskUsername, Password: string(cfg.TopdeskPassword)})
+	sim, err := topdesktest.Open(topdesktest.Options{Username: cfg.TopdeskUsername, Password: string(cfg.TopdeskPassword),
+		StateFile: filepath.Join(cfg.DataDir, "topdesk-simulator.json")}) // kept with the JetStream store, or neither
+	if err != nil {
+		ln.Close()
+		fmt.Fprintf(c.stderr, "alertdesk dev: %v\n", err)
+		return 1
+	}
 	sim.SetURL(cfg.TopdeskURL)
 	simSrv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	go func() {

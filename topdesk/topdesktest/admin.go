@@ -53,7 +53,10 @@ func (s *Sim) adminRoutes() *http.ServeMux {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /_sim/reset", func(w http.ResponseWriter, _ *http.Request) {
-		s.reset()
+		if err := s.reset(); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("/_sim/", func(w http.ResponseWriter, r *http.Request) {

@@ -1,7 +1,6 @@
 package topdesktest
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -68,12 +67,15 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "The request body cannot be read.")
 		return
 	}
-	out, errs := s.create(body, login(r))
-	if len(errs) > 0 {
+	out, errs, err := s.create(body, login(r))
+	switch {
+	case len(errs) > 0:
 		writeError(w, http.StatusBadRequest, errs...)
-		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	default:
+		writeRaw(w, http.StatusCreated, out)
 	}
-	writeRaw(w, http.StatusCreated, out)
 }
 
 func (s *Sim) handleUpdate(by string) http.HandlerFunc {
@@ -88,12 +90,14 @@ func (s *Sim) handleUpdate(by string) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, "The request body cannot be read.")
 			return
 		}
-		out, found, errs := s.update(by, key, body, login(r))
+		out, found, errs, err := s.update(by, key, body, login(r))
 		switch {
 		case !found:
 			writeError(w, http.StatusNotFound, fmt.Sprintf("No incident found with %s '%s'.", by, key))
 		case len(errs) > 0:
 			writeError(w, http.StatusBadRequest, errs...)
+		case err != nil:
+			writeError(w, http.StatusInternalServerError, err.Error())
 		default:
 			writeRaw(w, http.StatusOK, out)
 		}
@@ -127,9 +131,9 @@ func (s *Sim) handleGet(by string) http.HandlerFunc {
 	}
 }
 
-// fieldsParam reads fields= (or $fields=) from the query q into the set of
-// read model properties to answer, by position; nil means all of them.
-func (s *Sim) fieldsParam(q url.Values) ([]bool, string) {
+// fieldsParam reads fields= (or $fields=) from the query q: the read model
+// properties to answer; nil means all of them.
+func (s *Sim) fieldsParam(q url.Values) ([]string, string) {
 	v := q.Get("fields")
 	if v == "" {
 		v = q.Get("$fields")
@@ -137,15 +141,13 @@ func (s *Sim) fieldsParam(q url.Values) ([]bool, string) {
 	if v == "" {
 		return nil, ""
 	}
-	known := s.readModelFields()
-	want := make([]bool, len(s.model))
+	var want []string
 	for f := range strings.SplitSeq(v, ",") {
 		f = strings.TrimSpace(f)
-		i, ok := known[f]
-		if !ok {
+		if !s.modelFields[f] {
 			return nil, fmt.Sprintf("Unknown field '%s' in the fields parameter.", f)
 		}
-		want[i] = true
+		want = append(want, f)
 	}
 	return want, ""
 }
@@ -182,16 +184,7 @@ func writePage(w http.ResponseWriter, status int, items []json.RawMessage) {
 		w.WriteHeader(status)
 		return
 	}
-	var buf bytes.Buffer
-	buf.WriteByte('[')
-	for i, it := range items {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		buf.Write(it)
-	}
-	buf.WriteByte(']')
-	writeRaw(w, status, buf.Bytes())
+	writeJSON(w, status, items)
 }
 
 // Incident list parameters.
@@ -556,6 +549,10 @@ func (s *Sim) handleArchive(by string, archive bool) http.HandlerFunc {
 		inc.archived, inc.archivingReason = archive, reason
 		inc.modificationDate = s.now()
 		inc.modifier = s.cat.operator(login(r))
+		if err := s.saveLocked(); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
 		writeRaw(w, http.StatusOK, s.render(inc, nil))
 	}
 }

@@ -32,18 +32,9 @@ type entity struct {
 	duration *Duration
 	email    string // persons and operators
 	login    string // operators
-
-	ref []byte // {"id": …, "name": …}, as incidents show the entity
 }
 
-// newEntity completes e with its pre-encoded reference.
-func newEntity(e entity) *entity {
-	e.ref = appendString([]byte(`{"id":`), e.id)
-	e.ref = append(e.ref, `,"name":`...)
-	e.ref = appendString(e.ref, e.name)
-	e.ref = append(e.ref, '}')
-	return &e
-}
+func newEntity(e entity) *entity { return &e }
 
 type entityList struct {
 	all    []*entity

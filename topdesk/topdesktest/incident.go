@@ -1,12 +1,12 @@
 package topdesktest
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"html"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -146,7 +146,7 @@ func (s *Sim) apply(inc *incident, ch change) []string {
 		if inc.other == nil {
 			inc.other = map[string]json.RawMessage{}
 		}
-		inc.other[k] = bytes.Clone(x.raw)
+		inc.other[k] = x.raw
 	}
 	inc.modificationDate = ch.now
 	inc.modifier = ch.author
@@ -214,7 +214,7 @@ func (s *Sim) applyCaller(inc *incident, ch change) []string {
 				if cs.extra == nil {
 					cs.extra = map[string]json.RawMessage{}
 				}
-				cs.extra[k] = bytes.Clone(x.raw)
+				cs.extra[k] = x.raw
 			}
 		}
 		inc.caller = cs
@@ -344,11 +344,11 @@ func (s *Sim) applyMainIncident(inc *incident, ch change) []string {
 }
 
 // create validates body, stores a new incident and returns its read model;
-// errs are the request's problems (400).
-func (s *Sim) create(body []byte, login string) (out []byte, errs []string) {
+// errs are the request's problems (400), err a failure to save it (500).
+func (s *Sim) create(body []byte, login string) (out []byte, errs []string, err error) {
 	vals, errs := s.check.object("", body, s.createRules, false)
 	if len(errs) > 0 {
-		return nil, errs
+		return nil, errs, nil
 	}
 	now := s.now()
 	s.mu.Lock()
@@ -359,7 +359,7 @@ func (s *Sim) create(body []byte, login string) (out []byte, errs []string) {
 		inc.refs["processingStatus"] = st
 	}
 	if errs := s.apply(inc, change{vals: vals, now: now, author: author, create: true}); len(errs) > 0 {
-		return nil, errs
+		return nil, errs, nil
 	}
 	s.seq++
 	inc.seq = s.seq
@@ -371,13 +371,13 @@ func (s *Sim) create(body []byte, login string) (out []byte, errs []string) {
 	if inc.mainIncident != nil {
 		inc.mainIncident.partials = append(inc.mainIncident.partials, inc)
 	}
-	return s.render(inc, nil), nil
+	return s.render(inc, nil), nil, s.saveLocked()
 }
 
 // update validates body, applies it to the incident with this id or number
 // and returns its read model; found is false when there is no such incident
-// (whether or not the body is valid).
-func (s *Sim) update(by, key string, body []byte, login string) (out []byte, found bool, errs []string) {
+// (whether or not the body is valid); err is a failure to save it.
+func (s *Sim) update(by, key string, body []byte, login string) (out []byte, found bool, errs []string, err error) {
 	// The body is checked against the tenant, which never changes, so
 	// outside the lock.
 	vals, errs := s.check.object("", body, s.updateRules, false)
@@ -387,20 +387,20 @@ func (s *Sim) update(by, key string, body []byte, login string) (out []byte, fou
 	inc := s.lookup(by, key)
 	switch {
 	case inc == nil:
-		return nil, false, nil
+		return nil, false, nil, nil
 	case len(errs) > 0:
-		return nil, true, errs
+		return nil, true, errs, nil
 	case inc.archived:
-		return nil, true, []string{fmt.Sprintf("Incident %s is archived and cannot be changed; unarchive it first.", inc.number)}
+		return nil, true, []string{fmt.Sprintf("Incident %s is archived and cannot be changed; unarchive it first.", inc.number)}, nil
 	}
 	next := inc.clone()
 	if errs := s.apply(next, change{vals: vals, now: now, author: s.cat.operator(login)}); len(errs) > 0 {
-		return nil, true, errs
+		return nil, true, errs, nil
 	}
 	s.unindex(inc)
 	*inc = *next
 	s.index(inc)
-	return s.render(inc, nil), true, nil
+	return s.render(inc, nil), true, nil, s.saveLocked()
 }
 
 // lookup finds an incident by "id" or "number". The caller holds s.mu.
@@ -409,12 +409,6 @@ func (s *Sim) lookup(by, key string) *incident {
 		return s.byID[strings.ToLower(key)]
 	}
 	return s.byNumber[key]
-}
-
-// render encodes inc's read model, limited to want (as appendIncident) when
-// not nil. The caller holds s.mu.
-func (s *Sim) render(inc *incident, want []bool) []byte {
-	return s.appendIncident(make([]byte, 0, 4096), inc, want)
 }
 
 func (s *Sim) index(inc *incident) {
@@ -455,20 +449,6 @@ func newUUID() string {
 // topdeskTimeLayout is how TOPdesk writes timestamps.
 const topdeskTimeLayout = "2006-01-02T15:04:05.000-0700"
 
-func wireTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UTC().Format(topdeskTimeLayout)
-}
-
-func wireRef(e *entity) any {
-	if e == nil {
-		return nil
-	}
-	return map[string]string{"id": e.id, "name": e.name}
-}
-
 func joinNewestFirst(es []entry) string {
 	texts := make([]string, len(es))
 	for i, e := range es {
@@ -477,88 +457,20 @@ func joinNewestFirst(es []entry) string {
 	return strings.Join(texts, "\n\n")
 }
 
-// plainText turns TOPdesk's memo HTML into text: each <br> tag (in any
-// case, with optional white space and slash) becomes a line break, then
-// every other tag (from < to the next >) is removed and character
-// references are decoded.
+// plainText turns TOPdesk's memo HTML into text: each <br> tag becomes a
+// line break, every other tag is removed and character references are
+// decoded.
 func plainText(s string) string {
-	if strings.IndexByte(s, '<') >= 0 {
-		s = stripTags(replaceBreaks(s))
-	}
+	s = breakTag.ReplaceAllString(s, "\n")
+	s = anyTag.ReplaceAllString(s, "")
 	return html.UnescapeString(s)
 }
 
-// replaceBreaks replaces the <br> tags of s with line breaks.
-func replaceBreaks(s string) string {
-	var out []byte
-	done := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] != '<' {
-			continue
-		}
-		n := breakTagLen(s[i:])
-		if n == 0 {
-			continue
-		}
-		if out == nil {
-			out = make([]byte, 0, len(s))
-		}
-		out = append(out, s[done:i]...)
-		out = append(out, '\n')
-		i += n - 1
-		done = i + 1
-	}
-	if done == 0 {
-		return s
-	}
-	return string(append(out, s[done:]...))
-}
-
-// breakTagLen is the length of the <br> tag s starts with: "<br" in any
-// case, optional white space (space, \t, \n, \f or \r), an optional "/" and
-// ">"; 0 when s does not start with one.
-func breakTagLen(s string) int {
-	if len(s) < 4 || s[0] != '<' || s[1]|0x20 != 'b' || s[2]|0x20 != 'r' {
-		return 0
-	}
-	i := 3
-	for i < len(s) && strings.IndexByte(" \t\n\f\r", s[i]) >= 0 {
-		i++
-	}
-	if i < len(s) && s[i] == '/' {
-		i++
-	}
-	if i < len(s) && s[i] == '>' {
-		return i + 1
-	}
-	return 0
-}
-
-// stripTags removes every tag of s: from a < to the next >.
-func stripTags(s string) string {
-	var b strings.Builder
-	rest := s
-	for {
-		lt := strings.IndexByte(rest, '<')
-		if lt < 0 {
-			break
-		}
-		gt := strings.IndexByte(rest[lt+1:], '>')
-		if gt < 0 {
-			break
-		}
-		if b.Len() == 0 {
-			b.Grow(len(s))
-		}
-		b.WriteString(rest[:lt])
-		rest = rest[lt+1+gt+1:]
-	}
-	if len(rest) == len(s) {
-		return s
-	}
-	b.WriteString(rest)
-	return b.String()
-}
+// The tags plainText replaces and removes.
+var (
+	breakTag = regexp.MustCompile(`(?i)<br\s*/?>`)
+	anyTag   = regexp.MustCompile(`<[^>]*>`)
+)
 
 // Inspection.
 

@@ -158,28 +158,26 @@ type checker struct {
 // object checks a JSON object against rules; errs lists every problem found,
 // in field order. Of fields sent twice, the last counts.
 func (c checker) object(path string, raw json.RawMessage, rules map[string]rule, oneOf bool) (map[string]value, []string) {
-	var buf [32]member
-	ms, ok := objectMembers(buf[:0], raw)
+	ms, ok := members(raw)
 	if !ok {
 		if path == "" {
 			return nil, []string{"The request body must be a JSON object."}
 		}
 		return nil, []string{fmt.Sprintf("'%s' must be an object.", path)}
 	}
-	ms = sortMembers(ms)
 	out := make(map[string]value, len(ms))
 	var errs []string
-	for _, m := range ms {
-		p := join(path, m.key)
-		r, ok := rules[m.key]
+	for _, k := range sortedKeys(ms) {
+		p := join(path, k)
+		r, ok := rules[k]
 		if !ok {
 			errs = append(errs, fmt.Sprintf("Unrecognized field '%s'.", p))
 			continue
 		}
-		v, e := c.value(p, r, m.val)
+		v, e := c.value(p, r, ms[k])
 		errs = append(errs, e...)
 		if len(e) == 0 {
-			out[m.key] = v
+			out[k] = v
 		}
 	}
 	if oneOf && len(ms) != 1 {
@@ -188,7 +186,26 @@ func (c checker) object(path string, raw json.RawMessage, rules map[string]rule,
 	return out, errs
 }
 
-// value checks one member's value, raw as objectMembers returns it.
+// members decodes raw, which must be a JSON object; of names sent twice,
+// the last counts.
+func members(raw json.RawMessage) (map[string]json.RawMessage, bool) {
+	var ms map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &ms); err != nil || ms == nil {
+		return nil, false
+	}
+	return ms, true
+}
+
+// jsonString decodes raw if it is a JSON string.
+func jsonString(raw json.RawMessage) (string, bool) {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// value checks one member's value, as members returns it.
 func (c checker) value(p string, r rule, raw json.RawMessage) (value, []string) {
 	if string(raw) == "null" {
 		return value{null: true, raw: raw}, nil
@@ -261,20 +278,19 @@ func (c checker) value(p string, r rule, raw json.RawMessage) (value, []string) 
 
 // ref checks {"id": …} / {"name": …} and resolves it in the tenant.
 func (c checker) ref(p string, r rule, raw json.RawMessage) (value, []string) {
-	var buf [2]member
-	ms, ok := objectMembers(buf[:0], raw)
+	ms, ok := members(raw)
 	if !ok {
 		return value{}, []string{fmt.Sprintf("'%s' must be an object like {\"id\": \"<UUID>\"}.", p)}
 	}
 	v := value{raw: raw}
 	var id, name string
 	var errs []string
-	for _, m := range sortMembers(ms) {
-		s, isString := jsonString(m.val)
-		switch k := m.key; {
+	for _, k := range sortedKeys(ms) {
+		s, isString := jsonString(ms[k])
+		switch {
 		case k == "id":
 			if !isString || !isUUID(s) {
-				errs = append(errs, fmt.Sprintf("'%s.id' cannot be parsed: %s is not a UUID.", p, m.val))
+				errs = append(errs, fmt.Sprintf("'%s.id' cannot be parsed: %s is not a UUID.", p, ms[k]))
 				continue
 			}
 			id = strings.ToLower(s)

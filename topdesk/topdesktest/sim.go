@@ -70,6 +70,12 @@ type Options struct {
 	// dropped); default 100000, so that a long-running simulator stays
 	// bounded.
 	MaxRequests int
+	// StateFile, when set, keeps the incidents (not the recorded requests
+	// or faults) in this JSON file: Open and New load it if it exists, and
+	// every change to an incident rewrites it. A change that cannot be
+	// written is kept in memory and answered with 500, as a TOPdesk whose
+	// database failed would. Default: incidents live in memory only.
+	StateFile string
 }
 
 // Sim is a simulated TOPdesk tenant. It is safe for concurrent use.
@@ -81,8 +87,7 @@ type Sim struct {
 	createRules map[string]rule
 	updateRules map[string]rule
 	modelled    map[string]bool
-	model       []readField          // the incident read model, in order
-	modelIndex  map[string]int       // the position of each name in model, for fields=
+	modelFields map[string]bool      // the read model's properties, for fields=
 	queryFields map[string]fieldType // what FIQL may query on incidents
 	api         *http.ServeMux
 	admin       *http.ServeMux
@@ -102,8 +107,30 @@ type Sim struct {
 }
 
 // New returns a Sim that is not listening; serve it as an http.Handler, or
-// use Start in tests.
+// use Start in tests. It panics when Options.StateFile cannot be loaded; use
+// Open to get that error instead.
 func New(opts Options) *Sim {
+	s, err := Open(opts)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Open is New, with the incidents of Options.StateFile loaded when that file
+// exists. It fails when the file cannot be read or decoded.
+func Open(opts Options) (*Sim, error) {
+	s := newSim(opts)
+	if opts.StateFile == "" {
+		return s, nil
+	}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newSim(opts Options) *Sim {
 	if opts.Username == "" {
 		opts.Username = DefaultUsername
 	}
@@ -136,8 +163,7 @@ func New(opts Options) *Sim {
 		createRules: createRules(),
 		updateRules: updateRules(),
 		modelled:    modelledFields(),
-		model:       readModel(),
-		modelIndex:  map[string]int{},
+		modelFields: map[string]bool{},
 		queryFields: incidentQueryFields(),
 		username:    opts.Username,
 		password:    opts.Password,
@@ -146,8 +172,8 @@ func New(opts Options) *Sim {
 		byExternal:  map[string][]*incident{},
 		page:        template.Must(template.New("page").Funcs(pageFuncs()).Parse(pageTemplate)),
 	}
-	for i, f := range s.model {
-		s.modelIndex[f.name] = i
+	for _, f := range readModelFields() {
+		s.modelFields[f] = true
 	}
 	s.api = s.apiRoutes()
 	s.admin = s.adminRoutes()
@@ -481,13 +507,20 @@ func (s *Sim) ResetRequests() {
 }
 
 // reset drops all incidents and requests; the number counter restarts.
-func (s *Sim) reset() {
+func (s *Sim) reset() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.clearLocked()
+	s.requests = nil
+	return s.saveLocked()
+}
+
+// clearLocked drops all incidents; the number counter restarts. The caller
+// holds s.mu.
+func (s *Sim) clearLocked() {
 	s.incidents = nil
 	s.byID = map[string]*incident{}
 	s.byNumber = map[string]*incident{}
 	s.byExternal = map[string][]*incident{}
 	s.seq = 0
-	s.requests = nil
 }
