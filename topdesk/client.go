@@ -54,10 +54,14 @@ type Options struct {
 	// RateLimit caps requests per second across this client with a token
 	// bucket whose burst is ceil(RateLimit). 0 turns the limit off.
 	RateLimit float64
-	// Concurrency is how many requests the caller has in flight at most; the
+	// Concurrency is how many requests the client lets be in flight at most
+	// (0 = no bound). The client lowers this limit by itself while TOPdesk
+	// answers 429 or 503 or slows down, and raises it again as requests
+	// succeed (see ConcurrencyLimit). Whatever the bound, a 429 or 503 with
+	// Retry-After holds every request of the client until then. The
 	// default transport keeps that many connections alive (at least 64), so
 	// that a busy client reuses them instead of dialling (and, over TLS,
-	// shaking hands) for requests past the pool. Ignored with Transport.
+	// shaking hands) for requests past the pool.
 	Concurrency int
 	// Transport sends the requests. Default: an *http.Transport tuned for many
 	// concurrent requests to one host (keep-alives, max(64, Concurrency) idle
@@ -91,6 +95,7 @@ type Client struct {
 	auth      *credentials
 	userAgent string
 	limiter   *rate.Limiter
+	flow      *flow
 	now       func() time.Time
 
 	// usePut is set once PATCH answered 405: updates use PUT from then on.
@@ -133,6 +138,9 @@ func NewClient(baseURL string, opts Options) (*Client, error) {
 	if opts.Timeout < 0 {
 		return nil, fmt.Errorf("topdesk: timeout must not be negative, got %s", opts.Timeout)
 	}
+	if opts.Concurrency < 0 {
+		return nil, fmt.Errorf("topdesk: concurrency must not be negative, got %d", opts.Concurrency)
+	}
 	if opts.RateLimit < 0 || math.IsNaN(opts.RateLimit) || math.IsInf(opts.RateLimit, 0) {
 		return nil, fmt.Errorf("topdesk: rate limit must be a non-negative number, got %g", opts.RateLimit)
 	}
@@ -146,6 +154,7 @@ func NewClient(baseURL string, opts Options) (*Client, error) {
 		userAgent: opts.UserAgent,
 		now:       time.Now,
 	}
+	c.flow = newFlow(opts.Concurrency, func() time.Time { return c.now() })
 	if c.userAgent == "" {
 		c.userAgent = DefaultUserAgent
 	}
@@ -313,7 +322,12 @@ func (c *Client) do(ctx context.Context, method string, u *url.URL, body []byte,
 		req.Header.Set("Content-Type", "application/json")
 	}
 
+	t, err := c.flow.acquire(ctx)
+	if err != nil {
+		return 0, &requestError{Method: method, Path: path, Err: err}
+	}
 	resp, err := c.hc.Do(req)
+	c.flow.release(t, resp, err)
 	if err != nil {
 		err = transportError(ctx, err)
 		return 0, &requestError{Method: method, Path: path, Sent: trace.sent(err), Err: err}

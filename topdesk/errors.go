@@ -172,12 +172,18 @@ func IsRetryable(err error) bool {
 }
 
 // RetryAfter returns the wait TOPdesk asked for with a Retry-After header
-// (seconds or an HTTP date, converted when the answer arrived). ok is false
-// when err carries no positive Retry-After.
+// (seconds or an HTTP date, converted when the answer arrived), or, for a
+// request not sent because the client's pause after such an answer outlasts
+// the deadline, what is left of the pause. ok is false when err carries no
+// positive wait.
 func RetryAfter(err error) (d time.Duration, ok bool) {
 	var ae *APIError
-	if errors.As(err, &ae) && ae.RetryAfter > 0 {
+	var pe *pauseError
+	switch {
+	case errors.As(err, &ae) && ae.RetryAfter > 0:
 		return ae.RetryAfter, true
+	case errors.As(err, &pe) && pe.wait > 0:
+		return pe.wait, true
 	}
 	return 0, false
 }

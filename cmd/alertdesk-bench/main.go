@@ -1,12 +1,15 @@
 // Command alertdesk-bench is the load harness behind `make bench`. In one
-// run on one machine it starts an embedded JetStream server and the TOPdesk
-// simulator, publishes a scenario, runs alertdesk workers (as separate
-// processes, or in this process) and a baseline without product logic
-// (consume, one POST to the same simulator, ack) at the same concurrency,
-// and prints a table: alerts/s, TOPdesk requests/s, publish-to-TOPdesk
-// latency, CPU seconds per 1,000 alerts, peak RSS, and the ratio to the
-// baseline. Figures are relative to this machine; quote medians of several
-// runs (-runs).
+// run on one machine it starts an embedded JetStream server and, as a
+// process of its own, the TOPdesk simulator at a real tenant's latency
+// (`alertdesk topdesk-sim -latency 50ms -jitter 20%`); it publishes a
+// scenario, runs alertdesk workers (as separate processes, or in this
+// process) and a baseline without product logic (consume, one POST to the
+// same simulator, ack) with the same TOPdesk slots, and prints a table:
+// alerts/s, TOPdesk requests/s, 429 answers, publish-to-TOPdesk latency,
+// CPU seconds per 1,000 alerts, peak RSS, and the ratios to the baseline
+// and to a reference (the Little's-law ceiling, one worker, or a worker
+// configured with the simulator's limit). Figures are relative to this
+// machine; quote medians of several runs (-runs).
 package main
 
 import (
@@ -18,7 +21,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -50,13 +52,20 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout)) }
 type scenario struct {
 	name        string
 	desc        string
-	latency     time.Duration // simulator latency per request
-	concurrency int           // per worker
+	latency     time.Duration // simulator latency per request, ± jitter
+	maxInFlight int           // the simulator answers 429 Retry-After: 1 beyond this; 0 = no limit
+	concurrency int           // ALERTDESK_CONCURRENCY per worker
+	refConc     int           // also measure alertdesk at this concurrency, as the reference (0 = none)
 	workers     []int         // worker process counts to measure
+	noBaseline  bool          // the baseline cannot do this load (it does not deduplicate)
 	paced       float64       // events/s while the workers run; 0 = publish everything first
 	events      func(scale float64) []event
 	wantCreates func(scale float64) int
 }
+
+// baselineConc is the concurrency of the scenario's baseline: the
+// reference's when there is one.
+func (sc scenario) baselineConc() int { return cmp.Or(sc.refConc, sc.concurrency) }
 
 type event struct {
 	key, status, severity string
@@ -75,14 +84,32 @@ func uniqueKeys(n int) []event {
 	return ev
 }
 
+// tenantLatency is the simulator's default latency: a TOPdesk tenant's.
+const tenantLatency = 50 * time.Millisecond
+
+// simJitter is the spread of the simulator's latency either way.
+const simJitter = 0.2
+
 var scenarios = []scenario{
 	{
-		name: "a", desc: "unique keys, create path", concurrency: 16, workers: []int{1},
+		name: "new", desc: "5,000 new keys, concurrency 64", latency: tenantLatency, concurrency: 64, workers: []int{1},
 		events:      func(s float64) []event { return uniqueKeys(scaled(5000, s)) },
 		wantCreates: func(s float64) int { return scaled(5000, s) },
 	},
 	{
-		name: "b", desc: "duplicate storm: 100,000 firing over 1,000 keys", concurrency: 16, workers: []int{1},
+		name: "scale", desc: "4,800 new keys, 1 vs 3 worker processes of concurrency 16", latency: tenantLatency, concurrency: 16, workers: []int{1, 3},
+		events:      func(s float64) []event { return uniqueKeys(scaled(4800, s)) },
+		wantCreates: func(s float64) int { return scaled(4800, s) },
+	},
+	{
+		name: "limit", desc: "8,000 new keys, TOPdesk answers 429 Retry-After: 1 above 20 in flight; concurrency 64 vs 20",
+		latency: tenantLatency, maxInFlight: 20, concurrency: 64, refConc: 20, workers: []int{1},
+		events:      func(s float64) []event { return uniqueKeys(scaled(8000, s)) },
+		wantCreates: func(s float64) int { return scaled(8000, s) },
+	},
+	{
+		name: "storm", desc: "duplicate storm: 100,000 firing over 1,000 keys, concurrency 64", latency: tenantLatency, concurrency: 64, workers: []int{1},
+		noBaseline: true,
 		events: func(s float64) []event {
 			n, keys := scaled(100000, s), 1000
 			ev := make([]event, n)
@@ -96,39 +123,15 @@ var scenarios = []scenario{
 		wantCreates: func(float64) int { return 1000 },
 	},
 	{
-		name: "c", desc: "churn: firing, resolved, firing over 10,000 keys", concurrency: 16, workers: []int{1},
-		events: func(s float64) []event {
-			keys := scaled(10000, s)
-			ev := make([]event, 0, 3*keys)
-			for round, status := range []string{"firing", "resolved", "firing"} {
-				for k := range keys {
-					ev = append(ev, event{key: fmt.Sprintf("host-%05d/churn", k), status: status, severity: "critical",
-						at: t0.Add(time.Duration(round)*time.Minute + time.Duration(k)*time.Microsecond)})
-				}
-			}
-			return ev
-		},
-		wantCreates: func(s float64) int { return scaled(10000, s) },
+		name: "paced", desc: "200 alerts/s for 10 s, concurrency 64; latency from publish to the request reaching TOPdesk", latency: tenantLatency, concurrency: 64, workers: []int{1}, paced: 200,
+		events:      func(s float64) []event { return uniqueKeys(scaled(2000, s)) },
+		wantCreates: func(s float64) int { return scaled(2000, s) },
 	},
 	{
-		name: "d", desc: "latency-bound: simulator 20 ms, concurrency 64", latency: 20 * time.Millisecond, concurrency: 64, workers: []int{1},
-		events:      func(s float64) []event { return uniqueKeys(scaled(6400, s)) },
-		wantCreates: func(s float64) int { return scaled(6400, s) },
-	},
-	{
-		name: "e", desc: "scale-out: 1 vs 3 worker processes, simulator 20 ms", latency: 20 * time.Millisecond, concurrency: 16, workers: []int{1, 3},
-		events:      func(s float64) []event { return uniqueKeys(scaled(4800, s)) },
-		wantCreates: func(s float64) int { return scaled(4800, s) },
-	},
-	{
-		name: "f", desc: "backlog: 100,000 events published before the workers start", concurrency: 16, workers: []int{1},
+		name: "backlog", desc: "CPU cost and memory: 100,000 new keys published before the workers start, concurrency 16",
+		concurrency: 16, workers: []int{1},
 		events:      func(s float64) []event { return uniqueKeys(scaled(100000, s)) },
 		wantCreates: func(s float64) int { return scaled(100000, s) },
-	},
-	{
-		name: "L", desc: "latency at 1,000 alerts/s, simulator 0 ms", concurrency: 16, workers: []int{1}, paced: 1000,
-		events:      func(s float64) []event { return uniqueKeys(scaled(5000, s)) },
-		wantCreates: func(s float64) int { return scaled(5000, s) },
 	},
 }
 
@@ -137,14 +140,16 @@ type result struct {
 	scenario, impl string
 	mode           runMode
 	workers        int
+	concurrency    int
 	alerts         int
 	elapsed        time.Duration // first settled message (or readiness) to last
 	startup        time.Duration // worker launch to the start of elapsed
 	requests       int
+	refused        int // requests answered 429
 	paced          bool
 	p50, p99       time.Duration
 	cpu            time.Duration // worker processes' user+system CPU (0 in process)
-	harnessCPU     time.Duration // this process (NATS server, simulator, in-process workers) during the run
+	harnessCPU     time.Duration // this process (NATS server, in-process workers) during the run
 	peakRSS        int64         // largest worker VmHWM, bytes (0 in process)
 	creates        int
 	phases         map[string]phase // alertdesk: the workers' step latencies
@@ -157,14 +162,19 @@ func run(args []string, stdout io.Writer) int {
 	if len(args) > 0 && args[0] == "baseline-worker" {
 		return baselineWorker(args[1:])
 	}
+	var names []string
+	for _, sc := range scenarios {
+		names = append(names, sc.name)
+	}
 	fs := flag.NewFlagSet("alertdesk-bench", flag.ContinueOnError)
-	only := fs.String("scenarios", "a,b,c,d,e,f,L", "comma-separated scenarios to run")
+	only := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run")
 	runs := fs.Int("runs", 3, "runs per measurement; the table shows medians")
 	scale := fs.Float64("scale", 1, "multiply every scenario's event count")
-	bin := fs.String("bin", "bin/alertdesk", "alertdesk binary for worker processes")
+	bin := fs.String("bin", "bin/alertdesk", "alertdesk binary for the simulator and the worker processes")
 	noBaseline := fs.Bool("no-baseline", false, "skip the baseline runs")
-	modesFlag := fs.String("modes", "process,in-process", "how workers run: as separate processes, in this process, or both (comma-separated)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (NATS server, simulator, in-process workers) to this file")
+	modesFlag := fs.String("modes", string(processMode), "how workers run: as separate processes, in this process, or both (process,in-process)")
+	latency := fs.Duration("latency", tenantLatency, "TOPdesk latency of the scenarios that have one (jitter ±20%)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (NATS server, in-process workers) to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -178,11 +188,9 @@ func run(args []string, stdout io.Writer) int {
 			return 2
 		}
 	}
-	if slices.Contains(modes, processMode) {
-		if _, err := os.Stat(*bin); err != nil {
-			fmt.Fprintf(os.Stderr, "alertdesk-bench: -bin %s: %v (run `make build` first)\n", *bin, err)
-			return 2
-		}
+	if _, err := os.Stat(*bin); err != nil {
+		fmt.Fprintf(os.Stderr, "alertdesk-bench: -bin %s: %v (run `make build` first)\n", *bin, err)
+		return 2
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -200,31 +208,39 @@ func run(args []string, stdout io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// One table, aligned at the end; progress goes to stderr.
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\timpl\tmode\tworkers\talerts\tstart-up\talerts/s\tTOPdesk req/s\tp50\tp99\tworker CPU s/1k\tNATS+sim CPU s/1k\tpeak RSS MiB\tcreates\tvs baseline\tvs 1 worker\t\n")
+	fmt.Fprintf(tw, "scenario\timpl\tmode\tworkers\tconc\talerts\talerts/s\treq/s\t429s\tp50\tp99\tworker CPU s/1k\tNATS CPU s/1k\tRSS MiB\tcreates\tvs baseline\tvs ref\t\n")
 	failed := false
 	var withPhases []result
 	for _, sc := range scenarios {
 		if !slices.Contains(strings.Split(*only, ","), sc.name) {
 			continue
 		}
-		fmt.Fprintf(os.Stderr, "scenario %s: %s\n", sc.name, sc.desc)
+		if sc.latency > 0 {
+			sc.latency = *latency
+		}
+		fmt.Fprintf(os.Stderr, "scenario %s: %s, TOPdesk latency %s\n", sc.name, sc.desc, sc.latency)
 		for _, mode := range modes {
 			rs, ok := measureScenario(ctx, tw, sc, mode, *runs, *bin, *scale, *noBaseline)
 			if !ok {
 				failed = true
 			}
 			withPhases = append(withPhases, rs...)
-			tw.Flush()
 		}
 	}
 	tw.Flush()
+	fmt.Fprintf(stdout, "\nvs ref: %s\n", refLegend)
 	printPhases(stdout, withPhases)
 	if failed {
 		return 1
 	}
 	return 0
 }
+
+// refLegend says what the "vs ref" column compares with.
+const refLegend = "alerts/s over one worker's (rows with several workers), over the same implementation at the " +
+	"simulator's limit of requests in flight (limit), else over the Little's-law ceiling workers×concurrency/latency (new keys only)"
 
 // runMode is how the workers of a measurement run.
 type runMode string
@@ -235,49 +251,63 @@ const (
 )
 
 // measureScenario measures the baseline (where one exists) and alertdesk
-// with each worker count in one mode, prints the rows, and reports whether
-// every measurement succeeded.
+// with each worker count (and at the reference concurrency) in one mode,
+// prints the rows, and reports whether every measurement succeeded.
 func measureScenario(ctx context.Context, tw io.Writer, sc scenario, mode runMode, runs int, bin string, scale float64, noBaseline bool) (withPhases []result, ok bool) {
 	ok = true
-	var base *result
-	if !noBaseline && sc.name != "b" && sc.name != "c" {
-		// A baseline only exists for create-only loads: it has no
-		// dedupe, so it cannot do duplicates or churn.
-		r, err := median(ctx, runs, func() (result, error) { return measure(ctx, sc, "baseline", mode, 1, bin, scale) })
+	measureMedian := func(impl string, workers, conc int) (*result, bool) {
+		r, err := median(ctx, runs, func() (result, error) { return measure(ctx, sc, impl, mode, workers, conc, bin, scale) })
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "scenario %s baseline (%s): %v\n", sc.name, mode, err)
+			fmt.Fprintf(os.Stderr, "scenario %s %s x%d concurrency %d (%s): %v\n", sc.name, impl, workers, conc, mode, err)
 			ok = false
-		} else {
-			base = &r
-			printRow(tw, r, nil, nil)
+			return nil, false
+		}
+		return &r, true
+	}
+	var base, ref *result
+	if !noBaseline && !sc.noBaseline {
+		if r, measured := measureMedian("baseline", 1, sc.baselineConc()); measured {
+			base = r
+			printRow(tw, sc, *r, nil, nil)
 		}
 	}
-	var one *result
+	if sc.refConc > 0 {
+		if r, measured := measureMedian("alertdesk", 1, sc.refConc); measured {
+			ref = r
+			printRow(tw, sc, *r, base, nil)
+		}
+	}
 	for _, n := range sc.workers {
-		r, err := median(ctx, runs, func() (result, error) { return measure(ctx, sc, "alertdesk", mode, n, bin, scale) })
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "scenario %s alertdesk x%d (%s): %v\n", sc.name, n, mode, err)
-			ok = false
+		r, measured := measureMedian("alertdesk", n, sc.concurrency)
+		if !measured {
 			continue
 		}
-		if n == 1 {
-			one = &r
+		if n == 1 && ref == nil {
+			ref = r
+			printRow(tw, sc, *r, base, nil)
+		} else {
+			printRow(tw, sc, *r, base, ref)
 		}
-		printRow(tw, r, base, one)
 		if r.phases != nil {
-			withPhases = append(withPhases, r)
+			withPhases = append(withPhases, *r)
 		}
 	}
 	return withPhases, ok
 }
 
-func printRow(tw io.Writer, r result, base, one *result) {
-	ratio, scaleOut := "-", "-"
-	if base != nil {
+// printRow prints a result with its ratio to the baseline and to ref; a
+// nil ref means the Little's-law ceiling where the simulator has a latency.
+func printRow(tw io.Writer, sc scenario, r result, base, ref *result) {
+	ratio, vsRef := "-", "-"
+	if base != nil && r.impl != base.impl {
 		ratio = fmt.Sprintf("%.2fx", r.rate()/base.rate())
 	}
-	if one != nil && r.workers > 1 {
-		scaleOut = fmt.Sprintf("%.2fx", r.rate()/one.rate())
+	switch {
+	case ref != nil:
+		vsRef = fmt.Sprintf("%.2fx", r.rate()/ref.rate())
+	case sc.latency > 0 && !r.paced && r.creates == r.alerts:
+		ceiling := float64(r.workers*r.concurrency) / sc.latency.Seconds()
+		vsRef = fmt.Sprintf("%.2fx", r.rate()/ceiling)
 	}
 	lat := func(d time.Duration) string {
 		if d == 0 {
@@ -286,16 +316,20 @@ func printRow(tw io.Writer, r result, base, one *result) {
 		return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000)
 	}
 	// In process the workers' CPU and memory are the harness's: the
-	// NATS+sim column then holds everything, and RSS is not the workers'.
+	// NATS column then holds everything, and RSS is not the workers'.
 	workerCPU, rss := "-", "-"
 	if r.mode == processMode {
 		workerCPU = fmt.Sprintf("%.3f", r.cpu.Seconds()/float64(r.alerts)*1000)
 		rss = fmt.Sprintf("%.1f", float64(r.peakRSS)/(1<<20))
 	}
-	fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%.0f\t%.0f\t%s\t%s\t%s\t%.3f\t%s\t%d\t%s\t%s\t\n",
-		r.scenario, r.impl, r.mode, r.workers, r.alerts, lat(r.startup), r.rate(), float64(r.requests)/r.elapsed.Seconds(),
-		lat(r.p50), lat(r.p99), workerCPU, r.harnessCPU.Seconds()/float64(r.alerts)*1000,
-		rss, r.creates, ratio, scaleOut)
+	refused := "0"
+	if r.refused > 0 {
+		refused = fmt.Sprintf("%d(%.1f%%)", r.refused, 100*float64(r.refused)/float64(r.requests))
+	}
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t%.3f\t%s\t%d\t%s\t%s\t\n",
+		r.scenario, r.impl, r.mode, r.workers, r.concurrency, r.alerts, r.rate(), float64(r.requests)/r.elapsed.Seconds(),
+		refused, lat(r.p50), lat(r.p99), workerCPU, r.harnessCPU.Seconds()/float64(r.alerts)*1000,
+		rss, r.creates, ratio, vsRef)
 }
 
 // printPhases prints where the alertdesk runs spent an event's time: per
@@ -348,7 +382,7 @@ func median(ctx context.Context, n int, f func() (result, error)) (result, error
 }
 
 // measure runs one scenario once with fresh NATS, simulator and state.
-func measure(ctx context.Context, sc scenario, impl string, mode runMode, workers int, bin string, scale float64) (_ result, err error) {
+func measure(ctx context.Context, sc scenario, impl string, mode runMode, workers, conc int, bin string, scale float64) (_ result, err error) {
 	dir, err := os.MkdirTemp("", "alertdesk-bench-")
 	if err != nil {
 		return result{}, err
@@ -370,23 +404,12 @@ func measure(ctx context.Context, sc scenario, impl string, mode runMode, worker
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 
-	sim := topdesktest.New(topdesktest.Options{MaxRequests: 1 << 20})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	sim, err := startSim(ctx, bin, dir, sc)
 	if err != nil {
 		return result{}, err
 	}
-	simURL := "http://" + ln.Addr().String()
-	sim.SetURL(simURL)
-	if sc.latency > 0 {
-		sim.Inject(topdesktest.Fault{Path: "/tas/api/incidents", Delay: sc.latency})
-	}
-	srv := &http.Server{Handler: sim}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(os.Stderr, "simulator: %v\n", err)
-		}
-	}()
-	defer srv.Close()
+	defer sim.stop()
+	simURL := sim.url
 
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
@@ -440,7 +463,7 @@ func measure(ctx context.Context, sc scenario, impl string, mode runMode, worker
 			return result{}, err
 		}
 		defer logf.Close()
-		if inproc, err = startInProcess(ctx, impl, workers, ns.ClientURL(), simURL, topo, sc.concurrency, logf); err != nil {
+		if inproc, err = startInProcess(ctx, impl, workers, ns.ClientURL(), simURL, topo, conc, logf); err != nil {
 			return result{}, err
 		}
 		defer inproc.stop()
@@ -457,7 +480,7 @@ func measure(ctx context.Context, sc scenario, impl string, mode runMode, worker
 				return result{}, err
 			}
 			cmd = exec.CommandContext(ctx, self, "baseline-worker", "-nats", ns.ClientURL(), "-topdesk", simURL,
-				"-concurrency", strconv.Itoa(sc.concurrency))
+				"-concurrency", strconv.Itoa(conc))
 		default:
 			cmd = exec.CommandContext(ctx, bin, "run")
 			cmd.Env = append(os.Environ(),
@@ -465,7 +488,7 @@ func measure(ctx context.Context, sc scenario, impl string, mode runMode, worker
 				"ALERTDESK_TOPDESK_URL="+simURL,
 				"ALERTDESK_TOPDESK_USERNAME="+topdesktest.DefaultUsername,
 				"ALERTDESK_TOPDESK_PASSWORD="+topdesktest.DefaultPassword,
-				"ALERTDESK_CONCURRENCY="+strconv.Itoa(sc.concurrency),
+				"ALERTDESK_CONCURRENCY="+strconv.Itoa(conc),
 				"ALERTDESK_HTTP_ADDR=127.0.0.1:0",
 				"ALERTDESK_LOG_LEVEL=warn",
 			)
@@ -602,22 +625,29 @@ func measure(ctx context.Context, sc scenario, impl string, mode runMode, worker
 		}
 	}
 
-	r := result{scenario: sc.name, impl: impl, mode: mode, paced: sc.paced > 0, phases: phases, workers: workers, alerts: len(events), elapsed: elapsed, startup: startup,
-		cpu: cpu, harnessCPU: harnessCPU, peakRSS: peak}
+	r := result{scenario: sc.name, impl: impl, mode: mode, paced: sc.paced > 0, phases: phases, workers: workers, concurrency: conc,
+		alerts: len(events), elapsed: elapsed, startup: startup, cpu: cpu, harnessCPU: harnessCPU, peakRSS: peak}
+	reqs, err := sim.requests(ctx)
+	if err != nil {
+		return result{}, err
+	}
 	var lat []time.Duration
 	firstPost := map[string]time.Time{}
-	for _, req := range sim.Requests() {
+	for _, req := range reqs {
 		// Incident traffic only: not the searchlist lookups at start-up.
 		if req.Path != "/tas/api/incidents" && !strings.HasPrefix(req.Path, "/tas/api/incidents/id/") &&
 			!strings.HasPrefix(req.Path, "/tas/api/incidents/number/") {
 			continue
 		}
 		r.requests++
+		if req.Status == http.StatusTooManyRequests {
+			r.refused++
+		}
 		if req.Method == http.MethodPost && req.Status == http.StatusCreated {
 			var body struct {
 				ExternalNumber string `json:"externalNumber"`
 			}
-			if json.Unmarshal(req.Body, &body) == nil {
+			if json.Unmarshal([]byte(req.Body), &body) == nil {
 				if _, seen := firstPost[body.ExternalNumber]; !seen {
 					firstPost[body.ExternalNumber] = req.At
 				}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,21 @@ func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
 	apiVersion := fs.String("api-version", topdesktest.DefaultAPIVersion, "`version` reported by GET /tas/api/version")
 	disableFIQL := fs.Bool("disable-fiql", false, "answer 400 to query= on incidents, like a TOPdesk without FIQL (external_number= still works)")
 	disablePatch := fs.Bool("disable-patch", false, "answer 405 to PATCH, like old on-premises TOPdesk (PUT still works)")
+	latency := fs.Duration("latency", 0, "delay every API request by this `duration`, like a real tenant (e.g. 50ms)")
+	var jitter float64
+	fs.Func("jitter", "vary -latency uniformly by this `fraction` either way, e.g. 20% or 0.2 (default 0)", func(v string) error {
+		f, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+		if strings.HasSuffix(v, "%") {
+			f /= 100
+		}
+		if err != nil || f < 0 || f > 1 {
+			return errors.New("want a fraction between 0 and 1, or a percentage")
+		}
+		jitter = f
+		return nil
+	})
+	maxInFlight := fs.Int("max-in-flight", 0, "answer 429 with Retry-After: 1 to API requests beyond this `many` in progress, like a tenant's limit (0 = none)")
+	maxRequests := fs.Int("max-requests", 0, "keep this `many` recent API requests for /_sim/requests (default 100000)")
 	fs.Usage = func() {
 		fmt.Fprintln(c.stderr, "usage: alertdesk topdesk-sim [flags]\n\n"+
 			"Serves a simulated TOPdesk: the incident API under /tas/api (Basic auth), control\n"+
@@ -47,6 +63,10 @@ func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
 		APIVersion:   *apiVersion,
 		DisableFIQL:  *disableFIQL,
 		DisablePatch: *disablePatch,
+		Latency:      *latency,
+		Jitter:       jitter,
+		MaxInFlight:  *maxInFlight,
+		MaxRequests:  *maxRequests,
 	}
 	var source string
 	var err error

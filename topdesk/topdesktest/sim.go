@@ -19,12 +19,14 @@ import (
 	"html/template"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -76,6 +78,15 @@ type Options struct {
 	// written is kept in memory and answered with 500, as a TOPdesk whose
 	// database failed would. Default: incidents live in memory only.
 	StateFile string
+	// Latency delays every API request before it is served (after faults'
+	// own Delay, if any), by Latency ± Jitter × Latency, uniformly
+	// distributed; Jitter is a fraction in [0, 1].
+	Latency time.Duration
+	Jitter  float64
+	// MaxInFlight, when positive, is how many API requests the Sim serves at
+	// once: a request beyond it is answered 429 with Retry-After: 1 at once,
+	// like a tenant's undocumented limit.
+	MaxInFlight int
 }
 
 // Sim is a simulated TOPdesk tenant. It is safe for concurrent use.
@@ -104,6 +115,8 @@ type Sim struct {
 	seq        int
 	faults     []*faultState
 	requests   []Request
+
+	inFlight atomic.Int64 // API requests waiting out their latency, for MaxInFlight
 }
 
 // New returns a Sim that is not listening; serve it as an http.Handler, or
@@ -298,17 +311,23 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = &bufferedBody{Reader: bytes.NewReader(body), b: body}
 
+	if n := s.inFlight.Add(1); s.opts.MaxInFlight > 0 && n > int64(s.opts.MaxInFlight) {
+		s.inFlight.Add(-1)
+		rec.Header().Set("Retry-After", "1")
+		writeError(rec, http.StatusTooManyRequests, "Too many requests in progress.")
+		entry.Status = rec.status
+		s.record(entry)
+		return
+	}
 	f, faulty := s.takeFault(r.Method, r.URL.Path)
-	if faulty && f.Delay > 0 {
-		t := time.NewTimer(f.Delay)
-		select {
-		case <-r.Context().Done():
-			// The client gave up; nothing is answered.
-			t.Stop()
-			s.record(entry)
-			return
-		case <-t.C:
-		}
+	waited := (!faulty || delay(r, f.Delay)) && delay(r, s.latency())
+	// A request stops counting before it is answered, so that a client
+	// that sends its next one on the answer finds the slot free.
+	s.inFlight.Add(-1)
+	if !waited {
+		// The client gave up; nothing is answered.
+		s.record(entry)
+		return
 	}
 	switch {
 	case faulty && f.Drop:
@@ -331,6 +350,30 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.authAndRoute(rec, r)
 		entry.Status = rec.status
 		s.record(entry)
+	}
+}
+
+// latency returns the configured latency with its jitter applied.
+func (s *Sim) latency() time.Duration {
+	d, j := s.opts.Latency, min(max(s.opts.Jitter, 0), 1)
+	if d <= 0 || j == 0 {
+		return d
+	}
+	return d + time.Duration((2*rand.Float64()-1)*j*float64(d))
+}
+
+// delay waits d and reports true, or false when the client gives up first.
+func delay(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.Context().Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
