@@ -559,7 +559,7 @@ var templateFields = []string{
 	"Labels", "Annotations", "StartsAt", "EndsAt", "Timestamp", "ExternalNumber",
 }
 
-func parseText(n *yaml.Node, path string) (*tmpl, error) {
+func parseText(n *yaml.Node, path string) (executor, error) {
 	src, err := scalar(n, path)
 	if err != nil {
 		return nil, err
@@ -571,10 +571,10 @@ func parseText(n *yaml.Node, path string) (*tmpl, error) {
 	if err := checkFields(t.Tree); err != nil {
 		return nil, errAt(n, path, "%s", err)
 	}
-	return &tmpl{exec: t, prog: compile(t.Tree, false)}, nil
+	return t, nil
 }
 
-func parseHTML(n *yaml.Node, path string) (*tmpl, error) {
+func parseHTML(n *yaml.Node, path string) (executor, error) {
 	src, err := scalar(n, path)
 	if err != nil {
 		return nil, err
@@ -594,13 +594,7 @@ func parseHTML(n *yaml.Node, path string) (*tmpl, error) {
 	if errors.As(err, &escErr) {
 		return nil, errAt(n, path, "%s", escErr)
 	}
-	// Only a template that escaped (and then ran, or failed to run) has its
-	// final tree; t.Tree is then the tree html/template executes.
-	var execErr texttemplate.ExecError
-	if err != nil && !errors.As(err, &execErr) {
-		return &tmpl{exec: t}, nil
-	}
-	return &tmpl{exec: t, prog: compile(t.Tree, true)}, nil
+	return t, nil
 }
 
 // checkFields rejects references to fields the template data does not have

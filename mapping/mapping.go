@@ -56,9 +56,9 @@ const (
 type Mapping struct {
 	keyLabels []string // sorted
 
-	brief       *tmpl // text/template
-	request     *tmpl // html/template
-	callerName  *tmpl // text/template; nil when callerEmail is set
+	brief       executor // text/template
+	request     executor // html/template
+	callerName  executor // text/template; nil when callerEmail is set
 	callerEmail string
 	line        string // incident status: firstLine, secondLine or empty
 	fields      fields
@@ -66,13 +66,11 @@ type Mapping struct {
 	severity        map[string]*level // by lower-cased severity
 	defaultSeverity *level            // severity "default": for unlisted severities
 
-	actions   [opCount]*tmpl // html/template, by Op; nil = no action
+	actions   [opCount]executor // html/template, by Op; nil = no action
 	invisible bool
 
 	lifecycle Lifecycle
 	routes    []route
-
-	states sync.Pool // *renderState
 }
 
 // fields are the literal searchlist names of an incident that routes can
