@@ -323,3 +323,24 @@ func TestLifecycleSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadReportsEveryProblem checks that one Load names every problem of
+// a file, first line first, not only the first one.
+func TestLoadReportsEveryProblem(t *testing.T) {
+	src := "incident:\n  categroy: X\nlifecycle:\n  resolve: delete\nseverity:\n  critical: {}\nroutes:\n  - match: {team: a}\n"
+	_, err := mapping.Load([]byte(src))
+	var le *mapping.LoadError
+	if !errors.As(err, &le) || le.Line != 2 {
+		t.Fatalf("Load() = %v; want a *LoadError at line 2 first", err)
+	}
+	for _, want := range []string{
+		"line 2: incident.categroy: unknown key",
+		"line 4: lifecycle.resolve: must be close, complete or comment",
+		"line 6: severity.critical: needs priority",
+		"line 8: routes[0].incident: is required",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Load() error %q does not say %q", err, want)
+		}
+	}
+}
