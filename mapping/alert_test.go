@@ -156,13 +156,19 @@ func TestDecodeInvalid(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := mapping.Decode([]byte(tc.input), mapping.DecodeOptions{MaxBytes: tc.maxBytes})
-			if !errors.Is(err, mapping.ErrInvalid) {
-				t.Fatalf("Decode() = %v, %v; want an error wrapping ErrInvalid", got, err)
-			}
-			if !strings.Contains(err.Error(), tc.mention) {
-				t.Errorf("Decode() error %q does not say %q", err, tc.mention)
-			}
+			checkInvalid(t, got, err, tc.mention)
 		})
+	}
+}
+
+// checkInvalid fails unless err wraps ErrInvalid and says mention.
+func checkInvalid(t *testing.T, got []mapping.Alert, err error, mention string) {
+	t.Helper()
+	if !errors.Is(err, mapping.ErrInvalid) {
+		t.Fatalf("Decode() = %v, %v; want an error wrapping ErrInvalid", got, err)
+	}
+	if !strings.Contains(err.Error(), mention) {
+		t.Errorf("Decode() error %q does not say %q", err, mention)
 	}
 }
 

@@ -49,6 +49,14 @@ type file struct {
 	Actions   actionsFile          `yaml:"actions"`
 	Lifecycle lifecycleFile        `yaml:"lifecycle"`
 	Routes    []routeFile          `yaml:"routes"`
+	Status    statusFile           `yaml:"status"`
+}
+
+// statusFile is the status rule, for sources whose events carry no
+// firing/resolved word.
+type statusFile struct {
+	From     string   `yaml:"from"`
+	Resolved []string `yaml:"resolved"`
 }
 
 type keyFile struct {
@@ -260,6 +268,7 @@ func (f *file) Validate(v *validator, m *Mapping) {
 	f.validateActions(v, m)
 	f.validateLifecycle(v, m)
 	f.validateRoutes(v, m)
+	f.validateStatus(v, m)
 	switch {
 	case m.brief == nil:
 		v.addf("incident.briefDescription", "is required")
@@ -450,6 +459,33 @@ func (f *file) validateRoutes(v *validator, m *Mapping) {
 	}
 }
 
+func (f *file) validateStatus(v *validator, m *Mapping) {
+	if !v.has("status") {
+		return
+	}
+	var rule statusRule
+	switch {
+	case !v.has("status.from"):
+		v.addf("status.from", "is required: the template whose value says firing or resolved")
+	case strings.TrimSpace(f.Status.From) == "":
+		v.addf("status.from", "must not be empty")
+	default:
+		v.template("status.from", f.Status.From, parseText, &rule.from)
+	}
+	if len(f.Status.Resolved) == 0 {
+		v.addf("status.resolved", "is required: the values that mean resolved, such as [Clear, OK]")
+	}
+	for i, r := range f.Status.Resolved {
+		if strings.TrimSpace(r) == "" {
+			v.addf(fmt.Sprintf("status.resolved[%d]", i), "must not be empty")
+		}
+	}
+	rule.resolved = f.Status.Resolved
+	if rule.from != nil {
+		m.status = &rule
+	}
+}
+
 // join appends a key to a path.
 func join(path, key string) string {
 	if path == "" {
@@ -565,7 +601,7 @@ var fileTypes = map[string]reflect.Type{
 	"levelFile": reflect.TypeFor[levelFile](), "actionsFile": reflect.TypeFor[actionsFile](),
 	"lifecycleFile": reflect.TypeFor[lifecycleFile](), "routeFile": reflect.TypeFor[routeFile](),
 	"fieldsFile": reflect.TypeFor[fieldsFile](), "callerFile": reflect.TypeFor[callerFile](),
-	"lookupFile": reflect.TypeFor[lookupFile](),
+	"lookupFile": reflect.TypeFor[lookupFile](), "statusFile": reflect.TypeFor[statusFile](),
 }
 
 // yamlKeys returns the YAML keys of a struct type, inline fields included.

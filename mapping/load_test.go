@@ -70,6 +70,10 @@ func TestLoadErrors(t *testing.T) {
 		{"second route invalid", "routes:\n  - match: {team: a}\n    incident: {category: A}\n  - match: {team: b}\n    incident: {category: ''}\n", 5, "routes[1].incident.category"},
 		{"empty update action", "actions:\n  update: ''\n", 2, "actions.update"},
 		{"invisibleForCaller not a bool", "actions:\n  invisibleForCaller: yes\n", 2, "actions.invisibleForCaller"},
+		{"status rule without from", "status:\n  resolved: [Clear]\n", 1, "status.from"},
+		{"status rule without resolved values", "status:\n  from: '{{ .Severity }}'\n", 1, "status.resolved"},
+		{"status rule from does not parse", "status:\n  from: '{{ .Severity '\n  resolved: [Clear]\n", 2, "status.from"},
+		{"status rule unknown key", "status:\n  from: x\n  resolved: [Clear]\n  firing: [x]\n", 4, "status.firing"},
 		{"merge key", "base: &b {category: A}\nincident:\n  <<: *b\n", 1, "base"},
 	}
 	for _, tc := range tests {
