@@ -73,7 +73,11 @@ type templateData struct {
 //     and the update action.
 //   - OpResolve: the briefDescription with the resolved prefix and the resolve
 //     action, plus closed (close) or completed (complete) and the resolved
-//     status and closure code when configured.
+//     status and closure code when configured. An alert without a summary
+//     leaves briefDescription out, so that TOPdesk keeps the incident's own
+//     and never shows the key instead (PRODUCT.md "Incidents and
+//     operators"); a caller that knows the incident's brief description
+//     sets it with ResolvedBrief.
 //   - OpReopen: closed: false, completed: false, processingStatus =
 //     reopenStatus, the firing briefDescription, the severity's fields and the
 //     reopen action.
@@ -141,7 +145,9 @@ func (m *Mapping) Render(a *Alert, key string, op Op) (*Rendered, error) {
 		r.BriefDescription = firing
 		setLevel()
 	case OpResolve:
-		r.BriefDescription = truncate(lc.ResolvedPrefix+brief, MaxBriefDescription)
+		if a.Summary != "" {
+			r.BriefDescription = m.ResolvedBrief(brief)
+		}
 		switch lc.Resolve {
 		case ResolveClose:
 			r.Closed = new(true)
@@ -169,6 +175,18 @@ func (m *Mapping) Render(a *Alert, key string, op Op) (*Rendered, error) {
 		}
 	}
 	return out, nil
+}
+
+// ResolvedBrief returns the brief description a resolve gives an incident
+// whose brief description is current: the resolved prefix and current, cut
+// to TOPdesk's limit. A current that already starts with the prefix is kept,
+// so that a repeated resolve does not stack prefixes.
+func (m *Mapping) ResolvedBrief(current string) string {
+	p := m.lifecycle.ResolvedPrefix
+	if p != "" && strings.HasPrefix(current, p) {
+		return truncate(current, MaxBriefDescription)
+	}
+	return truncate(p+current, MaxBriefDescription)
 }
 
 // ref returns a reference to the name, or nil for no name.
