@@ -10,7 +10,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,11 +81,13 @@ type DecodeOptions struct {
 }
 
 // Decode parses a payload into alerts. It accepts one native event object, a
-// JSON array of native events, or a Prometheus Alertmanager webhook (version
-// "4", recognised by having both "version" and "alerts"), of which every alert
-// becomes one Alert with Source "alertmanager", URL from generatorURL,
-// Severity from labels.severity, Summary from annotations.summary (else
-// labels.alertname) and Description from annotations.description.
+// JSON array of native events, or a webhook (recognised by having both
+// "version" and "alerts"): a Prometheus Alertmanager webhook (version "4")
+// or a Grafana Alerting webhook (version "1", see DecodeGrafana). Every
+// alert of a webhook becomes one Alert with Source "alertmanager" or
+// "grafana", URL from generatorURL, Severity from labels.severity, Summary
+// from annotations.summary (else labels.alertname) and Description from
+// annotations.description.
 //
 // Native events are decoded strictly: unknown or wrongly cased fields,
 // duplicate fields, wrong JSON types, a missing or unknown status, malformed
@@ -196,21 +200,30 @@ func jsonProblem(err error) string {
 		return fmt.Sprintf("%sunknown field %q", at, field)
 	case field == "":
 		return fmt.Sprintf("%snot a JSON object", at)
-	case kind == reflect.String && len(names) > 1 && isMap(names[len(names)-2]):
+	case len(names) > 1 && isMap(names[len(names)-2]):
 		parent := strings.Join(names[:len(names)-1], ".")
-		return fmt.Sprintf("%sfield %q: value of %q must be a string, got %s", at, parent, names[len(names)-1], got)
-	case kind == reflect.Map:
-		return fmt.Sprintf("%sfield %q: want an object of strings, got %s", at, field, got)
-	case kind == reflect.Slice:
-		return fmt.Sprintf("%sfield %q: want an array, got %s", at, field, got)
+		return fmt.Sprintf("%sfield %q: value of %q must be %s, got %s", at, parent, names[len(names)-1], want(kind), got)
 	default:
-		return fmt.Sprintf("%sfield %q: want a string, got %s", at, field, got)
+		return fmt.Sprintf("%sfield %q: want %s, got %s", at, field, want(kind), got)
 	}
 }
 
-// isMap reports whether name is a field whose value is an object of
-// strings.
-func isMap(name string) bool { return name == "labels" || name == "annotations" }
+// isMap reports whether name is a field whose value is an object.
+func isMap(name string) bool { return name == "labels" || name == "annotations" || name == "values" }
+
+// want names what a Go kind takes in JSON.
+func want(k reflect.Kind) string {
+	switch k {
+	case reflect.Map:
+		return "an object of strings"
+	case reflect.Slice:
+		return "an array"
+	case reflect.Float64:
+		return "a number"
+	default:
+		return "a string"
+	}
+}
 
 // splitPointer splits a JSON pointer into where the event is ("event N: "
 // in an array of events, "alerts[N]: " in a webhook, else empty) and the
@@ -280,72 +293,136 @@ func parseTime(s string) (time.Time, error) {
 	return t, nil
 }
 
-// webhookAlert is one alert of an Alertmanager webhook (version 4), the
-// part alertdesk reads; unknown fields are ignored so that newer
-// Alertmanagers keep working.
+// webhookAlert is one alert of an Alertmanager webhook (version 4) or a
+// Grafana Alerting webhook (version 1, which adds the URLs and values), the
+// part alertdesk reads; unknown fields are ignored so that newer senders keep
+// working.
 type webhookAlert struct {
-	Status       string            `json:"status"`
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	StartsAt     string            `json:"startsAt"`
-	EndsAt       string            `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL"`
-	Fingerprint  string            `json:"fingerprint"`
+	Status       string             `json:"status"`
+	Labels       map[string]string  `json:"labels"`
+	Annotations  map[string]string  `json:"annotations"`
+	StartsAt     string             `json:"startsAt"`
+	EndsAt       string             `json:"endsAt"`
+	GeneratorURL string             `json:"generatorURL"`
+	Fingerprint  string             `json:"fingerprint"`
+	DashboardURL string             `json:"dashboardURL"`
+	PanelURL     string             `json:"panelURL"`
+	SilenceURL   string             `json:"silenceURL"`
+	Values       map[string]float64 `json:"values"`
 }
 
-// SourceAlertmanager is the Source of alerts decoded from an Alertmanager
-// webhook.
-const SourceAlertmanager = "alertmanager"
+// The sources of alerts decoded from webhooks.
+const (
+	// SourceAlertmanager is the Source of alerts decoded from an
+	// Alertmanager webhook.
+	SourceAlertmanager = "alertmanager"
+	// SourceGrafana is the Source of alerts decoded from a Grafana Alerting
+	// webhook.
+	SourceGrafana = "grafana"
+)
 
-// decodeWebhook decodes an Alertmanager webhook; fields it does not read are
-// ignored.
+// webhookSources are the webhook versions Decode accepts and the source
+// each is.
+var webhookSources = map[string]string{"4": SourceAlertmanager, "1": SourceGrafana}
+
+// DecodeGrafana parses a Grafana Alerting webhook (contact point "Webhook",
+// "version": "1") into alerts, one per alert of the payload, as Decode does
+// (it accepts the same payload), and refuses anything else. Every alert
+// has Source "grafana" and its fingerprint as Fingerprint (the key, unless
+// the mapping names key labels); Severity, Summary, Description and URL are
+// read as from an Alertmanager webhook. The alert's dashboardURL, panelURL
+// and silenceURL become annotations of those names, each entry of its values
+// an annotation "value.<refID>" (e.g. "value.B") and all of them the
+// annotation "values" ("B=44.2, C=1"), so that templates can use them; an
+// annotation the alert already has is kept. Errors wrap
+// ErrInvalid.
+func DecodeGrafana(data []byte, opts DecodeOptions) ([]Alert, error) {
+	alerts, err := Decode(data, opts)
+	if err != nil {
+		return nil, err
+	}
+	if alerts[0].Source != SourceGrafana {
+		return nil, invalidf(`not a Grafana webhook (want an object with "version": "1" and "alerts")`)
+	}
+	return alerts, nil
+}
+
+// decodeWebhook decodes an Alertmanager or Grafana webhook; fields it does
+// not read are ignored.
 func decodeWebhook(payload jsontext.Value) ([]Alert, error) {
 	var hook struct {
 		Version string         `json:"version"`
 		Alerts  []webhookAlert `json:"alerts"`
 	}
 	if err := json.Unmarshal(payload, &hook); err != nil {
-		return nil, invalidf("alertmanager webhook: %s", jsonProblem(err))
+		return nil, invalidf("webhook: %s", jsonProblem(err))
 	}
-	if hook.Version != "4" {
-		return nil, invalidf("alertmanager webhook: unsupported version %q (want \"4\")", hook.Version)
+	source, ok := webhookSources[hook.Version]
+	if !ok {
+		return nil, invalidf(`webhook: unsupported version %q (want "4" for Alertmanager or "1" for Grafana)`, hook.Version)
 	}
 	if len(hook.Alerts) == 0 {
-		return nil, invalidf("alertmanager webhook: field %q is empty", "alerts")
+		return nil, invalidf("%s webhook: field %q is empty", source, "alerts")
 	}
 	out := make([]Alert, 0, len(hook.Alerts))
 	for i, w := range hook.Alerts {
-		st, err := parseStatus(w.Status)
+		a, err := w.alert(source)
 		if err != nil {
-			return nil, invalidf("alertmanager webhook: alerts[%d].status: %s", i, err)
-		}
-		a := Alert{
-			Fingerprint: w.Fingerprint,
-			Status:      st,
-			Source:      SourceAlertmanager,
-			URL:         w.GeneratorURL,
-			Severity:    w.Labels["severity"],
-			Summary:     w.Annotations["summary"],
-			Description: w.Annotations["description"],
-		}
-		if a.Summary == "" {
-			a.Summary = w.Labels["alertname"]
-		}
-		if len(w.Labels) > 0 {
-			a.Labels = w.Labels
-		}
-		if len(w.Annotations) > 0 {
-			a.Annotations = w.Annotations
-		}
-		if a.StartsAt, err = parseTime(w.StartsAt); err != nil {
-			return nil, invalidf("alertmanager webhook: alerts[%d].startsAt: %s", i, err)
-		}
-		if a.EndsAt, err = parseTime(w.EndsAt); err != nil {
-			return nil, invalidf("alertmanager webhook: alerts[%d].endsAt: %s", i, err)
+			return nil, invalidf("%s webhook: alerts[%d].%s", source, i, err)
 		}
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// alert returns w as an Alert from source. Its errors start with the field
+// name and do not wrap ErrInvalid.
+func (w *webhookAlert) alert(source string) (Alert, error) {
+	st, err := parseStatus(w.Status)
+	if err != nil {
+		return Alert{}, fmt.Errorf("status: %w", err)
+	}
+	a := Alert{
+		Fingerprint: w.Fingerprint,
+		Status:      st,
+		Source:      source,
+		URL:         w.GeneratorURL,
+		Severity:    w.Labels["severity"],
+		Summary:     w.Annotations["summary"],
+		Description: w.Annotations["description"],
+	}
+	if a.Summary == "" {
+		a.Summary = w.Labels["alertname"]
+	}
+	if a.StartsAt, err = parseTime(w.StartsAt); err != nil {
+		return Alert{}, fmt.Errorf("startsAt: %w", err)
+	}
+	if a.EndsAt, err = parseTime(w.EndsAt); err != nil {
+		return Alert{}, fmt.Errorf("endsAt: %w", err)
+	}
+	extra := map[string]string{"dashboardURL": w.DashboardURL, "panelURL": w.PanelURL, "silenceURL": w.SilenceURL}
+	values := make([]string, 0, len(w.Values))
+	for _, ref := range slices.Sorted(maps.Keys(w.Values)) {
+		v := strconv.FormatFloat(w.Values[ref], 'g', -1, 64)
+		extra["value."+ref] = v
+		values = append(values, ref+"="+v)
+	}
+	extra["values"] = strings.Join(values, ", ")
+	for k, v := range extra {
+		if _, has := w.Annotations[k]; v != "" && !has {
+			if w.Annotations == nil {
+				w.Annotations = make(map[string]string, len(extra))
+			}
+			w.Annotations[k] = v
+		}
+	}
+	if len(w.Labels) > 0 {
+		a.Labels = w.Labels
+	}
+	if len(w.Annotations) > 0 {
+		a.Annotations = w.Annotations
+	}
+	return a, nil
 }
 
 // wireAlert is the native event schema: Encode writes it, and Decode reads
