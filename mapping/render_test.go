@@ -137,20 +137,26 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := marshalGolden(t, renderAll(t, mappingFor(t, name), payload))
-			goldenPath := filepath.Join("testdata", name+".golden.json")
-			if *update {
-				if err := os.WriteFile(goldenPath, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(goldenPath)
-			if err != nil {
-				t.Fatalf("%v (run go test ./mapping -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), string(got)); diff != "" {
-				t.Errorf("%s mismatch (-want +got):\n%s", goldenPath, diff)
-			}
+			checkGolden(t, filepath.Join("testdata", name+".golden.json"), got)
 		})
+	}
+}
+
+// checkGolden compares got with the golden file at path; with -update it
+// rewrites the file first.
+func checkGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./mapping -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
 	}
 }
 
