@@ -8,13 +8,18 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Status is the state an alert event reports.
@@ -75,26 +80,27 @@ type DecodeOptions struct {
 	MaxBytes int
 }
 
-// nativeFields are the keys of a native event, in the order Decode checks
-// them.
-var nativeFields = []string{
-	"key", "fingerprint", "status", "severity", "summary", "description",
-	"source", "url", "labels", "annotations", "startsAt", "endsAt", "timestamp",
+// Decode parses a payload into alerts. It accepts one native event object, a
+// JSON array of native events, or a webhook (recognised by having both
+// "version" and "alerts"): a Prometheus Alertmanager webhook (version "4")
+// or a Grafana Alerting webhook (version "1", see DecodeGrafana). Every
+// alert of a webhook becomes one Alert with Source "alertmanager" or
+// "grafana", URL from generatorURL, Severity from labels.severity, Summary
+// from annotations.summary (else labels.alertname) and Description from
+// annotations.description.
+//
+// Native events are decoded strictly: unknown or wrongly cased fields,
+// duplicate fields, wrong JSON types, a missing or unknown status, malformed
+// times (RFC 3339 required), invalid UTF-8, trailing data, an empty array or
+// a payload over MaxBytes all fail. Every error wraps ErrInvalid and names
+// what is wrong. Empty label and annotation maps decode as nil.
+func Decode(data []byte, opts DecodeOptions) ([]Alert, error) {
+	return decode(data, opts, false)
 }
 
-// Decode parses a payload into alerts. It accepts one native event object, a
-// JSON array of native events, or a Prometheus Alertmanager webhook (version
-// "4", recognised by having both "version" and "alerts"), of which every alert
-// becomes one Alert with Source "alertmanager", URL from generatorURL,
-// Severity from labels.severity, Summary from annotations.summary (else
-// labels.alertname) and Description from annotations.description.
-//
-// Native events are decoded strictly: unknown fields, wrong JSON types, a
-// missing or unknown status, malformed times (RFC 3339 required), invalid
-// UTF-8, trailing data, an empty array or a payload over MaxBytes all fail.
-// Every error wraps ErrInvalid and names what is wrong. Empty label and
-// annotation maps decode as nil.
-func Decode(data []byte, opts DecodeOptions) ([]Alert, error) {
+// decode is Decode; with statusOptional, native events without a status
+// decode with an empty Status (Mapping.Decode fills it in).
+func decode(data []byte, opts DecodeOptions, statusOptional bool) ([]Alert, error) {
 	limit := opts.MaxBytes
 	if limit <= 0 {
 		limit = DefaultMaxBytes
@@ -105,202 +111,143 @@ func Decode(data []byte, opts DecodeOptions) ([]Alert, error) {
 	if !utf8.Valid(data) {
 		return nil, invalidf("payload is not valid UTF-8")
 	}
-	trimmed := bytes.TrimLeft(data, " \t\r\n")
-	if len(trimmed) == 0 {
+	payload := jsontext.Value(bytes.TrimSpace(data))
+	if len(payload) == 0 {
 		return nil, invalidf("payload is empty")
 	}
-	switch trimmed[0] {
+	if !payload.IsValid() {
+		var v any
+		return nil, invalidf("payload: %s", jsonProblem(json.Unmarshal(payload, &v)))
+	}
+	var events []*wireAlert
+	switch payload.Kind() {
 	case '{':
-		if a, ok := decodeNativeFast(trimmed); ok {
-			return []Alert{a}, nil
+		var probe struct {
+			Version jsontext.Value `json:"version"`
+			Alerts  jsontext.Value `json:"alerts"`
 		}
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(trimmed, &obj); err != nil {
+		if err := json.Unmarshal(payload, &probe); err != nil {
 			return nil, invalidf("payload: %s", jsonProblem(err))
 		}
-		_, hasVersion := obj["version"]
-		_, hasAlerts := obj["alerts"]
-		if hasVersion && hasAlerts {
-			return decodeWebhook(obj)
+		if probe.Version != nil && probe.Alerts != nil {
+			return decodeWebhook(payload)
 		}
-		a, err := decodeNative(obj)
-		if err != nil {
-			return nil, invalidf("%s", err)
+		events = []*wireAlert{nil}
+		if err := json.Unmarshal(payload, &events[0], strict); err != nil {
+			return nil, invalidf("%s", jsonProblem(err))
 		}
-		return []Alert{a}, nil
 	case '[':
-		var list []json.RawMessage
-		if err := json.Unmarshal(trimmed, &list); err != nil {
-			return nil, invalidf("payload: %s", jsonProblem(err))
+		if err := json.Unmarshal(payload, &events, strict); err != nil {
+			return nil, invalidf("%s", jsonProblem(err))
 		}
-		if len(list) == 0 {
+		if len(events) == 0 {
 			return nil, invalidf("payload is an empty array")
 		}
-		out := make([]Alert, 0, len(list))
-		for i, raw := range list {
-			var obj map[string]json.RawMessage
-			if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-				return nil, invalidf("event %d: not a JSON object", i)
-			}
-			a, err := decodeNative(obj)
-			if err != nil {
-				return nil, invalidf("event %d: %s", i, err)
-			}
-			out = append(out, a)
-		}
-		return out, nil
 	default:
-		var v any
-		if err := json.Unmarshal(trimmed, &v); err != nil {
-			return nil, invalidf("payload: %s", jsonProblem(err))
-		}
 		return nil, invalidf("payload is not a JSON object or array")
 	}
+	out := make([]Alert, len(events))
+	for i, w := range events {
+		err := errors.New("not a JSON object")
+		if w != nil {
+			out[i], err = w.alert(statusOptional)
+		}
+		if err == nil {
+			continue
+		}
+		if payload.Kind() == '[' {
+			return nil, invalidf("event %d: %s", i, err)
+		}
+		return nil, invalidf("%s", err)
+	}
+	return out, nil
 }
+
+// strict are the options of native event decoding. Exact-case names, no
+// duplicate names and valid UTF-8 are the library's defaults.
+var strict = json.RejectUnknownMembers(true)
 
 // invalidf returns an error wrapping ErrInvalid.
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// jsonProblem turns an encoding/json error into a short description.
+// jsonProblem turns a decoding error into a short description that names
+// the field: 'field "labels": value of "a" must be a string, got a number'.
+// An error inside an array of events starts with "event N: ", one inside
+// an alert of a webhook with "alerts[N]: ".
 func jsonProblem(err error) string {
-	var se *json.SyntaxError
+	var se *jsontext.SyntacticError
 	if errors.As(err, &se) {
-		return fmt.Sprintf("not valid JSON: %s (at byte %d)", se.Error(), se.Offset)
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		if te.Field != "" {
-			return fmt.Sprintf("field %q: got JSON %s, want %s", te.Field, te.Value, jsonKind(te.Type.Kind().String()))
+		if errors.Is(se.Err, jsontext.ErrDuplicateName) {
+			at, names := splitPointer(se.JSONPointer)
+			return fmt.Sprintf("%sduplicate field %q", at, strings.Join(names, "."))
 		}
-		return fmt.Sprintf("got JSON %s, want %s", te.Value, jsonKind(te.Type.Kind().String()))
+		return fmt.Sprintf("not valid JSON: %s (at byte %d)", se.Err, se.ByteOffset)
 	}
-	return err.Error()
-}
-
-// jsonKind names a Go kind the way a JSON author thinks of it.
-func jsonKind(kind string) string {
-	switch kind {
-	case "map", "struct":
-		return "object"
-	case "slice", "array":
-		return "array"
+	var me *json.SemanticError
+	if !errors.As(err, &me) {
+		return err.Error()
+	}
+	at, names := splitPointer(me.JSONPointer)
+	field, got := strings.Join(names, "."), kindName(me.JSONKind)
+	var kind reflect.Kind
+	if me.GoType != nil {
+		kind = me.GoType.Kind()
+	}
+	switch {
+	case errors.Is(me.Err, json.ErrUnknownName):
+		return fmt.Sprintf("%sunknown field %q", at, field)
+	case field == "":
+		return fmt.Sprintf("%snot a JSON object", at)
+	case len(names) > 1 && isMap(names[len(names)-2]):
+		parent := strings.Join(names[:len(names)-1], ".")
+		return fmt.Sprintf("%sfield %q: value of %q must be %s, got %s", at, parent, names[len(names)-1], want(kind), got)
 	default:
-		return kind
+		return fmt.Sprintf("%sfield %q: want %s, got %s", at, field, want(kind), got)
 	}
 }
 
-// decodeNative decodes one native event object. Its errors do not wrap
-// ErrInvalid; the caller adds it with the event's position.
-func decodeNative(obj map[string]json.RawMessage) (Alert, error) {
-	if obj == nil {
-		return Alert{}, errors.New("not a JSON object")
+// isMap reports whether name is a field whose value is an object.
+func isMap(name string) bool { return name == "labels" || name == "annotations" || name == "values" }
+
+// want names what a Go kind takes in JSON.
+func want(k reflect.Kind) string {
+	switch k {
+	case reflect.Map:
+		return "an object of strings"
+	case reflect.Slice:
+		return "an array"
+	case reflect.Float64:
+		return "a number"
+	default:
+		return "a string"
 	}
-	if hasUnknown(obj) {
-		for _, name := range slices.Sorted(maps.Keys(obj)) {
-			if !slices.Contains(nativeFields, name) {
-				return Alert{}, fmt.Errorf("unknown field %q", name)
-			}
-		}
-	}
-	var a Alert
-	strs := []struct {
-		name string
-		dst  *string
-	}{
-		{"key", &a.Key}, {"fingerprint", &a.Fingerprint}, {"severity", &a.Severity},
-		{"summary", &a.Summary}, {"description", &a.Description}, {"source", &a.Source}, {"url", &a.URL},
-	}
-	for _, f := range strs {
-		if err := stringField(obj, f.name, f.dst); err != nil {
-			return Alert{}, err
-		}
-	}
-	var status string
-	if err := stringField(obj, "status", &status); err != nil {
-		return Alert{}, err
-	}
-	st, err := parseStatus(status)
-	if err != nil {
-		return Alert{}, fmt.Errorf("field %q: %w", "status", err)
-	}
-	a.Status = st
-	if a.Labels, err = mapField(obj, "labels"); err != nil {
-		return Alert{}, err
-	}
-	if a.Annotations, err = mapField(obj, "annotations"); err != nil {
-		return Alert{}, err
-	}
-	times := []struct {
-		name string
-		dst  *time.Time
-	}{{"startsAt", &a.StartsAt}, {"endsAt", &a.EndsAt}, {"timestamp", &a.Timestamp}}
-	for _, f := range times {
-		var s string
-		if err := stringField(obj, f.name, &s); err != nil {
-			return Alert{}, err
-		}
-		if *f.dst, err = parseTime(s); err != nil {
-			return Alert{}, fmt.Errorf("field %q: %w", f.name, err)
-		}
-	}
-	return a, nil
 }
 
-// hasUnknown reports whether obj has a key that is not a native field.
-func hasUnknown(obj map[string]json.RawMessage) bool {
-	for name := range obj {
-		if !slices.Contains(nativeFields, name) {
-			return true
+// splitPointer splits a JSON pointer into where the event is ("event N: "
+// in an array of events, "alerts[N]: " in a webhook, else empty) and the
+// member names that lead to the value.
+func splitPointer(ptr jsontext.Pointer) (at string, names []string) {
+	prev := ""
+	for tok := range ptr.Tokens() {
+		_, numErr := strconv.Atoi(tok)
+		switch {
+		case numErr == nil && prev == "" && names == nil:
+			at = "event " + tok + ": "
+		case numErr == nil && prev == "alerts" && len(names) == 1:
+			at = "alerts[" + tok + "]: "
+		default:
+			names = append(names, tok)
 		}
+		prev = tok
 	}
-	return false
+	return at, names
 }
 
-// stringField decodes obj[name] into dst when present and not null.
-func stringField(obj map[string]json.RawMessage, name string, dst *string) error {
-	raw, ok := obj[name]
-	if !ok {
-		return nil
-	}
-	if err := json.Unmarshal(raw, dst); err != nil {
-		return fmt.Errorf("field %q: want a string, got %s", name, jsonType(raw))
-	}
-	return nil
-}
-
-// mapField decodes obj[name] as an object of strings; empty decodes as nil.
-func mapField(obj map[string]json.RawMessage, name string) (map[string]string, error) {
-	raw, ok := obj[name]
-	if !ok {
-		return nil, nil
-	}
-	var m map[string]string
-	if err := json.Unmarshal(raw, &m); err != nil {
-		var values map[string]json.RawMessage
-		if json.Unmarshal(raw, &values) == nil {
-			for _, k := range slices.Sorted(maps.Keys(values)) {
-				if t := jsonType(values[k]); t != "a string" && t != "null" {
-					return nil, fmt.Errorf("field %q: value of %q must be a string, got %s", name, k, t)
-				}
-			}
-		}
-		return nil, fmt.Errorf("field %q: want an object of strings, got %s", name, jsonType(raw))
-	}
-	if len(m) == 0 {
-		return nil, nil
-	}
-	return m, nil
-}
-
-// jsonType names the JSON type of a raw value.
-func jsonType(raw json.RawMessage) string {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
+// kindName names a JSON kind the way an error message does.
+func kindName(k jsontext.Kind) string {
+	switch k {
 	case '{':
 		return "an object"
 	case '[':
@@ -311,8 +258,10 @@ func jsonType(raw json.RawMessage) string {
 		return "a boolean"
 	case 'n':
 		return "null"
-	default:
+	case '0':
 		return "a number"
+	default:
+		return "something else"
 	}
 }
 
@@ -344,79 +293,140 @@ func parseTime(s string) (time.Time, error) {
 	return t, nil
 }
 
-// webhookAlert is one alert of an Alertmanager webhook (version 4), the
-// part alertdesk reads; unknown fields are ignored so that newer
-// Alertmanagers keep working.
+// webhookAlert is one alert of an Alertmanager webhook (version 4) or a
+// Grafana Alerting webhook (version 1, which adds the URLs and values), the
+// part alertdesk reads; unknown fields are ignored so that newer senders keep
+// working.
 type webhookAlert struct {
-	Status       string            `json:"status"`
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	StartsAt     string            `json:"startsAt"`
-	EndsAt       string            `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL"`
-	Fingerprint  string            `json:"fingerprint"`
+	Status       string             `json:"status"`
+	Labels       map[string]string  `json:"labels"`
+	Annotations  map[string]string  `json:"annotations"`
+	StartsAt     string             `json:"startsAt"`
+	EndsAt       string             `json:"endsAt"`
+	GeneratorURL string             `json:"generatorURL"`
+	Fingerprint  string             `json:"fingerprint"`
+	DashboardURL string             `json:"dashboardURL"`
+	PanelURL     string             `json:"panelURL"`
+	SilenceURL   string             `json:"silenceURL"`
+	Values       map[string]float64 `json:"values"`
 }
 
-// SourceAlertmanager is the Source of alerts decoded from an Alertmanager
-// webhook.
-const SourceAlertmanager = "alertmanager"
+// The sources of alerts decoded from webhooks.
+const (
+	// SourceAlertmanager is the Source of alerts decoded from an
+	// Alertmanager webhook.
+	SourceAlertmanager = "alertmanager"
+	// SourceGrafana is the Source of alerts decoded from a Grafana Alerting
+	// webhook.
+	SourceGrafana = "grafana"
+)
 
-func decodeWebhook(obj map[string]json.RawMessage) ([]Alert, error) {
-	var version string
-	if err := json.Unmarshal(obj["version"], &version); err != nil {
-		return nil, invalidf("alertmanager webhook: field %q: want a string, got %s", "version", jsonType(obj["version"]))
+// webhookSources are the webhook versions Decode accepts and the source
+// each is.
+var webhookSources = map[string]string{"4": SourceAlertmanager, "1": SourceGrafana}
+
+// DecodeGrafana parses a Grafana Alerting webhook (contact point "Webhook",
+// "version": "1") into alerts, one per alert of the payload, as Decode does
+// (it accepts the same payload), and refuses anything else. Every alert
+// has Source "grafana" and its fingerprint as Fingerprint (the key, unless
+// the mapping names key labels); Severity, Summary, Description and URL are
+// read as from an Alertmanager webhook. The alert's dashboardURL, panelURL
+// and silenceURL become annotations of those names, each entry of its values
+// an annotation "value.<refID>" (e.g. "value.B") and all of them the
+// annotation "values" ("B=44.2, C=1"), so that templates can use them; an
+// annotation the alert already has is kept. Errors wrap
+// ErrInvalid.
+func DecodeGrafana(data []byte, opts DecodeOptions) ([]Alert, error) {
+	alerts, err := Decode(data, opts)
+	if err != nil {
+		return nil, err
 	}
-	if version != "4" {
-		return nil, invalidf("alertmanager webhook: unsupported version %q (want \"4\")", version)
+	if alerts[0].Source != SourceGrafana {
+		return nil, invalidf(`not a Grafana webhook (want an object with "version": "1" and "alerts")`)
 	}
-	var alerts []webhookAlert
-	if err := json.Unmarshal(obj["alerts"], &alerts); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return nil, invalidf("alertmanager webhook: field \"alerts.%s\": got JSON %s, want %s", te.Field, te.Value, jsonKind(te.Type.Kind().String()))
-		}
-		return nil, invalidf("alertmanager webhook: field %q: want an array of alerts, got %s", "alerts", jsonType(obj["alerts"]))
+	return alerts, nil
+}
+
+// decodeWebhook decodes an Alertmanager or Grafana webhook; fields it does
+// not read are ignored.
+func decodeWebhook(payload jsontext.Value) ([]Alert, error) {
+	var hook struct {
+		Version string         `json:"version"`
+		Alerts  []webhookAlert `json:"alerts"`
 	}
-	if len(alerts) == 0 {
-		return nil, invalidf("alertmanager webhook: field %q is empty", "alerts")
+	if err := json.Unmarshal(payload, &hook); err != nil {
+		return nil, invalidf("webhook: %s", jsonProblem(err))
 	}
-	out := make([]Alert, 0, len(alerts))
-	for i, w := range alerts {
-		st, err := parseStatus(w.Status)
+	source, ok := webhookSources[hook.Version]
+	if !ok {
+		return nil, invalidf(`webhook: unsupported version %q (want "4" for Alertmanager or "1" for Grafana)`, hook.Version)
+	}
+	if len(hook.Alerts) == 0 {
+		return nil, invalidf("%s webhook: field %q is empty", source, "alerts")
+	}
+	out := make([]Alert, 0, len(hook.Alerts))
+	for i, w := range hook.Alerts {
+		a, err := w.alert(source)
 		if err != nil {
-			return nil, invalidf("alertmanager webhook: alerts[%d].status: %s", i, err)
-		}
-		a := Alert{
-			Fingerprint: w.Fingerprint,
-			Status:      st,
-			Source:      SourceAlertmanager,
-			URL:         w.GeneratorURL,
-			Severity:    w.Labels["severity"],
-			Summary:     w.Annotations["summary"],
-			Description: w.Annotations["description"],
-		}
-		if a.Summary == "" {
-			a.Summary = w.Labels["alertname"]
-		}
-		if len(w.Labels) > 0 {
-			a.Labels = w.Labels
-		}
-		if len(w.Annotations) > 0 {
-			a.Annotations = w.Annotations
-		}
-		if a.StartsAt, err = parseTime(w.StartsAt); err != nil {
-			return nil, invalidf("alertmanager webhook: alerts[%d].startsAt: %s", i, err)
-		}
-		if a.EndsAt, err = parseTime(w.EndsAt); err != nil {
-			return nil, invalidf("alertmanager webhook: alerts[%d].endsAt: %s", i, err)
+			return nil, invalidf("%s webhook: alerts[%d].%s", source, i, err)
 		}
 		out = append(out, a)
 	}
 	return out, nil
 }
 
-// wireAlert is the native event schema: Encode writes it, and the one-pass
-// decoder reads it.
+// alert returns w as an Alert from source. Its errors start with the field
+// name and do not wrap ErrInvalid.
+func (w *webhookAlert) alert(source string) (Alert, error) {
+	st, err := parseStatus(w.Status)
+	if err != nil {
+		return Alert{}, fmt.Errorf("status: %w", err)
+	}
+	a := Alert{
+		Fingerprint: w.Fingerprint,
+		Status:      st,
+		Source:      source,
+		URL:         w.GeneratorURL,
+		Severity:    w.Labels["severity"],
+		Summary:     w.Annotations["summary"],
+		Description: w.Annotations["description"],
+	}
+	if a.Summary == "" {
+		a.Summary = w.Labels["alertname"]
+	}
+	if a.StartsAt, err = parseTime(w.StartsAt); err != nil {
+		return Alert{}, fmt.Errorf("startsAt: %w", err)
+	}
+	if a.EndsAt, err = parseTime(w.EndsAt); err != nil {
+		return Alert{}, fmt.Errorf("endsAt: %w", err)
+	}
+	extra := map[string]string{"dashboardURL": w.DashboardURL, "panelURL": w.PanelURL, "silenceURL": w.SilenceURL}
+	values := make([]string, 0, len(w.Values))
+	for _, ref := range slices.Sorted(maps.Keys(w.Values)) {
+		v := strconv.FormatFloat(w.Values[ref], 'g', -1, 64)
+		extra["value."+ref] = v
+		values = append(values, ref+"="+v)
+	}
+	extra["values"] = strings.Join(values, ", ")
+	for k, v := range extra {
+		if _, has := w.Annotations[k]; v != "" && !has {
+			if w.Annotations == nil {
+				w.Annotations = make(map[string]string, len(extra))
+			}
+			w.Annotations[k] = v
+		}
+	}
+	if len(w.Labels) > 0 {
+		a.Labels = w.Labels
+	}
+	if len(w.Annotations) > 0 {
+		a.Annotations = w.Annotations
+	}
+	return a, nil
+}
+
+// wireAlert is the native event schema: Encode writes it, and Decode reads
+// it.
 type wireAlert struct {
 	Key         string            `json:"key,omitempty"`
 	Fingerprint string            `json:"fingerprint,omitempty"`
@@ -431,6 +441,38 @@ type wireAlert struct {
 	StartsAt    string            `json:"startsAt,omitempty"`
 	EndsAt      string            `json:"endsAt,omitempty"`
 	Timestamp   string            `json:"timestamp,omitempty"`
+}
+
+// alert checks w and returns it as an Alert. Its errors name the field and
+// do not wrap ErrInvalid.
+func (w *wireAlert) alert(statusOptional bool) (Alert, error) {
+	a := Alert{
+		Key: w.Key, Fingerprint: w.Fingerprint, Status: w.Status, Severity: w.Severity,
+		Summary: w.Summary, Description: w.Description, Source: w.Source, URL: w.URL,
+	}
+	if w.Status != "" || !statusOptional {
+		if _, err := parseStatus(string(w.Status)); err != nil {
+			return Alert{}, fmt.Errorf("field %q: %w", "status", err)
+		}
+	}
+	if len(w.Labels) > 0 {
+		a.Labels = w.Labels
+	}
+	if len(w.Annotations) > 0 {
+		a.Annotations = w.Annotations
+	}
+	times := []struct {
+		name string
+		src  string
+		dst  *time.Time
+	}{{"startsAt", w.StartsAt, &a.StartsAt}, {"endsAt", w.EndsAt, &a.EndsAt}, {"timestamp", w.Timestamp, &a.Timestamp}}
+	for _, f := range times {
+		var err error
+		if *f.dst, err = parseTime(f.src); err != nil {
+			return Alert{}, fmt.Errorf("field %q: %w", f.name, err)
+		}
+	}
+	return a, nil
 }
 
 // Encode writes a as one native event. An Alertmanager alert keeps its
@@ -465,7 +507,7 @@ func Encode(a *Alert) ([]byte, error) {
 		Labels: a.Labels, Annotations: a.Annotations,
 		StartsAt: formatTime(a.StartsAt), EndsAt: formatTime(a.EndsAt), Timestamp: formatTime(a.Timestamp),
 	}
-	b, err := json.Marshal(&w)
+	b, err := json.Marshal(&w, json.Deterministic(true))
 	if err != nil {
 		return nil, fmt.Errorf("encode alert: %w", err)
 	}

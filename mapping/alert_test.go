@@ -130,6 +130,9 @@ func TestDecodeInvalid(t *testing.T) {
 		{"severity wrong type", `{"status":"firing","severity":true}`, 0, `field "severity": want a string, got a boolean`},
 		{"unknown field", `{"status":"firing","sevrity":"x"}`, 0, `unknown field "sevrity"`},
 		{"wrong case field", `{"Status":"firing"}`, 0, `unknown field "Status"`},
+		{"duplicate field", `{"status":"firing","status":"resolved"}`, 0, `duplicate field "status"`},
+		{"duplicate field in an array", `[{"key":"a","status":"firing","key":"b"}]`, 0, `event 0: duplicate field "key"`},
+		{"case variant of a field", `{"key":"a","Key":"b","status":"firing"}`, 0, `unknown field "Key"`},
 		{"labels wrong type", `{"status":"firing","labels":["a"]}`, 0, `field "labels": want an object of strings, got an array`},
 		{"label value not a string", `{"status":"firing","labels":{"a":1}}`, 0, `field "labels": value of "a" must be a string`},
 		{"annotations wrong type", `{"status":"firing","annotations":"x"}`, 0, `field "annotations"`},
@@ -153,13 +156,19 @@ func TestDecodeInvalid(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := mapping.Decode([]byte(tc.input), mapping.DecodeOptions{MaxBytes: tc.maxBytes})
-			if !errors.Is(err, mapping.ErrInvalid) {
-				t.Fatalf("Decode() = %v, %v; want an error wrapping ErrInvalid", got, err)
-			}
-			if !strings.Contains(err.Error(), tc.mention) {
-				t.Errorf("Decode() error %q does not say %q", err, tc.mention)
-			}
+			checkInvalid(t, got, err, tc.mention)
 		})
+	}
+}
+
+// checkInvalid fails unless err wraps ErrInvalid and says mention.
+func checkInvalid(t *testing.T, got []mapping.Alert, err error, mention string) {
+	t.Helper()
+	if !errors.Is(err, mapping.ErrInvalid) {
+		t.Fatalf("Decode() = %v, %v; want an error wrapping ErrInvalid", got, err)
+	}
+	if !strings.Contains(err.Error(), mention) {
+		t.Errorf("Decode() error %q does not say %q", err, mention)
 	}
 }
 
@@ -298,5 +307,94 @@ func TestExternalNumber(t *testing.T) {
 		if len(got) > 60 {
 			t.Errorf("ExternalNumber(%q) is %d characters, TOPdesk allows 60", tc.key, len(got))
 		}
+	}
+}
+
+// TestDecodeGrafana decodes a Grafana Alerting webhook (contact point
+// "Webhook") with firing and resolved alerts: one alert each, keyed by
+// fingerprint, with the links and values as annotations for templates.
+func TestDecodeGrafana(t *testing.T) {
+	data, err := os.ReadFile("testdata/sources-grafana.alert.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := mapping.DecodeGrafana(data, mapping.DecodeOptions{})
+	if err != nil {
+		t.Fatalf("DecodeGrafana: %v", err)
+	}
+	want := []mapping.Alert{
+		{
+			Fingerprint: "3b2f6a4c9d1e0f57", Status: mapping.StatusFiring, Severity: "critical",
+			Summary: "Disk / at 97% on db-7", Description: "Free space below 3%.", Source: "grafana",
+			URL: "https://grafana.internal/alerting/grafana/d1sk/view?orgId=1",
+			Labels: map[string]string{"alertname": "Disk almost full", "grafana_folder": "Storage", "instance": "db-7",
+				"severity": "critical", "team": "dba"},
+			Annotations: map[string]string{
+				"summary": "Disk / at 97% on db-7", "description": "Free space below 3%.",
+				"runbook_url":  "https://wiki.internal/runbooks/disk",
+				"dashboardURL": "https://grafana.internal/d/storage?orgId=1",
+				"panelURL":     "https://grafana.internal/d/storage?orgId=1&viewPanel=4",
+				"silenceURL":   "https://grafana.internal/alerting/silence/new?alertmanager=grafana&matcher=alertname%3DDisk+almost+full&matcher=instance%3Ddb-7",
+				"value.B":      "97.12", "value.C": "1", "values": "B=97.12, C=1",
+			},
+			StartsAt: mustTime(t, "2026-11-22T09:00:00Z"),
+		},
+		{
+			Fingerprint: "8e0c1d2b3a4f5061", Status: mapping.StatusFiring, Severity: "warning", Summary: "Web latency high",
+			Source: "grafana", URL: "https://grafana.internal/alerting/grafana/l4t/view?orgId=1",
+			Labels: map[string]string{"alertname": "Web latency high", "instance": "web-1", "severity": "warning"},
+			Annotations: map[string]string{
+				"silenceURL": "https://grafana.internal/alerting/silence/new?alertmanager=grafana&matcher=alertname%3DWeb+latency+high",
+				"value.A":    "0.8321", "values": "A=0.8321",
+			},
+			StartsAt: mustTime(t, "2026-11-22T09:02:00Z"),
+		},
+		{
+			Fingerprint: "c0ffee0012345678", Status: mapping.StatusResolved, Severity: "critical", Summary: "app-3 does not answer",
+			Source: "grafana", URL: "https://grafana.internal/alerting/grafana/h0st/view?orgId=1",
+			Labels:      map[string]string{"alertname": "Host down", "instance": "app-3", "severity": "critical"},
+			Annotations: map[string]string{"summary": "app-3 does not answer"},
+			StartsAt:    mustTime(t, "2026-11-22T08:00:00Z"), EndsAt: mustTime(t, "2026-11-22T08:40:00Z"),
+		},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("DecodeGrafana mismatch (-want +got):\n%s", diff)
+	}
+	for i := range got {
+		if key, err := mapping.Default().Key(&got[i]); err != nil || key != want[i].Fingerprint {
+			t.Errorf("alert %d: Key = %q, %v; want the fingerprint %q", i, key, err, want[i].Fingerprint)
+		}
+	}
+	// The annotations survive the native encoding that ingest publishes.
+	for i := range got {
+		b, err := mapping.Encode(&got[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := mapping.Decode(b, mapping.DecodeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(got[i:i+1], back); diff != "" {
+			t.Errorf("alert %d after Encode and Decode (-want +got):\n%s", i, diff)
+		}
+	}
+}
+
+// TestDecodeGrafanaRefuses checks that DecodeGrafana takes only Grafana's
+// webhook.
+func TestDecodeGrafanaRefuses(t *testing.T) {
+	tests := []struct{ name, input, mention string }{
+		{"native event", `{"key":"k","status":"firing"}`, "not a Grafana webhook"},
+		{"alertmanager webhook", `{"version":"4","alerts":[{"status":"firing","fingerprint":"f"}]}`, "not a Grafana webhook"},
+		{"no alerts", `{"version":"1","alerts":[]}`, `grafana webhook: field "alerts" is empty`},
+		{"alert without status", `{"version":"1","alerts":[{"fingerprint":"f"}]}`, "grafana webhook: alerts[0].status: is required"},
+		{"value not a number", `{"version":"1","alerts":[{"status":"firing","values":{"B":"x"}}]}`, `field "alerts.values"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := mapping.DecodeGrafana([]byte(tc.input), mapping.DecodeOptions{})
+			checkInvalid(t, got, err, tc.mention)
+		})
 	}
 }

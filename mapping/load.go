@@ -1,17 +1,21 @@
 package mapping
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"io"
+	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	texttemplate "text/template"
 	"text/template/parse"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // LoadError is a problem in a mapping file: the line (0 when unknown), the
@@ -36,27 +40,109 @@ func (e *LoadError) Error() string {
 	return b.String()
 }
 
-// yamlError turns a YAML syntax error ("yaml: line 3: did not find …")
-// into a LoadError with the line.
-func yamlError(err error) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	var line int
-	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
-		_, rest, _ := strings.Cut(msg, ": ")
-		return &LoadError{Line: line, Msg: "invalid YAML: " + rest}
-	}
-	return &LoadError{Msg: "invalid YAML: " + msg}
+// file is the YAML mapping file. Every key is optional; keys a file omits
+// keep the base mapping's values.
+type file struct {
+	Key       keyFile              `yaml:"key"`
+	Incident  incidentFile         `yaml:"incident"`
+	Severity  map[string]levelFile `yaml:"severity"`
+	Actions   actionsFile          `yaml:"actions"`
+	Lifecycle lifecycleFile        `yaml:"lifecycle"`
+	Routes    []routeFile          `yaml:"routes"`
+	Status    statusFile           `yaml:"status"`
 }
 
-func errAt(n *yaml.Node, path, format string, args ...any) error {
-	return &LoadError{Line: n.Line, Path: path, Msg: fmt.Sprintf(format, args...)}
+// statusFile is the status rule, for sources whose events carry no
+// firing/resolved word.
+type statusFile struct {
+	From     string   `yaml:"from"`
+	Resolved []string `yaml:"resolved"`
 }
 
-// load parses data; keys it omits come from base (nil: nothing).
+type keyFile struct {
+	Labels []string `yaml:"labels"`
+}
+
+// fieldsFile are the literal searchlist names of incident and route bodies.
+type fieldsFile struct {
+	EntryType     string `yaml:"entryType"`
+	CallType      string `yaml:"callType"`
+	Category      string `yaml:"category"`
+	Subcategory   string `yaml:"subcategory"`
+	OperatorGroup string `yaml:"operatorGroup"`
+	Operator      string `yaml:"operator"`
+	Duration      string `yaml:"duration"`
+}
+
+type incidentFile struct {
+	BriefDescription string     `yaml:"briefDescription"`
+	Request          string     `yaml:"request"`
+	Caller           callerFile `yaml:"caller"`
+	CallerLookup     lookupFile `yaml:"callerLookup"`
+	Status           string     `yaml:"status"`
+	fieldsFile       `yaml:",inline"`
+}
+
+type callerFile struct {
+	DynamicName string `yaml:"dynamicName"`
+}
+
+type lookupFile struct {
+	Email string `yaml:"email"`
+}
+
+type levelFile struct {
+	Priority string `yaml:"priority"`
+	Impact   string `yaml:"impact"`
+	Urgency  string `yaml:"urgency"`
+}
+
+type actionsFile struct {
+	InvisibleForCaller *bool  `yaml:"invisibleForCaller"`
+	Create             string `yaml:"create"`
+	Update             string `yaml:"update"`
+	Resolve            string `yaml:"resolve"`
+	Reopen             string `yaml:"reopen"`
+}
+
+type lifecycleFile struct {
+	OpenStatus     string `yaml:"openStatus"`
+	Resolve        string `yaml:"resolve"`
+	ResolvedStatus string `yaml:"resolvedStatus"`
+	ReopenWindow   string `yaml:"reopenWindow"`
+	ReopenStatus   string `yaml:"reopenStatus"`
+	ResolvedPrefix string `yaml:"resolvedPrefix"`
+	ClosureCode    string `yaml:"closureCode"`
+}
+
+type routeFile struct {
+	Match    map[string]string `yaml:"match"`
+	Severity string            `yaml:"severity"`
+	Source   string            `yaml:"source"`
+	Incident fieldsFile        `yaml:"incident"`
+}
+
+// load parses data; keys it omits come from base (nil: nothing). It decodes
+// the YAML into a file with unknown keys rejected, then validates it and
+// reports every problem at once, first problem first.
 func load(data []byte, base *Mapping) (*Mapping, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, yamlError(err)
+	}
+	pos := newPositions(&doc)
+	var f file
+	var problems []*LoadError
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, yamlError(err)
+		}
+		for _, msg := range te.Errors {
+			problems = append(problems, pos.typeError(msg))
+		}
 	}
 	m := &Mapping{
 		severity: map[string]*level{},
@@ -73,49 +159,22 @@ func load(data []byte, base *Mapping) (*Mapping, error) {
 		m.actions = base.actions
 		m.invisible = base.invisible
 	}
-	if doc.Kind == 0 { // empty document
-		if err := m.checkComplete(); err != nil {
-			return nil, err
-		}
-		return m, nil
-	}
-	root := doc.Content[0]
-	top, err := fieldsOf(root, "", "key", "incident", "severity", "actions", "lifecycle", "routes")
-	if err != nil {
-		return nil, err
-	}
-	if n := top["key"]; n != nil {
-		if err := m.loadKey(n); err != nil {
-			return nil, err
+	v := &validator{pos: pos}
+	f.Validate(v, m)
+	// A value the decoder refused leaves its part of the file half decoded:
+	// what Validate says about that part follows from the same problem.
+	for _, p := range v.problems {
+		if !slices.ContainsFunc(problems, func(d *LoadError) bool { return within(p.Path, scope(d)) }) {
+			problems = append(problems, p)
 		}
 	}
-	if n := top["incident"]; n != nil {
-		if err := m.loadIncident(n); err != nil {
-			return nil, err
+	if len(problems) > 0 {
+		slices.SortStableFunc(problems, func(a, b *LoadError) int { return a.Line - b.Line })
+		errs := make([]error, len(problems))
+		for i, p := range problems {
+			errs[i] = p
 		}
-	}
-	if n := top["severity"]; n != nil {
-		if err := m.loadSeverity(n); err != nil {
-			return nil, err
-		}
-	}
-	if n := top["actions"]; n != nil {
-		if err := m.loadActions(n); err != nil {
-			return nil, err
-		}
-	}
-	if n := top["lifecycle"]; n != nil {
-		if err := m.loadLifecycle(n); err != nil {
-			return nil, err
-		}
-	}
-	if n := top["routes"]; n != nil {
-		if err := m.loadRoutes(n); err != nil {
-			return nil, err
-		}
-	}
-	if err := m.checkComplete(); err != nil {
-		return nil, err
+		return nil, errors.Join(errs...)
 	}
 	for i := range m.routes {
 		m.routes[i].result = m.routes[i].apply(m.fields)
@@ -123,340 +182,308 @@ func load(data []byte, base *Mapping) (*Mapping, error) {
 	return m, nil
 }
 
-func (m *Mapping) loadKey(n *yaml.Node) error {
-	f, err := fieldsOf(n, "key", "labels")
+// scope is the part of the file that a decoder problem leaves half
+// decoded: the value of the wrong type, or the section with the unknown
+// or duplicate key.
+func scope(d *LoadError) string {
+	if strings.HasPrefix(d.Msg, "has the wrong type") {
+		return d.Path
+	}
+	return d.Path[:max(strings.LastIndexAny(d.Path, ".["), 0)]
+}
+
+// within reports whether path is inside (or is) the part of the file at
+// parent.
+func within(path, parent string) bool {
+	return path == parent || strings.HasPrefix(path, parent+".") || strings.HasPrefix(path, parent+"[")
+}
+
+// validator collects the problems of a mapping file.
+type validator struct {
+	pos      positions
+	problems []*LoadError
+}
+
+// addf records a problem at path.
+func (v *validator) addf(path, format string, args ...any) {
+	v.problems = append(v.problems, &LoadError{Line: v.pos.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// has reports whether the file gives path (null included).
+func (v *validator) has(path string) bool {
+	_, ok := v.pos[path]
+	return ok
+}
+
+// name returns the TOPdesk name at path: a non-empty literal, not a
+// template. It records a problem and returns "" otherwise.
+func (v *validator) name(path, s string) string {
+	if !v.has(path) {
+		return ""
+	}
+	switch {
+	case strings.TrimSpace(s) == "":
+		v.addf(path, "must not be empty (leave the key out instead)")
+		return ""
+	case strings.Contains(s, "{{"):
+		v.addf(path, "is a TOPdesk name, not a template")
+		return ""
+	}
+	return s
+}
+
+// fields returns the names of f, found under path.
+func (v *validator) fields(path string, f fieldsFile) fields {
+	return fields{
+		EntryType:     v.name(join(path, "entryType"), f.EntryType),
+		CallType:      v.name(join(path, "callType"), f.CallType),
+		Category:      v.name(join(path, "category"), f.Category),
+		Subcategory:   v.name(join(path, "subcategory"), f.Subcategory),
+		OperatorGroup: v.name(join(path, "operatorGroup"), f.OperatorGroup),
+		Operator:      v.name(join(path, "operator"), f.Operator),
+		Duration:      v.name(join(path, "duration"), f.Duration),
+	}
+}
+
+// template parses the template at path with parse (parseText or
+// parseHTML), when the file gives it.
+func (v *validator) template(path, src string, parse func(path, src string) (executor, error), dst *executor) {
+	if !v.has(path) {
+		return
+	}
+	t, err := parse(path, src)
 	if err != nil {
-		return err
+		v.addf(path, "%s", err)
+		return
 	}
-	ln := f["labels"]
-	if ln == nil {
-		return nil
+	*dst = t
+}
+
+// Validate checks every part of f, records each problem in v and sets what
+// is valid on m.
+func (f *file) Validate(v *validator, m *Mapping) {
+	f.validateKey(v, m)
+	f.validateIncident(v, m)
+	f.validateSeverity(v, m)
+	f.validateActions(v, m)
+	f.validateLifecycle(v, m)
+	f.validateRoutes(v, m)
+	f.validateStatus(v, m)
+	switch {
+	case m.brief == nil:
+		v.addf("incident.briefDescription", "is required")
+	case m.request == nil:
+		v.addf("incident.request", "is required")
+	case m.callerName == nil && m.callerEmail == "":
+		v.addf("incident.caller", "is required")
 	}
-	ln = deref(ln)
-	if ln.Kind != yaml.SequenceNode {
-		return errAt(ln, "key.labels", "must be a list of label names")
+	for op := OpUpdate; op < opCount; op++ {
+		if m.actions[op] == nil && !v.has(join("actions", actionKeys[op])) {
+			v.addf(join("actions", actionKeys[op]), "is required")
+		}
 	}
-	for i, item := range ln.Content {
+}
+
+func (f *file) validateKey(v *validator, m *Mapping) {
+	for i, name := range f.Key.Labels {
 		path := fmt.Sprintf("key.labels[%d]", i)
-		name, err := scalar(item, path)
-		if err != nil {
-			return err
+		switch {
+		case name == "" || strings.ContainsAny(name, "=,\"") || strings.ContainsFunc(name, isControl):
+			v.addf(path, "invalid label name %q", name)
+		case slices.Contains(m.keyLabels, name):
+			v.addf(path, "label %q is listed twice", name)
+		default:
+			m.keyLabels = append(m.keyLabels, name)
 		}
-		if name == "" || strings.ContainsAny(name, "=,\"") || strings.ContainsFunc(name, isControl) {
-			return errAt(item, path, "invalid label name %q", name)
-		}
-		if slices.Contains(m.keyLabels, name) {
-			return errAt(item, path, "label %q is listed twice", name)
-		}
-		m.keyLabels = append(m.keyLabels, name)
 	}
 	slices.Sort(m.keyLabels)
-	return nil
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
-// fieldKeys are the literal searchlist keys of incident and route bodies.
-var fieldKeys = [...]string{"entryType", "callType", "category", "subcategory", "operatorGroup", "operator", "duration"}
-
-func loadFields(f map[string]*yaml.Node, path string) (fields, error) {
-	var out fields
-	dst := [len(fieldKeys)]*string{
-		&out.EntryType, &out.CallType, &out.Category, &out.Subcategory,
-		&out.OperatorGroup, &out.Operator, &out.Duration,
+func (f *file) validateIncident(v *validator, m *Mapping) {
+	in := &f.Incident
+	m.fields = v.fields("incident", in.fieldsFile)
+	v.template("incident.briefDescription", in.BriefDescription, parseText, &m.brief)
+	v.template("incident.request", in.Request, parseHTML, &m.request)
+	if v.has("incident.status") {
+		if in.Status != "firstLine" && in.Status != "secondLine" {
+			v.addf("incident.status", "must be firstLine or secondLine, not %q", in.Status)
+		}
+		m.line = in.Status
 	}
-	for i, k := range fieldKeys {
-		if n := f[k]; n != nil {
-			v, err := name(n, join(path, k))
-			if err != nil {
-				return fields{}, err
-			}
-			*dst[i] = v
-		}
-	}
-	return out, nil
-}
-
-func (m *Mapping) loadIncident(n *yaml.Node) error {
-	known := append([]string{"briefDescription", "request", "caller", "callerLookup", "status"}, fieldKeys[:]...)
-	f, err := fieldsOf(n, "incident", known...)
-	if err != nil {
-		return err
-	}
-	if m.fields, err = loadFields(f, "incident"); err != nil {
-		return err
-	}
-	if t := f["briefDescription"]; t != nil {
-		if m.brief, err = parseText(t, "incident.briefDescription"); err != nil {
-			return err
-		}
-	}
-	if t := f["request"]; t != nil {
-		if m.request, err = parseHTML(t, "incident.request"); err != nil {
-			return err
-		}
-	}
-	if s := f["status"]; s != nil {
-		v, err := scalar(s, "incident.status")
-		if err != nil {
-			return err
-		}
-		if v != "firstLine" && v != "secondLine" {
-			return errAt(s, "incident.status", "must be firstLine or secondLine, not %q", v)
-		}
-		m.line = v
-	}
-	caller, lookup := f["caller"], f["callerLookup"]
-	if caller != nil && lookup != nil {
-		return errAt(lookup, "incident.callerLookup", "give either caller or callerLookup, not both")
-	}
-	if caller != nil {
-		cf, err := fieldsOf(caller, "incident.caller", "dynamicName")
-		if err != nil {
-			return err
-		}
-		dn := cf["dynamicName"]
-		if dn == nil {
-			return errAt(caller, "incident.caller.dynamicName", "is required")
-		}
-		if m.callerName, err = parseText(dn, "incident.caller.dynamicName"); err != nil {
-			return err
-		}
-		m.callerEmail = ""
-	}
-	if lookup != nil {
-		lf, err := fieldsOf(lookup, "incident.callerLookup", "email")
-		if err != nil {
-			return err
-		}
-		en := lf["email"]
-		if en == nil {
-			return errAt(lookup, "incident.callerLookup.email", "is required")
-		}
-		email, err := name(en, "incident.callerLookup.email")
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(email, "@") {
-			return errAt(en, "incident.callerLookup.email", "%q is not an e-mail address", email)
-		}
-		m.callerEmail, m.callerName = email, nil
-	}
-	return nil
-}
-
-// checkComplete reports templates that neither the file nor the base gave.
-func (m *Mapping) checkComplete() error {
-	missing := func(path string) error { return &LoadError{Path: path, Msg: "is required"} }
+	caller, lookup := v.has("incident.caller"), v.has("incident.callerLookup")
 	switch {
-	case m.brief == nil:
-		return missing("incident.briefDescription")
-	case m.request == nil:
-		return missing("incident.request")
-	case m.callerName == nil && m.callerEmail == "":
-		return missing("incident.caller")
-	}
-	for op := OpUpdate; op < opCount; op++ {
-		if m.actions[op] == nil {
-			return missing(join("actions", actionKeys[op]))
+	case caller && lookup:
+		v.addf("incident.callerLookup", "give either caller or callerLookup, not both")
+	case caller:
+		if !v.has("incident.caller.dynamicName") {
+			v.addf("incident.caller.dynamicName", "is required")
+			return
+		}
+		v.template("incident.caller.dynamicName", in.Caller.DynamicName, parseText, &m.callerName)
+		m.callerEmail = ""
+	case lookup:
+		path := "incident.callerLookup.email"
+		email := v.name(path, in.CallerLookup.Email)
+		switch {
+		case !v.has(path):
+			v.addf(path, "is required")
+		case email != "" && !strings.Contains(email, "@"):
+			v.addf(path, "%q is not an e-mail address", email)
+		case email != "":
+			m.callerEmail, m.callerName = email, nil
 		}
 	}
-	return nil
 }
 
-func (m *Mapping) loadSeverity(n *yaml.Node) error {
-	entries, err := entriesOf(n, "severity")
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		path := join("severity", e.key)
-		f, err := fieldsOf(e.val, path, "priority", "impact", "urgency")
-		if err != nil {
-			return err
-		}
-		var l level
-		for _, d := range []struct {
-			key string
-			dst *string
-		}{{"priority", &l.Priority}, {"impact", &l.Impact}, {"urgency", &l.Urgency}} {
-			if v := f[d.key]; v != nil {
-				if *d.dst, err = name(v, join(path, d.key)); err != nil {
-					return err
-				}
+func (f *file) validateSeverity(v *validator, m *Mapping) {
+	// In file order, so that a severity listed twice is reported at its
+	// second line.
+	keys := slices.SortedFunc(func(yield func(string) bool) {
+		for k := range f.Severity {
+			if !yield(k) {
+				return
 			}
+		}
+	}, func(a, b string) int { return v.pos.line(join("severity", a)) - v.pos.line(join("severity", b)) })
+	for _, k := range keys {
+		path := join("severity", k)
+		lf := f.Severity[k]
+		l := level{
+			Priority: v.name(join(path, "priority"), lf.Priority),
+			Impact:   v.name(join(path, "impact"), lf.Impact),
+			Urgency:  v.name(join(path, "urgency"), lf.Urgency),
 		}
 		switch {
 		case l.Priority != "" && (l.Impact != "" || l.Urgency != ""):
-			return errAt(e.keyNode, path, "give priority or impact+urgency, not both")
+			v.addf(path, "give priority or impact+urgency, not both")
+			continue
 		case l.Priority == "" && (l.Impact == "" || l.Urgency == ""):
-			return errAt(e.keyNode, path, "needs priority, or both impact and urgency")
+			v.addf(path, "needs priority, or both impact and urgency")
+			continue
 		}
-		lower := strings.ToLower(e.key)
+		lower := strings.ToLower(k)
 		if lower == "default" {
 			m.defaultSeverity = &l
 			continue
 		}
 		if _, dup := m.severity[lower]; dup {
-			return errAt(e.keyNode, path, "severity %q is listed twice (severities match case-insensitively)", lower)
+			v.addf(path, "severity %q is listed twice (severities match case-insensitively)", lower)
+			continue
 		}
 		m.severity[lower] = &l
 	}
-	return nil
 }
 
 // actionKeys are the keys of the actions section, in Op order.
 var actionKeys = [opCount]string{"create", "update", "resolve", "reopen"}
 
-func (m *Mapping) loadActions(n *yaml.Node) error {
-	f, err := fieldsOf(n, "actions", append([]string{"invisibleForCaller"}, actionKeys[:]...)...)
-	if err != nil {
-		return err
+func (f *file) validateActions(v *validator, m *Mapping) {
+	a := &f.Actions
+	if n := v.pos["actions.invisibleForCaller"]; n != nil && n.Tag != "!!bool" {
+		v.addf("actions.invisibleForCaller", "must be true or false")
+	} else if a.InvisibleForCaller != nil {
+		m.invisible = *a.InvisibleForCaller
 	}
-	if b := f["invisibleForCaller"]; b != nil {
-		b = deref(b)
-		if b.Kind != yaml.ScalarNode || b.Tag != "!!bool" {
-			return errAt(b, "actions.invisibleForCaller", "must be true or false")
-		}
-		if err := b.Decode(&m.invisible); err != nil {
-			return errAt(b, "actions.invisibleForCaller", "must be true or false")
-		}
-	}
-	for op, k := range actionKeys {
-		t := f[k]
-		if t == nil {
+	for op, src := range [opCount]string{a.Create, a.Update, a.Resolve, a.Reopen} {
+		path := join("actions", actionKeys[op])
+		if !v.has(path) {
 			continue
-		}
-		path := join("actions", k)
-		src, err := scalar(t, path)
-		if err != nil {
-			return err
 		}
 		if strings.TrimSpace(src) == "" {
 			if Op(op) != OpCreate {
-				return errAt(t, path, "must not be empty: every %s adds an action", k)
+				v.addf(path, "must not be empty: every %s adds an action", actionKeys[op])
 			}
 			m.actions[op] = nil
 			continue
 		}
-		if m.actions[op], err = parseHTML(t, path); err != nil {
-			return err
-		}
+		v.template(path, src, parseHTML, &m.actions[op])
 	}
-	return nil
 }
 
-func (m *Mapping) loadLifecycle(n *yaml.Node) error {
-	f, err := fieldsOf(n, "lifecycle", "openStatus", "resolve", "resolvedStatus", "reopenWindow",
-		"reopenStatus", "resolvedPrefix", "closureCode")
-	if err != nil {
-		return err
-	}
-	lc := &m.lifecycle
-	for _, d := range []struct {
-		key string
-		dst *string
-	}{
-		{"openStatus", &lc.OpenStatus}, {"resolvedStatus", &lc.ResolvedStatus},
-		{"reopenStatus", &lc.ReopenStatus}, {"closureCode", &lc.ClosureCode},
-	} {
-		if v := f[d.key]; v != nil {
-			if *d.dst, err = name(v, join("lifecycle", d.key)); err != nil {
-				return err
-			}
-		}
-	}
-	if v := f["resolvedPrefix"]; v != nil {
-		if lc.ResolvedPrefix, err = scalar(v, "lifecycle.resolvedPrefix"); err != nil {
-			return err
-		}
+func (f *file) validateLifecycle(v *validator, m *Mapping) {
+	in, lc := &f.Lifecycle, &m.lifecycle
+	lc.OpenStatus = v.name("lifecycle.openStatus", in.OpenStatus)
+	lc.ResolvedStatus = v.name("lifecycle.resolvedStatus", in.ResolvedStatus)
+	lc.ReopenStatus = v.name("lifecycle.reopenStatus", in.ReopenStatus)
+	lc.ClosureCode = v.name("lifecycle.closureCode", in.ClosureCode)
+	if v.has("lifecycle.resolvedPrefix") {
+		lc.ResolvedPrefix = in.ResolvedPrefix
 		if n := len([]rune(lc.ResolvedPrefix)); n > MaxBriefDescription/2 {
-			return errAt(v, "lifecycle.resolvedPrefix", "is %d characters; keep it under %d", n, MaxBriefDescription/2)
+			v.addf("lifecycle.resolvedPrefix", "is %d characters; keep it under %d", n, MaxBriefDescription/2)
 		}
 	}
-	if v := f["reopenWindow"]; v != nil {
-		s, err := scalar(v, "lifecycle.reopenWindow")
-		if err != nil {
-			return err
-		}
-		d, err := time.ParseDuration(s)
+	if v.has("lifecycle.reopenWindow") {
+		d, err := time.ParseDuration(in.ReopenWindow)
 		if err != nil || d < 0 {
-			return errAt(v, "lifecycle.reopenWindow", "%q is not a duration such as 24h or 90m (0 = never reopen)", s)
+			v.addf("lifecycle.reopenWindow", "%q is not a duration such as 24h or 90m (0 = never reopen)", in.ReopenWindow)
 		}
 		lc.ReopenWindow = d
 	}
-	if v := f["resolve"]; v != nil {
-		s, err := scalar(v, "lifecycle.resolve")
-		if err != nil {
-			return err
-		}
-		switch mode := ResolveMode(s); mode {
+	if v.has("lifecycle.resolve") {
+		switch mode := ResolveMode(in.Resolve); mode {
 		case ResolveClose, ResolveComplete, ResolveComment:
 			lc.Resolve = mode
 		default:
-			return errAt(v, "lifecycle.resolve", "must be close, complete or comment, not %q", s)
+			v.addf("lifecycle.resolve", "must be close, complete or comment, not %q", in.Resolve)
 		}
 	}
 	if lc.Resolve == ResolveComment && lc.ResolvedStatus != "" {
-		return errAt(f["resolvedStatus"], "lifecycle.resolvedStatus", "is not used with resolve: comment")
+		v.addf("lifecycle.resolvedStatus", "is not used with resolve: comment")
 	}
 	if lc.Resolve != ResolveClose && lc.ClosureCode != "" {
-		return errAt(f["closureCode"], "lifecycle.closureCode", "is only used with resolve: close")
+		v.addf("lifecycle.closureCode", "is only used with resolve: close")
 	}
-	return nil
 }
 
-func (m *Mapping) loadRoutes(n *yaml.Node) error {
-	n = deref(n)
-	if n.Kind != yaml.SequenceNode {
-		return errAt(n, "routes", "must be a list")
-	}
-	for i, item := range n.Content {
+func (f *file) validateRoutes(v *validator, m *Mapping) {
+	for i, rf := range f.Routes {
 		path := fmt.Sprintf("routes[%d]", i)
-		f, err := fieldsOf(item, path, "match", "severity", "source", "incident")
-		if err != nil {
-			return err
+		r := route{
+			labels:   rf.Match,
+			severity: v.name(join(path, "severity"), rf.Severity),
+			source:   v.name(join(path, "source"), rf.Source),
 		}
-		var r route
-		if mn := f["match"]; mn != nil {
-			entries, err := entriesOf(mn, join(path, "match"))
-			if err != nil {
-				return err
-			}
-			r.labels = make(map[string]string, len(entries))
-			for _, e := range entries {
-				if r.labels[e.key], err = scalar(e.val, join(join(path, "match"), e.key)); err != nil {
-					return err
-				}
-			}
+		in := join(path, "incident")
+		if !v.has(in) {
+			v.addf(in, "is required: the fields this route sets")
+			continue
 		}
-		if v := f["severity"]; v != nil {
-			if r.severity, err = name(v, join(path, "severity")); err != nil {
-				return err
-			}
-		}
-		if v := f["source"]; v != nil {
-			if r.source, err = name(v, join(path, "source")); err != nil {
-				return err
-			}
-		}
-		in := f["incident"]
-		if in == nil {
-			return errAt(item, join(path, "incident"), "is required: the fields this route sets")
-		}
-		inf, err := fieldsOf(in, join(path, "incident"), fieldKeys[:]...)
-		if err != nil {
-			return err
-		}
-		if r.set, err = loadFields(inf, join(path, "incident")); err != nil {
-			return err
-		}
-		if r.set == (fields{}) {
-			return errAt(in, join(path, "incident"), "sets nothing (use %s)", strings.Join(fieldKeys[:], ", "))
+		r.set = v.fields(in, rf.Incident)
+		if rf.Incident == (fieldsFile{}) {
+			v.addf(in, "sets nothing (use %s)", strings.Join(yamlKeys(reflect.TypeFor[fieldsFile]()), ", "))
+			continue
 		}
 		m.routes = append(m.routes, r)
 	}
-	return nil
+}
+
+func (f *file) validateStatus(v *validator, m *Mapping) {
+	if !v.has("status") {
+		return
+	}
+	var rule statusRule
+	switch {
+	case !v.has("status.from"):
+		v.addf("status.from", "is required: the template whose value says firing or resolved")
+	case strings.TrimSpace(f.Status.From) == "":
+		v.addf("status.from", "must not be empty")
+	default:
+		v.template("status.from", f.Status.From, parseText, &rule.from)
+	}
+	if len(f.Status.Resolved) == 0 {
+		v.addf("status.resolved", "is required: the values that mean resolved, such as [Clear, OK]")
+	}
+	for i, r := range f.Status.Resolved {
+		if strings.TrimSpace(r) == "" {
+			v.addf(fmt.Sprintf("status.resolved[%d]", i), "must not be empty")
+		}
+	}
+	rule.resolved = f.Status.Resolved
+	if rule.from != nil {
+		m.status = &rule
+	}
 }
 
 // join appends a key to a path.
@@ -467,90 +494,143 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-// deref follows a YAML alias.
-func deref(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
+// positions maps the key path of every value of a YAML document
+// ("routes[1].incident.category"; "" for the root) to its node.
+type positions map[string]*yaml.Node
 
-func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
-
-// fieldsOf returns the values of a mapping node by key, rejecting unknown
-// and duplicate keys. A null node is an empty mapping.
-func fieldsOf(n *yaml.Node, path string, known ...string) (map[string]*yaml.Node, error) {
-	entries, err := entriesOf(n, path)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]*yaml.Node, len(entries))
-	for _, e := range entries {
-		if !slices.Contains(known, e.key) {
-			return nil, errAt(e.keyNode, join(path, e.key), "unknown key (known keys: %s)", strings.Join(known, ", "))
+// newPositions indexes doc. A node of the index carries the line of the
+// key and the kind and tag of the value.
+func newPositions(doc *yaml.Node) positions {
+	p := positions{}
+	var walk func(path string, key, n *yaml.Node)
+	walk = func(path string, key, n *yaml.Node) {
+		for n.Kind == yaml.AliasNode && n.Alias != nil {
+			n = n.Alias
 		}
-		out[e.key] = e.val
-	}
-	return out, nil
-}
-
-type entry struct {
-	key     string
-	keyNode *yaml.Node
-	val     *yaml.Node
-}
-
-// entriesOf returns the entries of a mapping node in order, rejecting
-// non-string and duplicate keys.
-func entriesOf(n *yaml.Node, path string) ([]entry, error) {
-	n = deref(n)
-	if isNull(n) {
-		return nil, nil
-	}
-	if n.Kind != yaml.MappingNode {
-		return nil, errAt(n, path, "must be a mapping of keys to values")
-	}
-	out := make([]entry, 0, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := deref(n.Content[i])
-		if k.Kind != yaml.ScalarNode {
-			return nil, errAt(k, path, "keys must be strings")
+		if key == nil {
+			key = n
 		}
-		if k.Tag == "!!merge" {
-			return nil, errAt(k, join(path, k.Value), "merge keys are not supported")
+		if _, seen := p[path]; seen {
+			return // a duplicate key: the decoder reports it
 		}
-		for _, e := range out {
-			if e.key == k.Value {
-				return nil, errAt(k, join(path, k.Value), "duplicate key (first at line %d)", e.keyNode.Line)
+		p[path] = &yaml.Node{Line: key.Line, Kind: n.Kind, Tag: n.Tag}
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				walk(join(path, n.Content[i].Value), n.Content[i], n.Content[i+1])
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(fmt.Sprintf("%s[%d]", path, i), nil, c)
 			}
 		}
-		out = append(out, entry{key: k.Value, keyNode: k, val: n.Content[i+1]})
 	}
-	return out, nil
+	if len(doc.Content) > 0 {
+		walk("", nil, doc.Content[0])
+	}
+	delete(p, "")
+	return p
 }
 
-// scalar returns the text of a scalar node.
-func scalar(n *yaml.Node, path string) (string, error) {
-	n = deref(n)
-	if n.Kind != yaml.ScalarNode || isNull(n) {
-		return "", errAt(n, path, "must be a string")
+// line returns the line of the key at path; for a path the file does not
+// give, the line of the nearest part it gives; 0 for none.
+func (p positions) line(path string) int {
+	for path != "" {
+		if n := p[path]; n != nil {
+			return n.Line
+		}
+		path = path[:max(strings.LastIndexAny(path, ".["), 0)]
 	}
-	return n.Value, nil
+	return 0
 }
 
-// name returns a TOPdesk name: a non-empty literal, not a template.
-func name(n *yaml.Node, path string) (string, error) {
-	v, err := scalar(n, path)
-	if err != nil {
-		return "", err
+// The decoder's type error messages, one per problem.
+var (
+	unknownKeyRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type mapping\.(\w+)$`)
+	duplicateRE  = regexp.MustCompile(`^line (\d+): mapping key "(.+)" already defined at line (\d+)$`)
+	wrongTypeRE  = regexp.MustCompile(`^line (\d+): cannot unmarshal (!!\w+)`)
+)
+
+// typeError turns one of the decoder's type errors into a LoadError with
+// the key path.
+func (p positions) typeError(msg string) *LoadError {
+	if m := unknownKeyRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		known := yamlKeys(fileTypes[m[3]])
+		return &LoadError{Line: line, Path: p.find(line, m[2], ""), Msg: "unknown key (known keys: " + strings.Join(known, ", ") + ")"}
 	}
-	if strings.TrimSpace(v) == "" {
-		return "", errAt(n, path, "must not be empty (leave the key out instead)")
+	if m := duplicateRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		first, _ := strconv.Atoi(m[3])
+		return &LoadError{Line: line, Path: p.find(first, m[2], ""), Msg: "duplicate key (first at line " + m[3] + ")"}
 	}
-	if strings.Contains(v, "{{") {
-		return "", errAt(n, path, "is a TOPdesk name, not a template")
+	if m := wrongTypeRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		what := map[string]string{"!!str": "a string", "!!seq": "a list", "!!map": "a mapping", "!!int": "a number",
+			"!!float": "a number", "!!bool": "a boolean", "!!null": "empty"}[m[2]]
+		if what == "" {
+			what = m[2]
+		}
+		return &LoadError{Line: line, Path: p.find(line, "", m[2]), Msg: "has the wrong type: " + what + " is not allowed here"}
 	}
-	return v, nil
+	return &LoadError{Msg: strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// find returns the path of the deepest value at line whose key is key (when
+// given) or whose tag is tag (when given).
+func (p positions) find(line int, key, tag string) string {
+	best := ""
+	for path, n := range p {
+		if n.Line != line || tag != "" && n.Tag != tag {
+			continue
+		}
+		if key != "" && !strings.HasSuffix(path, "."+key) && path != key {
+			continue
+		}
+		if best == "" || strings.Count(path, ".")+strings.Count(path, "[") > strings.Count(best, ".")+strings.Count(best, "[") {
+			best = path
+		}
+	}
+	return best
+}
+
+// fileTypes are the types of the mapping file by name, for the known keys
+// of an unknown-key error.
+var fileTypes = map[string]reflect.Type{
+	"file": reflect.TypeFor[file](), "keyFile": reflect.TypeFor[keyFile](), "incidentFile": reflect.TypeFor[incidentFile](),
+	"levelFile": reflect.TypeFor[levelFile](), "actionsFile": reflect.TypeFor[actionsFile](),
+	"lifecycleFile": reflect.TypeFor[lifecycleFile](), "routeFile": reflect.TypeFor[routeFile](),
+	"fieldsFile": reflect.TypeFor[fieldsFile](), "callerFile": reflect.TypeFor[callerFile](),
+	"lookupFile": reflect.TypeFor[lookupFile](), "statusFile": reflect.TypeFor[statusFile](),
+}
+
+// yamlKeys returns the YAML keys of a struct type, inline fields included.
+func yamlKeys(t reflect.Type) []string {
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	var keys []string
+	for f := range t.Fields() {
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if opts == "inline" {
+			keys = append(keys, yamlKeys(f.Type)...)
+		} else if name != "" {
+			keys = append(keys, name)
+		}
+	}
+	return keys
+}
+
+// yamlError turns a YAML syntax error ("yaml: line 3: did not find …")
+// into a LoadError with the line.
+func yamlError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var line int
+	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
+		_, rest, _ := strings.Cut(msg, ": ")
+		return &LoadError{Line: line, Msg: "invalid YAML: " + rest}
+	}
+	return &LoadError{Msg: "invalid YAML: " + msg}
 }
 
 // templateFields are the fields of the template data.
@@ -559,32 +639,27 @@ var templateFields = []string{
 	"Labels", "Annotations", "StartsAt", "EndsAt", "Timestamp", "ExternalNumber",
 }
 
-func parseText(n *yaml.Node, path string) (*tmpl, error) {
-	src, err := scalar(n, path)
-	if err != nil {
-		return nil, err
-	}
+// parseText parses a text/template; its errors name no line.
+func parseText(path, src string) (executor, error) {
 	t, err := texttemplate.New(path).Option("missingkey=error").Funcs(textFuncs()).Parse(src)
 	if err != nil {
-		return nil, errAt(n, path, "%s", err)
+		return nil, err
 	}
 	if err := checkFields(t.Tree); err != nil {
-		return nil, errAt(n, path, "%s", err)
+		return nil, err
 	}
-	return &tmpl{exec: t, prog: compile(t.Tree, false)}, nil
+	return t, nil
 }
 
-func parseHTML(n *yaml.Node, path string) (*tmpl, error) {
-	src, err := scalar(n, path)
+// parseHTML parses an html/template and escapes it; its errors name no
+// line.
+func parseHTML(path, src string) (executor, error) {
+	t, err := htmltemplate.New(path).Option("missingkey=error").Funcs(htmlFuncs()).Parse(src)
 	if err != nil {
 		return nil, err
 	}
-	t, err := htmltemplate.New(path).Option("missingkey=error").Funcs(htmlFuncs()).Parse(src)
-	if err != nil {
-		return nil, errAt(n, path, "%s", err)
-	}
 	if err := checkFields(t.Tree); err != nil {
-		return nil, errAt(n, path, "%s", err)
+		return nil, err
 	}
 	// Escaping happens on the first execution; do it now so that markup
 	// problems are load errors. Execution errors from the empty sample data
@@ -592,15 +667,9 @@ func parseHTML(n *yaml.Node, path string) (*tmpl, error) {
 	err = t.Execute(io.Discard, &templateData{})
 	var escErr *htmltemplate.Error
 	if errors.As(err, &escErr) {
-		return nil, errAt(n, path, "%s", escErr)
+		return nil, escErr
 	}
-	// Only a template that escaped (and then ran, or failed to run) has its
-	// final tree; t.Tree is then the tree html/template executes.
-	var execErr texttemplate.ExecError
-	if err != nil && !errors.As(err, &execErr) {
-		return &tmpl{exec: t}, nil
-	}
-	return &tmpl{exec: t, prog: compile(t.Tree, true)}, nil
+	return t, nil
 }
 
 // checkFields rejects references to fields the template data does not have

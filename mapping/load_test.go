@@ -70,6 +70,10 @@ func TestLoadErrors(t *testing.T) {
 		{"second route invalid", "routes:\n  - match: {team: a}\n    incident: {category: A}\n  - match: {team: b}\n    incident: {category: ''}\n", 5, "routes[1].incident.category"},
 		{"empty update action", "actions:\n  update: ''\n", 2, "actions.update"},
 		{"invisibleForCaller not a bool", "actions:\n  invisibleForCaller: yes\n", 2, "actions.invisibleForCaller"},
+		{"status rule without from", "status:\n  resolved: [Clear]\n", 1, "status.from"},
+		{"status rule without resolved values", "status:\n  from: '{{ .Severity }}'\n", 1, "status.resolved"},
+		{"status rule from does not parse", "status:\n  from: '{{ .Severity '\n  resolved: [Clear]\n", 2, "status.from"},
+		{"status rule unknown key", "status:\n  from: x\n  resolved: [Clear]\n  firing: [x]\n", 4, "status.firing"},
 		{"merge key", "base: &b {category: A}\nincident:\n  <<: *b\n", 1, "base"},
 	}
 	for _, tc := range tests {
@@ -321,5 +325,26 @@ func TestLifecycleSettings(t *testing.T) {
 				t.Errorf("Lifecycle() mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestLoadReportsEveryProblem checks that one Load names every problem of
+// a file, first line first, not only the first one.
+func TestLoadReportsEveryProblem(t *testing.T) {
+	src := "incident:\n  categroy: X\nlifecycle:\n  resolve: delete\nseverity:\n  critical: {}\nroutes:\n  - match: {team: a}\n"
+	_, err := mapping.Load([]byte(src))
+	var le *mapping.LoadError
+	if !errors.As(err, &le) || le.Line != 2 {
+		t.Fatalf("Load() = %v; want a *LoadError at line 2 first", err)
+	}
+	for _, want := range []string{
+		"line 2: incident.categroy: unknown key",
+		"line 4: lifecycle.resolve: must be close, complete or comment",
+		"line 6: severity.critical: needs priority",
+		"line 8: routes[0].incident: is required",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Load() error %q does not say %q", err, want)
+		}
 	}
 }

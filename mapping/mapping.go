@@ -56,9 +56,9 @@ const (
 type Mapping struct {
 	keyLabels []string // sorted
 
-	brief       *tmpl // text/template
-	request     *tmpl // html/template
-	callerName  *tmpl // text/template; nil when callerEmail is set
+	brief       executor // text/template
+	request     executor // html/template
+	callerName  executor // text/template; nil when callerEmail is set
 	callerEmail string
 	line        string // incident status: firstLine, secondLine or empty
 	fields      fields
@@ -66,13 +66,20 @@ type Mapping struct {
 	severity        map[string]*level // by lower-cased severity
 	defaultSeverity *level            // severity "default": for unlisted severities
 
-	actions   [opCount]*tmpl // html/template, by Op; nil = no action
+	actions   [opCount]executor // html/template, by Op; nil = no action
 	invisible bool
 
 	lifecycle Lifecycle
 	routes    []route
+	status    *statusRule // nil: events carry their status
+}
 
-	states sync.Pool // *renderState
+// statusRule gives events without a status one: resolved when the from
+// template renders one of resolved (compared case-insensitively, spaces
+// trimmed), else firing.
+type statusRule struct {
+	from     executor // text/template
+	resolved []string
 }
 
 // fields are the literal searchlist names of an incident that routes can
@@ -156,11 +163,12 @@ func Default() *Mapping { return defaultMapping() }
 
 // Load parses a YAML mapping. Keys it omits keep the built-in default's
 // values (templates, caller, actions, lifecycle). Templates are parsed once,
-// with missingkey=error. It validates everything and returns a *LoadError
-// naming the line and key path of the first problem: an unknown key, a
-// template that does not parse or uses an unknown field, a severity entry
+// with missingkey=error. It validates everything and reports every problem
+// at once: the error joins one *LoadError per problem, sorted by line, each
+// naming the line and key path (errors.As finds the first): an unknown key,
+// a template that does not parse or uses an unknown field, a severity entry
 // without exactly one of priority or impact+urgency, a bad reopenWindow or
-// resolve mode, an invalid route.
+// resolve mode, an invalid route or status rule.
 func Load(data []byte) (*Mapping, error) {
 	return load(data, Default())
 }
@@ -176,6 +184,43 @@ func LoadFile(path string) (*Mapping, error) {
 		return nil, fmt.Errorf("mapping %s: %w", path, err)
 	}
 	return m, nil
+}
+
+// Decode is the package's Decode for sources that the mapping's status rule
+// serves (PRODUCT.md "Mapping file", status): a native event may then carry
+// no status, and gets it from the rule — resolved when the rule's from
+// template renders one of its resolved values (case-insensitively, spaces
+// trimmed), else firing. An event's own status always wins, so events of
+// sources that send one are unchanged. Without a status rule it is exactly
+// Decode. A from template that fails, or renders nothing, makes the event
+// invalid: the error wraps ErrInvalid.
+func (m *Mapping) Decode(data []byte, opts DecodeOptions) ([]Alert, error) {
+	if m.status == nil {
+		return Decode(data, opts)
+	}
+	alerts, err := decode(data, opts, true)
+	if err != nil {
+		return nil, err
+	}
+	for i := range alerts {
+		a := &alerts[i]
+		if a.Status != "" {
+			continue
+		}
+		v, err := execute(m.status.from, newTemplateData(a, a.Key))
+		if err != nil {
+			return nil, invalidf("status rule: %s", err)
+		}
+		v = strings.TrimSpace(v)
+		if v == "" {
+			return nil, invalidf("status rule: status.from rendered empty and the event has no status")
+		}
+		a.Status = StatusFiring
+		if slices.ContainsFunc(m.status.resolved, func(r string) bool { return strings.EqualFold(strings.TrimSpace(r), v) }) {
+			a.Status = StatusResolved
+		}
+	}
+	return alerts, nil
 }
 
 // Lifecycle returns the mapping's lifecycle settings.

@@ -1,14 +1,12 @@
 package mapping
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"io"
-	"strconv"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -56,9 +54,8 @@ type Rendered struct {
 	Fingerprint string
 }
 
-// templateData is what templates see as dot. ExternalNumber is filled in
-// on first use (externalNumberOf): most renders do not need it. It has no
-// methods, which templates could otherwise call.
+// templateData is what templates see as dot. It has no methods, which
+// templates could otherwise call.
 type templateData struct {
 	Key, Status, Severity, Summary, Description, Source, URL string
 	Labels, Annotations                                      map[string]string
@@ -76,7 +73,11 @@ type templateData struct {
 //     and the update action.
 //   - OpResolve: the briefDescription with the resolved prefix and the resolve
 //     action, plus closed (close) or completed (complete) and the resolved
-//     status and closure code when configured.
+//     status and closure code when configured. An alert without a summary
+//     leaves briefDescription out, so that TOPdesk keeps the incident's own
+//     and never shows the key instead (PRODUCT.md "Incidents and
+//     operators"); a caller that knows the incident's brief description
+//     sets it with ResolvedBrief.
 //   - OpReopen: closed: false, completed: false, processingStatus =
 //     reopenStatus, the firing briefDescription, the severity's fields and the
 //     reopen action.
@@ -95,234 +96,140 @@ func (m *Mapping) Render(a *Alert, key string, op Op) (*Rendered, error) {
 	if key == "" {
 		return nil, invalidf("empty key")
 	}
-	st := m.state(a, key)
-	defer m.release(st)
-
-	brief, err := m.briefLine(st)
+	d := newTemplateData(a, key)
+	brief, err := m.briefLine(d)
 	if err != nil {
 		return nil, err
 	}
 	firing := truncate(brief, MaxBriefDescription)
 	lvl := m.levelFor(a.Severity)
-	out := new(renderOut)
-	out.Fingerprint = fingerprint(firing, a.Severity, lvl)
+	out := &Rendered{Fingerprint: fingerprint(firing, a.Severity, lvl)}
 	r := &out.Request
 	lc := &m.lifecycle
+	setLevel := func() {
+		if lvl != nil {
+			r.Priority, r.Impact, r.Urgency = ref(lvl.Priority), ref(lvl.Impact), ref(lvl.Urgency)
+		}
+	}
 
 	switch op {
 	case OpCreate:
 		if m.callerEmail != "" {
-			out.lookup.Email = m.callerEmail
-			r.CallerLookup = &out.lookup
+			r.CallerLookup = &topdesk.CallerLookup{Email: m.callerEmail}
 		} else {
-			name, err := m.callerName.text(st)
+			name, err := execute(m.callerName, d)
 			if err != nil {
 				return nil, err
 			}
-			name = truncate(oneLine(name), MaxDynamicName)
-			if name == "" {
+			if name = truncate(oneLine(name), MaxDynamicName); name == "" {
 				return nil, fmt.Errorf("%w: incident.caller.dynamicName rendered empty", ErrTemplate)
 			}
-			out.caller.DynamicName = name
-			r.Caller = &out.caller
+			r.Caller = &topdesk.Caller{DynamicName: name}
 		}
-		if err := m.request.write(st); err != nil {
+		req, err := execute(m.request, d)
+		if err != nil {
 			return nil, err
 		}
-		r.Request = st.requestHTML(key)
+		r.Request = toHTML(strings.TrimSpace(req) + "\n\nAlert key: " + htmltemplate.HTMLEscapeString(key))
 		r.Status = m.line
 		r.BriefDescription = firing
-		r.ExternalNumber = externalNumberOf(&st.data)
+		r.ExternalNumber = d.ExternalNumber
 		f := m.fieldsFor(a)
-		r.EntryType, r.CallType = out.ref(f.EntryType), out.ref(f.CallType)
-		r.Category, r.Subcategory = out.ref(f.Category), out.ref(f.Subcategory)
-		r.OperatorGroup, r.Operator = out.ref(f.OperatorGroup), out.ref(f.Operator)
-		r.Duration = out.ref(f.Duration)
-		out.setLevel(lvl)
-		r.ProcessingStatus = out.ref(lc.OpenStatus)
+		r.EntryType, r.CallType = ref(f.EntryType), ref(f.CallType)
+		r.Category, r.Subcategory = ref(f.Category), ref(f.Subcategory)
+		r.OperatorGroup, r.Operator = ref(f.OperatorGroup), ref(f.Operator)
+		r.Duration = ref(f.Duration)
+		setLevel()
+		r.ProcessingStatus = ref(lc.OpenStatus)
 	case OpUpdate:
 		r.BriefDescription = firing
-		out.setLevel(lvl)
+		setLevel()
 	case OpResolve:
-		r.BriefDescription = truncate(lc.ResolvedPrefix+brief, MaxBriefDescription)
+		if a.Summary != "" {
+			r.BriefDescription = m.ResolvedBrief(brief)
+		}
 		switch lc.Resolve {
 		case ResolveClose:
-			out.closed = true
-			r.Closed = &out.closed
-			r.ProcessingStatus = out.ref(lc.ResolvedStatus)
-			r.ClosureCode = out.ref(lc.ClosureCode)
+			r.Closed = new(true)
+			r.ProcessingStatus = ref(lc.ResolvedStatus)
+			r.ClosureCode = ref(lc.ClosureCode)
 		case ResolveComplete:
-			out.completed = true
-			r.Completed = &out.completed
-			r.ProcessingStatus = out.ref(lc.ResolvedStatus)
+			r.Completed = new(true)
+			r.ProcessingStatus = ref(lc.ResolvedStatus)
 		}
 	case OpReopen:
 		r.BriefDescription = firing
-		r.Closed, r.Completed = &out.closed, &out.completed // both false
-		r.ProcessingStatus = out.ref(lc.ReopenStatus)
-		out.setLevel(lvl)
+		r.Closed, r.Completed = new(false), new(false)
+		r.ProcessingStatus = ref(lc.ReopenStatus)
+		setLevel()
 	}
 
 	if t := m.actions[op]; t != nil {
-		if err := t.write(st); err != nil {
+		text, err := execute(t, d)
+		if err != nil {
 			return nil, err
 		}
-		if text := bytes.TrimSpace(st.buf.Bytes()); len(text) > 0 {
-			r.Action = toHTML(string(text))
-			out.invisible = m.invisible
-			r.ActionInvisibleForCaller = &out.invisible
+		if text = strings.TrimSpace(text); text != "" {
+			r.Action = toHTML(text)
+			r.ActionInvisibleForCaller = new(m.invisible)
 		}
 	}
-	return &out.Rendered, nil
+	return out, nil
 }
 
-// renderOut is a Rendered together with the values its request points to,
-// so that a render allocates them at once. Every pointer of the request
-// points to a value of its own, as if allocated separately.
-type renderOut struct {
-	Rendered
-	caller                       topdesk.Caller
-	lookup                       topdesk.CallerLookup
-	closed, completed, invisible bool
-	refs                         [maxRefs]topdesk.Ref
-	nrefs                        int
+// ResolvedBrief returns the brief description a resolve gives an incident
+// whose brief description is current: the resolved prefix and current, cut
+// to TOPdesk's limit. A current that already starts with the prefix is kept,
+// so that a repeated resolve does not stack prefixes.
+func (m *Mapping) ResolvedBrief(current string) string {
+	p := m.lifecycle.ResolvedPrefix
+	if p != "" && strings.HasPrefix(current, p) {
+		return truncate(current, MaxBriefDescription)
+	}
+	return truncate(p+current, MaxBriefDescription)
 }
-
-// maxRefs is the most name references one request carries: the seven
-// fields, priority, impact, urgency and processing status on create.
-const maxRefs = 11
 
 // ref returns a reference to the name, or nil for no name.
-func (o *renderOut) ref(name string) *topdesk.Ref {
+func ref(name string) *topdesk.Ref {
 	if name == "" {
 		return nil
 	}
-	if o.nrefs == len(o.refs) {
-		return &topdesk.Ref{Name: name}
-	}
-	r := &o.refs[o.nrefs]
-	o.nrefs++
-	r.Name = name
-	return r
+	return &topdesk.Ref{Name: name}
 }
 
-// setLevel sets the fields of a severity level, if any.
-func (o *renderOut) setLevel(l *level) {
-	if l == nil {
-		return
-	}
-	r := &o.Request
-	r.Priority, r.Impact, r.Urgency = o.ref(l.Priority), o.ref(l.Impact), o.ref(l.Urgency)
-}
-
-// tmpl is a parsed template. exec, a text/template or html/template
-// template, defines its output; prog, when compile could build it, renders
-// the same output faster.
-type tmpl struct {
-	exec executor
-	prog *program // nil: exec always runs
-}
-
-// executor is satisfied by both text/template and html/template templates.
+// executor is a parsed text/template or html/template template.
 type executor interface {
 	Execute(w io.Writer, data any) error
 }
 
-// write runs t into st.buf (reset first). When the program fails, the
-// template runs again with text/template, which reports the error.
-func (t *tmpl) write(st *renderState) error {
-	st.buf.Reset()
-	if t.prog != nil {
-		if t.prog.exec(&st.buf, &st.data) {
-			return nil
-		}
-		st.buf.Reset()
+// execute runs t on d and returns its output; failures wrap ErrTemplate.
+func execute(t executor, d *templateData) (string, error) {
+	var b strings.Builder
+	if err := t.Execute(&b, d); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrTemplate, err)
 	}
-	d := &st.data
-	externalNumberOf(d) // the template may read .ExternalNumber
-	if err := t.exec.Execute(&st.buf, d); err != nil {
-		return fmt.Errorf("%w: %w", ErrTemplate, err)
-	}
-	return nil
+	return b.String(), nil
 }
 
-// text runs t and returns its output.
-func (t *tmpl) text(st *renderState) (string, error) {
-	if t.prog != nil && t.prog.constant {
-		return t.prog.text, nil
-	}
-	if err := t.write(st); err != nil {
-		return "", err
-	}
-	return st.buf.String(), nil
-}
-
-// renderState is the scratch space of one Render or Fingerprint call: the
-// template data, the buffer templates write to and a buffer for the
-// request. Mapping pools them.
-type renderState struct {
-	data    templateData
-	buf     bytes.Buffer
-	scratch []byte
-}
-
-// maxPooledBuffer is the largest buffer a pooled renderState keeps; one
-// that grew beyond it for a huge alert is left to the garbage collector.
-const maxPooledBuffer = 64 << 10
-
-// state returns a renderState holding the template data of a and key.
-func (m *Mapping) state(a *Alert, key string) *renderState {
-	st, ok := m.states.Get().(*renderState)
-	if !ok {
-		st = new(renderState)
-	}
-	st.data = templateData{
+// newTemplateData returns what templates see for a and key.
+func newTemplateData(a *Alert, key string) *templateData {
+	return &templateData{
 		Key: key, Status: string(a.Status), Severity: a.Severity, Summary: a.Summary,
 		Description: a.Description, Source: a.Source, URL: a.URL,
 		Labels: a.Labels, Annotations: a.Annotations,
 		StartsAt: a.StartsAt, EndsAt: a.EndsAt, Timestamp: a.Timestamp,
+		ExternalNumber: ExternalNumber(key),
 	}
-	return st
-}
-
-// release returns st to the pool, without the alert's data.
-func (m *Mapping) release(st *renderState) {
-	st.data = templateData{}
-	if st.buf.Cap() > maxPooledBuffer || cap(st.scratch) > maxPooledBuffer {
-		return
-	}
-	m.states.Put(st)
-}
-
-// externalNumberOf returns d.ExternalNumber, computing it on first use:
-// most renders need it only when a template names it.
-func externalNumberOf(d *templateData) string {
-	if d.ExternalNumber == "" {
-		d.ExternalNumber = ExternalNumber(d.Key)
-	}
-	return d.ExternalNumber
-}
-
-// requestHTML returns the request template's output in st.buf, trimmed,
-// followed by the key line, with line breaks as <br>.
-func (st *renderState) requestHTML(key string) string {
-	b := appendHTMLLines(st.scratch[:0], bytes.TrimSpace(st.buf.Bytes()))
-	b = append(b, "<br><br>Alert key: "...)
-	b = appendHTMLLines(b, htmltemplate.HTMLEscapeString(key))
-	st.scratch = b
-	return string(b)
 }
 
 // Fingerprint returns the content fingerprint of the alert, the same as
 // Render's for every op, without rendering a request: it executes only the
-// brief description. The worker calls it for every duplicate event.
+// brief description.
 func (m *Mapping) Fingerprint(a *Alert, key string) (string, error) {
 	if key == "" {
 		return "", invalidf("empty key")
 	}
-	st := m.state(a, key)
-	defer m.release(st)
-	brief, err := m.briefLine(st)
+	brief, err := m.briefLine(newTemplateData(a, key))
 	if err != nil {
 		return "", err
 	}
@@ -331,96 +238,43 @@ func (m *Mapping) Fingerprint(a *Alert, key string) (string, error) {
 
 // briefLine renders the brief description on one line, not yet cut to
 // TOPdesk's limit (the resolved form adds a prefix first).
-func (m *Mapping) briefLine(st *renderState) (string, error) {
-	brief, err := m.brief.text(st)
+func (m *Mapping) briefLine(d *templateData) (string, error) {
+	brief, err := execute(m.brief, d)
 	if err != nil {
 		return "", err
 	}
-	brief = oneLine(brief)
-	if brief == "" {
+	if brief = oneLine(brief); brief == "" {
 		return "", fmt.Errorf("%w: incident.briefDescription rendered empty", ErrTemplate)
 	}
 	return brief, nil
 }
 
-// fingerprint hashes what an update compares.
+// fingerprint hashes what an update compares. The parts are
+// length-prefixed so that no two part lists hash the same input.
 func fingerprint(brief, severity string, l *level) string {
-	parts := [5]string{brief, severity}
+	h := sha256.New()
+	parts := []string{brief, severity, "", "", ""}
 	if l != nil {
 		parts[2], parts[3], parts[4] = l.Priority, l.Impact, l.Urgency
 	}
-	var scratch [256]byte
-	b := scratch[:0]
 	for _, p := range parts {
-		// Length-prefixed so that no two part lists hash the same input.
-		b = strconv.AppendInt(b, int64(len(p)), 10)
-		b = append(b, ':')
-		b = append(b, p...)
+		fmt.Fprintf(h, "%d:%s", len(p), p)
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16])
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // oneLine turns control characters and runs of white space into single
 // spaces and trims the ends.
 func oneLine(s string) string {
-	clean := true
-	prevSpace := true
-	for _, r := range s {
-		space := unicode.IsSpace(r) || unicode.IsControl(r)
-		if space && (r != ' ' || prevSpace) {
-			clean = false
-			break
-		}
-		prevSpace = space
-	}
-	if clean && !prevSpace {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s))
-	pending := false
-	for _, r := range s {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			pending = b.Len() > 0
-			continue
-		}
-		if pending {
-			b.WriteByte(' ')
-			pending = false
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	}), " ")
 }
 
 // toHTML turns line breaks (\r\n, \r or \n) into <br>.
-func toHTML(s string) string {
-	if !strings.ContainsAny(s, "\r\n") {
-		return s
-	}
-	return string(appendHTMLLines(make([]byte, 0, len(s)+32), s))
-}
+func toHTML(s string) string { return lineBreaks.Replace(s) }
 
-// appendHTMLLines appends s to b with each line break (\r\n, \r or \n) as
-// <br>.
-func appendHTMLLines[T string | []byte](b []byte, s T) []byte {
-	start := 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\r':
-			b = append(append(b, s[start:i]...), "<br>"...)
-			if i+1 < len(s) && s[i+1] == '\n' {
-				i++
-			}
-			start = i + 1
-		case '\n':
-			b = append(append(b, s[start:i]...), "<br>"...)
-			start = i + 1
-		}
-	}
-	return append(b, s[start:]...)
-}
+var lineBreaks = strings.NewReplacer("\r\n", "<br>", "\r", "<br>", "\n", "<br>")
 
 // ellipsis ends a truncated text.
 const ellipsis = "…"
@@ -504,8 +358,7 @@ func extends(r rune) bool {
 
 func isRegionalIndicator(r rune) bool { return r >= 0x1f1e6 && r <= 0x1f1ff }
 
-// funcs are the template functions. All are pure. compile calls the same
-// Go functions.
+// funcs are the template functions. All are pure.
 func funcs() map[string]any {
 	return map[string]any{
 		"upper":   strings.ToUpper,
@@ -543,22 +396,11 @@ func truncFunc(n int, s string) string { return truncate(s, n) }
 
 // kvFunc is kv MAP: k1=v1, k2=v2 sorted by key.
 func kvFunc(m map[string]string) string {
-	keys := sortedKeys(m)
-	n := 0
-	for k, v := range m {
-		n += len(k) + len(v) + len(", =")
+	pairs := make([]string, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		pairs = append(pairs, k+"="+m[k])
 	}
-	var b strings.Builder
-	b.Grow(n)
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(m[k])
-	}
-	return b.String()
+	return strings.Join(pairs, ", ")
 }
 
 // rfc3339Func is rfc3339 TIME: UTC in RFC 3339, or "" for the zero time.

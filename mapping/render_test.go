@@ -35,12 +35,16 @@ type goldenAlert struct {
 }
 
 // mappingFor returns the mapping of a golden case: the tenant example for
-// "example-…" cases, else testdata/<case>.mapping.yaml, else the default.
+// "example-…" cases, the shipped source recipe's mapping for "sources-<x>"
+// cases, else testdata/<case>.mapping.yaml, else the default.
 func mappingFor(t *testing.T, name string) *mapping.Mapping {
 	t.Helper()
 	path := filepath.Join("testdata", name+".mapping.yaml")
 	if strings.HasPrefix(name, "example-") {
 		path = exampleMappingFile
+	}
+	if source, ok := strings.CutPrefix(name, "sources-"); ok {
+		path = filepath.Join("..", "deploy", "sources", source, "mapping.yaml")
 	}
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return mapping.Default()
@@ -55,7 +59,7 @@ func mappingFor(t *testing.T, name string) *mapping.Mapping {
 // renderAll renders every op of every alert in a payload.
 func renderAll(t *testing.T, m *mapping.Mapping, payload []byte) []goldenAlert {
 	t.Helper()
-	alerts, err := mapping.Decode(payload, mapping.DecodeOptions{})
+	alerts, err := m.Decode(payload, mapping.DecodeOptions{})
 	if err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
@@ -133,20 +137,26 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := marshalGolden(t, renderAll(t, mappingFor(t, name), payload))
-			goldenPath := filepath.Join("testdata", name+".golden.json")
-			if *update {
-				if err := os.WriteFile(goldenPath, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(goldenPath)
-			if err != nil {
-				t.Fatalf("%v (run go test ./mapping -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), string(got)); diff != "" {
-				t.Errorf("%s mismatch (-want +got):\n%s", goldenPath, diff)
-			}
+			checkGolden(t, filepath.Join("testdata", name+".golden.json"), got)
 		})
+	}
+}
+
+// checkGolden compares got with the golden file at path; with -update it
+// rewrites the file first.
+func checkGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./mapping -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
 	}
 }
 

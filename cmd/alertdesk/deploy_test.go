@@ -37,7 +37,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/rs/zerolog"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk"

@@ -91,7 +91,7 @@ func render(c *cli, mappingFile string, pos []string) error {
 	if err != nil {
 		return fmt.Errorf("read event from %s: %w", name, err)
 	}
-	alerts, err := mapping.Decode(data, mapping.DecodeOptions{})
+	alerts, err := m.Decode(data, mapping.DecodeOptions{})
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
