@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -75,22 +74,11 @@ func (r *checkReport) summary() int {
 // name of the mapping; with --create-test-incident it also creates and
 // closes one incident.
 func cmdCheck(ctx context.Context, c *cli, args []string) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(c.stderr, checkUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet(c, "check", checkUsage)
 	createTest := fs.Bool("create-test-incident", false,
 		"also create one incident \"alertdesk connection test\" in TOPdesk and close it at once")
-	pos, err := parseFlagsAnywhere(fs, args)
-	if err != nil {
-		return cmdFlagExit(err)
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(c.stderr, "alertdesk check: unexpected argument %q; check is configured by ALERTDESK_* variables\n\n", pos[0])
-		fs.Usage()
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 
 	r := &checkReport{w: c.stdout}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,18 +18,13 @@ import (
 // cmdDev is `alertdesk dev`: embedded JetStream, the TOPdesk simulator, a
 // worker and open ingest on one machine, for a first look and for demos.
 func cmdDev(ctx context.Context, c *cli, args []string) int {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs := newFlagSet(c, "dev", "usage: alertdesk dev [flags]\n\n"+
+		"Runs everything on this machine: an embedded JetStream server (ALERTDESK_EMBEDDED_NATS_LISTEN,\n"+
+		"a fresh temporary store unless ALERTDESK_DATA_DIR is set), the TOPdesk simulator, a worker, and the ingest endpoints\n"+
+		"(no token needed on a loopback ALERTDESK_HTTP_ADDR). ALERTDESK_NATS_URL and the\n"+
+		"ALERTDESK_TOPDESK_* settings are ignored.\n\nflags:")
 	simAddr := fs.String("sim-addr", "127.0.0.1:8081", "listen `address` of the TOPdesk simulator (port 0 picks a free one)")
-	fs.Usage = func() {
-		fmt.Fprintln(c.stderr, "usage: alertdesk dev [flags]\n\n"+
-			"Runs everything on this machine: an embedded JetStream server (ALERTDESK_EMBEDDED_NATS_LISTEN,\n"+
-			"a fresh temporary store unless ALERTDESK_DATA_DIR is set), the TOPdesk simulator, a worker, and the ingest endpoints\n"+
-			"(no token needed on a loopback ALERTDESK_HTTP_ADDR). ALERTDESK_NATS_URL and the\n"+
-			"ALERTDESK_TOPDESK_* settings are ignored.\n\nflags:")
-		fs.PrintDefaults()
-	}
-	if code, done := parseFlags(c, fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	// Friendlier defaults for a terminal; explicit settings win.

@@ -179,8 +179,8 @@ func TestPublishErrors(t *testing.T) {
 			if out != "" {
 				t.Errorf("stdout = %q, want nothing", out)
 			}
-			if tc.wantCode == 2 && !strings.Contains(errOut, "usage: alertdesk publish") {
-				t.Errorf("stderr lacks the usage:\n%s", errOut)
+			if tc.wantCode == 2 && (!strings.HasSuffix(errOut, "Run 'alertdesk publish -h' for its usage.\n") || strings.Contains(errOut, "usage: alertdesk publish")) {
+				t.Errorf("stderr is not the problem and one line pointing to -h:\n%s", errOut)
 			}
 			if n := len(e.msgs(t, "ALERTS")); n != 0 {
 				t.Errorf("ALERTS holds %d messages, want 0", n)

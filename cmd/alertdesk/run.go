@@ -24,9 +24,13 @@ import (
 
 // cmdRun is `alertdesk run`: the worker.
 func cmdRun(ctx context.Context, c *cli, args []string) int {
-	if len(args) > 0 {
-		fmt.Fprintf(c.stderr, "alertdesk run takes no arguments; it is configured by ALERTDESK_* variables (see README.md)\n")
-		return 2
+	fs := newFlagSet(c, "run", "usage: alertdesk run\n\n"+
+		"Runs the worker: consumes alert events, dedupes them and keeps TOPdesk incidents\n"+
+		"in line, dead-letters what cannot be handled, and serves /metrics, /healthz, /readyz\n"+
+		"and the ingest endpoints. It takes no flags: settings come from ALERTDESK_*\n"+
+		"variables (README.md).")
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	cfg, err := loadConfig()
 	if err == nil {

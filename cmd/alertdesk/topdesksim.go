@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,8 +21,10 @@ const simShutdownTimeout = 10 * time.Second
 // serving the incident API under /tas/api, the admin endpoints under /_sim/
 // and an HTML page at /, until ctx is done.
 func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
-	fs := flag.NewFlagSet("topdesk-sim", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs := newFlagSet(c, "topdesk-sim", "usage: alertdesk topdesk-sim [flags]\n\n"+
+		"Serves a simulated TOPdesk: the incident API under /tas/api (Basic auth), control\n"+
+		"endpoints under /_sim/ (faults, credentials, reset, incidents and requests as JSON)\n"+
+		"and a page listing the incidents and their actions at /.\n\nflags:")
 	addr := fs.String("addr", "127.0.0.1:8081", "listen `address` (port 0 picks a free port)")
 	username := fs.String("username", "", "accepted operator login (default $ALERTDESK_SIM_USERNAME, else "+topdesktest.DefaultUsername+")")
 	password := fs.String("password", "", "accepted application password (default $ALERTDESK_SIM_PASSWORD or the contents of $ALERTDESK_SIM_PASSWORD_FILE, else the built-in one)")
@@ -31,14 +32,7 @@ func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
 	apiVersion := fs.String("api-version", topdesktest.DefaultAPIVersion, "`version` reported by GET /tas/api/version")
 	disableFIQL := fs.Bool("disable-fiql", false, "answer 400 to query= on incidents, like a TOPdesk without FIQL (external_number= still works)")
 	disablePatch := fs.Bool("disable-patch", false, "answer 405 to PATCH, like old on-premises TOPdesk (PUT still works)")
-	fs.Usage = func() {
-		fmt.Fprintln(c.stderr, "usage: alertdesk topdesk-sim [flags]\n\n"+
-			"Serves a simulated TOPdesk: the incident API under /tas/api (Basic auth), control\n"+
-			"endpoints under /_sim/ (faults, credentials, reset, incidents and requests as JSON)\n"+
-			"and a page listing the incidents and their actions at /.\n\nflags:")
-		fs.PrintDefaults()
-	}
-	if code, done := parseFlags(c, fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 
