@@ -82,16 +82,19 @@ func cmdCheck(ctx context.Context, c *cli, args []string) int {
 	}
 
 	r := &checkReport{w: c.stdout}
-	cfg, err := loadConfig()
-	if err != nil {
-		r.fail("config", err.Error(), "fix the variable; nothing else can be checked until then")
+	cfg, err := loadConfig((*config).validateSettings)
+	problems := flatten(err)
+	fix := "alertdesk run refuses to start until this is fixed"
+	if cfg == nil {
+		fix = "fix the variable; nothing else can be checked until then"
+	}
+	for _, p := range problems {
+		r.fail("config", p.Error(), fix)
+	}
+	if cfg == nil {
 		return r.summary()
 	}
-	if problems := flatten(cfg.validateWorker()); len(problems) > 0 {
-		for _, p := range problems {
-			r.fail("config", p.Error(), "alertdesk run refuses to start until this is fixed")
-		}
-	} else {
+	if len(problems) == 0 {
 		r.ok("config valid")
 	}
 	m := checkMapping(r, cfg)

@@ -27,49 +27,43 @@ func cmdDev(ctx context.Context, c *cli, args []string) int {
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	// Friendlier defaults for a terminal; explicit settings win.
-	for name, value := range map[string]string{"HTTP_ADDR": "127.0.0.1:8080", "LOG_FORMAT": "console"} {
-		if _, set := os.LookupEnv(envPrefix + "_" + name); !set {
-			os.Setenv(envPrefix+"_"+name, value) // dev runs as its own process; nothing else reads these
-		}
-	}
-	// The simulator starts empty every time, so the JetStream store does
-	// too unless ALERTDESK_DATA_DIR asks otherwise: state about incidents
-	// of an earlier simulator would only confuse a demo.
-	if _, set := os.LookupEnv(envPrefix + "_DATA_DIR"); !set {
-		dir, err := os.MkdirTemp("", "alertdesk-dev-")
-		if err != nil {
-			fmt.Fprintf(c.stderr, "alertdesk dev: %v\n", err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		os.Setenv(envPrefix+"_DATA_DIR", dir) // dev runs as its own process; nothing else reads it
-	}
-	cfg, err := loadConfig()
-	if err != nil {
-		printConfigError(c, err)
-		return 2
-	}
-	cfg.NATSURL = ""
-	password := make([]byte, 12)
-	if _, err := rand.Read(password); err != nil {
-		fmt.Fprintf(c.stderr, "alertdesk dev: %v\n", err)
-		return 1
-	}
-	cfg.TopdeskUsername = topdesktest.DefaultUsername
-	cfg.TopdeskPassword = secret(hex.EncodeToString(password))
-	cfg.TopdeskPasswordFile = ""
-
+	// The simulator listens first: its address is the TOPdesk URL.
 	ln, err := net.Listen("tcp", *simAddr)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "alertdesk dev: --sim-addr: %v\n", err)
 		return 1
 	}
-	cfg.TopdeskURL = "http://" + ln.Addr().String()
-	if err := cfg.validateWorker(); err != nil {
-		ln.Close()
+	defer ln.Close()
+	password := make([]byte, 12)
+	if _, err := rand.Read(password); err != nil {
+		fmt.Fprintf(c.stderr, "alertdesk dev: %v\n", err)
+		return 1
+	}
+	cfg, err := loadConfig(func(cfg *config) error {
+		cfg.devSettings("http://"+ln.Addr().String(), hex.EncodeToString(password))
+		return cfg.validateWorker()
+	})
+	if err != nil {
 		printConfigError(c, err)
 		return 2
+	}
+	// The password file for check and run, and, unless ALERTDESK_DATA_DIR
+	// asks otherwise, the JetStream store: the simulator starts empty every
+	// time, and state about incidents of an earlier simulator would only
+	// confuse a demo.
+	tmp, err := os.MkdirTemp("", "alertdesk-dev-")
+	if err != nil {
+		fmt.Fprintf(c.stderr, "alertdesk dev: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	if !cfg.isSet("DATA_DIR") {
+		cfg.DataDir = filepath.Join(tmp, "jetstream")
+	}
+	passwordFile := filepath.Join(tmp, "topdesk-password")
+	if err := os.WriteFile(passwordFile, []byte(cfg.TopdeskPassword), 0o600); err != nil {
+		fmt.Fprintf(c.stderr, "alertdesk dev: %v\n", err)
+		return 1
 	}
 	log := newLogger(cfg, c.stderr)
 
@@ -104,10 +98,13 @@ func cmdDev(ctx context.Context, c *cli, args []string) int {
 	err = runWorker(ctx, cfg, log, runExtras{
 		ingestOpen: open,
 		started: func(httpAddr, natsURL string) {
-			publish := self + " publish"
+			nats := ""
 			if natsURL != cfg.clientNATSURL() {
-				publish = "ALERTDESK_NATS_URL=" + natsURL + " " + publish
+				nats = "ALERTDESK_NATS_URL=" + natsURL + " "
 			}
+			publish := nats + self + " publish"
+			check := fmt.Sprintf("%sALERTDESK_TOPDESK_URL=%s ALERTDESK_TOPDESK_USERNAME=%s ALERTDESK_TOPDESK_PASSWORD_FILE=%s %s check",
+				nats, cfg.TopdeskURL, cfg.TopdeskUsername, passwordFile, self)
 			fmt.Fprintf(c.stdout, `
 alertdesk dev is running. Ctrl-C stops it.
 
@@ -121,7 +118,12 @@ Fire a sample alert, watch the incident appear, then resolve it:
   %s --key demo/disk-full --severity critical --summary "Disk / at 97%% on demo-1" --label host=demo-1
   %s --key demo/disk-full --status resolved
 
-`, natsURL, cfg.TopdeskURL, httpAddr, httpAddr, publish, publish)
+Test the connections as 'alertdesk run' would see them (the simulator's password is
+in a file that lives as long as this process):
+
+  %s
+
+`, natsURL, cfg.TopdeskURL, httpAddr, httpAddr, publish, publish, check)
 		},
 	})
 	if err != nil && ctx.Err() == nil {
@@ -129,6 +131,23 @@ Fire a sample alert, watch the incident appear, then resolve it:
 		return 1
 	}
 	return 0
+}
+
+// devSettings sets what dev runs with: the simulator as TOPdesk, with its
+// credentials, and the embedded NATS server; on a terminal-friendly address
+// and log format unless ALERTDESK_HTTP_ADDR or ALERTDESK_LOG_FORMAT is set.
+func (c *config) devSettings(topdeskURL, password string) {
+	if !c.isSet("HTTP_ADDR") {
+		c.HTTPAddr = "127.0.0.1:8080"
+	}
+	if !c.isSet("LOG_FORMAT") {
+		c.LogFormat = "console"
+	}
+	c.NATSURL = ""
+	c.TopdeskURL = topdeskURL
+	c.TopdeskUsername = topdesktest.DefaultUsername
+	c.TopdeskPassword = secret(password)
+	c.TopdeskPasswordFile = ""
 }
 
 func mustGetwd() string {

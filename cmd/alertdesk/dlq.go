@@ -193,10 +193,7 @@ func openDLQ(c *cli) (d *worker.DLQ, cfg *config, closeFn func(), code int) {
 // openClientJetStream loads and checks the configuration and connects a
 // client command to NATS (ALERTDESK_NATS_URL, else a local embedded server).
 func openClientJetStream(c *cli, name string) (jetstream.JetStream, *config, func(), int) {
-	cfg, err := loadConfig()
-	if err == nil {
-		err = cfg.validateCommon()
-	}
+	cfg, err := loadConfig((*config).validateCommon)
 	if err != nil {
 		printConfigError(c, err)
 		return nil, nil, nil, 2

@@ -33,7 +33,7 @@ func cmdHealthcheck(ctx context.Context, c *cli, args []string) int {
 	}
 	u := *target
 	if u == "" {
-		cfg, err := loadConfig()
+		cfg, err := loadConfig(nil)
 		if err != nil {
 			printConfigError(c, err)
 			return 2

@@ -29,6 +29,9 @@ func TestREADMEConfigTable(t *testing.T) {
 	var inCode []string
 	for i := range typ.NumField() {
 		f := typ.Field(i)
+		if !f.IsExported() {
+			continue
+		}
 		name := envPrefix + "_" + f.Tag.Get("envconfig")
 		inCode = append(inCode, name)
 		doc, ok := documented[name]

@@ -39,6 +39,14 @@ func cmdRender(_ context.Context, c *cli, args []string) int {
 	if len(pos) > 1 {
 		return usageError(fs, "want at most one event file, got %d", len(pos))
 	}
+	if *mappingFile == "" {
+		cfg, err := loadConfig(nil)
+		if err != nil {
+			printConfigError(c, err)
+			return 2
+		}
+		*mappingFile = cfg.MappingFile
+	}
 	if err := render(c, *mappingFile, pos); err != nil {
 		fmt.Fprintf(c.stderr, "alertdesk render: %v\n", err)
 		return 1
@@ -47,9 +55,6 @@ func cmdRender(_ context.Context, c *cli, args []string) int {
 }
 
 func render(c *cli, mappingFile string, pos []string) error {
-	if mappingFile == "" {
-		mappingFile = os.Getenv("ALERTDESK_MAPPING_FILE")
-	}
 	m := mapping.Default()
 	if mappingFile != "" {
 		var err error

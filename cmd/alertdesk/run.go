@@ -32,10 +32,7 @@ func cmdRun(ctx context.Context, c *cli, args []string) int {
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	cfg, err := loadConfig()
-	if err == nil {
-		err = cfg.validateWorker()
-	}
+	cfg, err := loadConfig((*config).validateWorker)
 	if err != nil {
 		printConfigError(c, err)
 		return 2

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kelseyhightower/envconfig"
+
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 )
 
@@ -36,15 +38,20 @@ func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
 		return code
 	}
 
+	var env simConfig
+	if err := envconfig.Process(envPrefix+"_SIM", &env); err != nil {
+		fmt.Fprintf(c.stderr, "alertdesk topdesk-sim: %v\n", envError(err))
+		return 2
+	}
 	opts := topdesktest.Options{
-		Username:     cmp.Or(*username, os.Getenv("ALERTDESK_SIM_USERNAME"), topdesktest.DefaultUsername),
+		Username:     cmp.Or(*username, env.Username, topdesktest.DefaultUsername),
 		APIVersion:   *apiVersion,
 		DisableFIQL:  *disableFIQL,
 		DisablePatch: *disablePatch,
 	}
 	var source string
 	var err error
-	if opts.Password, source, err = simPassword(*password); err != nil {
+	if opts.Password, source, err = env.password(*password); err != nil {
 		fmt.Fprintf(c.stderr, "alertdesk topdesk-sim: %v\n", err)
 		return 2
 	}
@@ -106,12 +113,12 @@ func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
 	return 0
 }
 
-// simPassword picks the simulator's application password: the flag, else
+// password picks the simulator's application password: the flag, else
 // ALERTDESK_SIM_PASSWORD, else the file named by ALERTDESK_SIM_PASSWORD_FILE,
 // else the built-in default. source names where it came from, for printing
 // instead of the password.
-func simPassword(flagValue string) (password, source string, err error) {
-	env, file := os.Getenv("ALERTDESK_SIM_PASSWORD"), os.Getenv("ALERTDESK_SIM_PASSWORD_FILE")
+func (s *simConfig) password(flagValue string) (password, source string, err error) {
+	env, file := string(s.Password), s.PasswordFile
 	switch {
 	case flagValue != "":
 		return flagValue, "--password", nil
