@@ -10,7 +10,6 @@ package main
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -1324,26 +1323,7 @@ func startDeployWorker(t *testing.T, ingestToken string) *deployWorker {
 	env["ALERTDESK_INGEST_TOKEN"] = ingestToken
 	cfg := validateEnv(t, env)
 
-	ctx, cancel := context.WithCancel(t.Context())
-	started := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runWorker(ctx, cfg, zerolog.Nop(), runExtras{started: func(httpAddr, _ string) { started <- httpAddr }})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("runWorker: %v", err)
-		}
-	})
-	var addr string
-	select {
-	case addr = <-started:
-	case err := <-done:
-		t.Fatalf("runWorker returned before serving HTTP: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the worker did not start serving HTTP within 30s")
-	}
+	addr := startWorker(t, cfg, zerolog.Nop())
 	w := &deployWorker{base: "http://" + addr, sim: sim, hc: &http.Client{Timeout: 10 * time.Second}}
 	waitFor(t, 30*time.Second, "the worker to be ready", func() bool {
 		code, _ := w.get(t, "/readyz")

@@ -126,11 +126,7 @@ in a file that lives as long as this process):
 `, natsURL, cfg.TopdeskURL, httpAddr, httpAddr, publish, publish, check)
 		},
 	})
-	if err != nil && ctx.Err() == nil {
-		log.Error().Err(err).Msg("alertdesk dev stopped with an error")
-		return 1
-	}
-	return 0
+	return exitCode(ctx, log, err)
 }
 
 // devSettings sets what dev runs with: the simulator as TOPdesk, with its
