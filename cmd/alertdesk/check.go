@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -203,23 +202,6 @@ func checkNATS(ctx context.Context, r *checkReport, cfg *config) {
 	}
 }
 
-// natsFix says what to do when connecting to NATS failed.
-func natsFix(cfg *config, err error) string {
-	var unknownCA x509.UnknownAuthorityError
-	var hostname x509.HostnameError
-	var verify *tls.CertificateVerificationError
-	switch {
-	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired), errors.Is(err, nats.ErrAuthRevoked):
-		return "check ALERTDESK_NATS_CREDS: the credentials file must belong to a user of this server's account, and be current"
-	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &verify):
-		return "check ALERTDESK_NATS_CA_FILE (the CA that signed the server's certificate) and the host name in ALERTDESK_NATS_URL"
-	case cfg.NATSURL == "":
-		return fmt.Sprintf("ALERTDESK_NATS_URL is empty, so check looks for the embedded server of a local `alertdesk run` "+
-			"on ALERTDESK_EMBEDDED_NATS_LISTEN (%s): start `alertdesk run` first, or set ALERTDESK_NATS_URL", cfg.EmbeddedNATSListen)
-	}
-	return "check ALERTDESK_NATS_URL (host, port, nats:// or tls://), that the server is up and reachable from here, " +
-		"and ALERTDESK_NATS_CREDS / ALERTDESK_NATS_CA_FILE"
-}
 
 // topologyFix says what to do about a resource CheckTopology objected to.
 func topologyFix(cfg *config, st worker.ResourceStatus) string {

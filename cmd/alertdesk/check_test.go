@@ -206,7 +206,7 @@ func TestCheckFailures(t *testing.T) {
 				t.Setenv("ALERTDESK_NATS_URL", "")
 				t.Setenv("ALERTDESK_EMBEDDED_NATS_LISTEN", closedPort(t))
 			},
-			want: [][]string{{"FAIL ", "NATS reachable at nats://127.0.0.1:", "start `alertdesk run` first"}},
+			want: [][]string{{"FAIL ", "NATS reachable at nats://127.0.0.1:", "start one of them first"}},
 		},
 		{
 			name: "NATS URL with credentials is redacted",

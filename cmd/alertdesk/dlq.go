@@ -200,7 +200,7 @@ func openClientJetStream(c *cli, name string) (jetstream.JetStream, *config, fun
 	}
 	nc, err := connectNATS(cfg, cfg.clientNATSURL(), name, newLogger(cfg, c.stderr))
 	if err != nil {
-		fmt.Fprintf(c.stderr, "%s: %v\n", name, err)
+		fmt.Fprintf(c.stderr, "%s: %v\nhint: %s\n", name, err, natsFix(cfg, err))
 		return nil, nil, nil, 1
 	}
 	js, err := jetstream.New(nc)
