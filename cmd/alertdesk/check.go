@@ -202,7 +202,6 @@ func checkNATS(ctx context.Context, r *checkReport, cfg *config) {
 	}
 }
 
-
 // topologyFix says what to do about a resource CheckTopology objected to.
 func topologyFix(cfg *config, st worker.ResourceStatus) string {
 	var overlap *worker.OverlapError
