@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -183,6 +184,13 @@ func TestDevEndToEnd(t *testing.T) {
 	// come from the password file dev wrote.
 	if out := runPrinted(check); !strings.Contains(out, "checks passed") {
 		t.Errorf("%s:\n%s", check, out)
+	}
+
+	// The log went to a file: no terminal colours; durations carry a unit.
+	if log := devLog(); strings.Contains(log, "\x1b[") {
+		t.Errorf("the console log to a file has ANSI escapes:\n%.500s", log)
+	} else if !regexp.MustCompile(`\btook=[0-9.]+(ns|µs|ms|s|m)\b`).MatchString(log) {
+		t.Errorf("no took=<duration with unit> in the log:\n%s", log)
 	}
 
 	if err := dev.Process.Signal(syscall.SIGTERM); err != nil {

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/rs/zerolog"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=…".
@@ -42,7 +44,13 @@ func commands() []command {
 	}
 }
 
-func main() { os.Exit(run(os.Args[1:], &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr})) }
+func main() {
+	// Durations in logs carry their unit ("1.5s"), not a bare number of
+	// milliseconds. zerolog keeps this setting process-wide, so it is made
+	// once, here.
+	zerolog.DurationFieldFormat = zerolog.DurationFormatString
+	os.Exit(run(os.Args[1:], &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}))
+}
 
 func run(args []string, c *cli) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {

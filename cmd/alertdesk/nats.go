@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -124,7 +125,18 @@ func newLogger(c *config, w io.Writer) zerolog.Logger {
 	}
 	out := w
 	if c.LogFormat == "console" {
-		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isTerminal(w)}
 	}
 	return zerolog.New(out).Level(lvl).With().Timestamp().Str("service", "alertdesk").Str("version", version).Logger()
+}
+
+// isTerminal reports whether w is a terminal: colours are for people, not
+// for files and pipes.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
