@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -76,35 +74,27 @@ func (r *checkReport) summary() int {
 // name of the mapping; with --create-test-incident it also creates and
 // closes one incident.
 func cmdCheck(ctx context.Context, c *cli, args []string) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(c.stderr, checkUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet(c, "check", checkUsage)
 	createTest := fs.Bool("create-test-incident", false,
 		"also create one incident \"alertdesk connection test\" in TOPdesk and close it at once")
-	pos, err := parseFlagsAnywhere(fs, args)
-	if err != nil {
-		return cmdFlagExit(err)
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(c.stderr, "alertdesk check: unexpected argument %q; check is configured by ALERTDESK_* variables\n\n", pos[0])
-		fs.Usage()
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 
 	r := &checkReport{w: c.stdout}
-	cfg, err := loadConfig()
-	if err != nil {
-		r.fail("config", err.Error(), "fix the variable; nothing else can be checked until then")
+	cfg, err := loadConfig((*config).validateSettings)
+	problems := flatten(err)
+	fix := "alertdesk run refuses to start until this is fixed"
+	if cfg == nil {
+		fix = "fix the variable; nothing else can be checked until then"
+	}
+	for _, p := range problems {
+		r.fail("config", p.Error(), fix)
+	}
+	if cfg == nil {
 		return r.summary()
 	}
-	if problems := flatten(cfg.validateWorker()); len(problems) > 0 {
-		for _, p := range problems {
-			r.fail("config", p.Error(), "alertdesk run refuses to start until this is fixed")
-		}
-	} else {
+	if len(problems) == 0 {
 		r.ok("config valid")
 	}
 	m := checkMapping(r, cfg)
@@ -211,24 +201,6 @@ func checkNATS(ctx context.Context, r *checkReport, cfg *config) {
 			r.ok("%s present", what)
 		}
 	}
-}
-
-// natsFix says what to do when connecting to NATS failed.
-func natsFix(cfg *config, err error) string {
-	var unknownCA x509.UnknownAuthorityError
-	var hostname x509.HostnameError
-	var verify *tls.CertificateVerificationError
-	switch {
-	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired), errors.Is(err, nats.ErrAuthRevoked):
-		return "check ALERTDESK_NATS_CREDS: the credentials file must belong to a user of this server's account, and be current"
-	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &verify):
-		return "check ALERTDESK_NATS_CA_FILE (the CA that signed the server's certificate) and the host name in ALERTDESK_NATS_URL"
-	case cfg.NATSURL == "":
-		return fmt.Sprintf("ALERTDESK_NATS_URL is empty, so check looks for the embedded server of a local `alertdesk run` "+
-			"on ALERTDESK_EMBEDDED_NATS_LISTEN (%s): start `alertdesk run` first, or set ALERTDESK_NATS_URL", cfg.EmbeddedNATSListen)
-	}
-	return "check ALERTDESK_NATS_URL (host, port, nats:// or tls://), that the server is up and reachable from here, " +
-		"and ALERTDESK_NATS_CREDS / ALERTDESK_NATS_CA_FILE"
 }
 
 // topologyFix says what to do about a resource CheckTopology objected to.

@@ -206,7 +206,7 @@ func TestCheckFailures(t *testing.T) {
 				t.Setenv("ALERTDESK_NATS_URL", "")
 				t.Setenv("ALERTDESK_EMBEDDED_NATS_LISTEN", closedPort(t))
 			},
-			want: [][]string{{"FAIL ", "NATS reachable at nats://127.0.0.1:", "start `alertdesk run` first"}},
+			want: [][]string{{"FAIL ", "NATS reachable at nats://127.0.0.1:", "start one of them first"}},
 		},
 		{
 			name: "NATS URL with credentials is redacted",
@@ -315,21 +315,22 @@ func TestCheckCreatesTestIncident(t *testing.T) {
 
 func TestCheckUsage(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		args []string
-		want int
+		name    string
+		args    []string
+		want    int
+		mention string
 	}{
-		{"extra argument", []string{"now"}, 2},
-		{"unknown flag", []string{"--frobnicate"}, 2},
-		{"help", []string{"-h"}, 0},
+		{"extra argument", []string{"now"}, 2, "Run 'alertdesk check -h' for its usage."},
+		{"unknown flag", []string{"--frobnicate"}, 2, "Run 'alertdesk check -h' for its usage."},
+		{"help", []string{"-h"}, 0, "usage: alertdesk check"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out := runCheck(t, tc.args...)
 			if code != tc.want {
 				t.Errorf("exit = %d, want %d\n%s", code, tc.want, out)
 			}
-			if !strings.Contains(out, "usage: alertdesk check") {
-				t.Errorf("no usage in\n%s", out)
+			if !strings.Contains(out, tc.mention) {
+				t.Errorf("%q not in\n%s", tc.mention, out)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agnivade/levenshtein"
 	"github.com/kelseyhightower/envconfig"
 	"github.com/rs/zerolog"
 
@@ -64,16 +65,91 @@ type config struct {
 	AuthRetry           time.Duration `envconfig:"AUTH_RETRY" default:"30s" desc:"advanced: TOPdesk probe interval while the credentials are rejected"`
 	LogLevel            string        `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn or error"`
 	LogFormat           string        `envconfig:"LOG_FORMAT" default:"json" desc:"json or console"`
+
+	set map[string]bool // names (without ALERTDESK_) of the variables set in the environment
 }
 
-// loadConfig reads the environment. It checks syntax (numbers, durations)
-// only; validate checks what a command needs.
-func loadConfig() (*config, error) {
+// simConfig is the ALERTDESK_SIM_* settings of topdesk-sim, which flags
+// override.
+type simConfig struct {
+	Username     string `envconfig:"USERNAME" desc:"accepted operator login"`
+	Password     secret `envconfig:"PASSWORD" desc:"accepted application password"`
+	PasswordFile string `envconfig:"PASSWORD_FILE" desc:"file holding the accepted application password"`
+}
+
+// loadConfig reads the settings with one envconfig.Process and checks them
+// with validate (nil checks the syntax only). The error joins every
+// problem, one line each: a value that does not parse, each ALERTDESK_*
+// variable alertdesk does not know (an error, so that a misspelling cannot
+// pass silently), and what validate finds. cfg is nil only when a value does
+// not parse: envconfig stops there, so the rest cannot be checked.
+func loadConfig(validate func(*config) error) (*config, error) {
 	var c config
-	if err := envconfig.Process(envPrefix, &c); err != nil {
-		return nil, envError(err)
+	err := envconfig.Process(envPrefix, &c)
+	unknown := c.readSet()
+	if err != nil {
+		return nil, errors.Join(append([]error{envError(err)}, unknown...)...)
 	}
-	return &c, nil
+	if validate != nil {
+		unknown = append(unknown, validate(&c))
+	}
+	return &c, errors.Join(unknown...)
+}
+
+// knownVariables lists every variable alertdesk reads: the config's and
+// topdesk-sim's.
+func knownVariables() []string {
+	var b strings.Builder
+	const keys = "{{range .}}{{.Key}}\n{{end}}"
+	// Usagef fails only on a spec that is not a pointer to a struct.
+	if err := envconfig.Usagef(envPrefix, &config{}, &b, keys); err != nil {
+		panic(err)
+	}
+	if err := envconfig.Usagef(envPrefix+"_SIM", &simConfig{}, &b, keys); err != nil {
+		panic(err)
+	}
+	return strings.Fields(b.String())
+}
+
+// readSet records which ALERTDESK_* variables are set (commands such as dev
+// pick other defaults for unset ones) and returns one error for each that
+// alertdesk does not know, naming the nearest known one.
+func (c *config) readSet() []error {
+	known := knownVariables()
+	c.set = map[string]bool{}
+	var errs []error
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, envPrefix+"_") {
+			continue
+		}
+		if slices.Contains(known, name) {
+			c.set[strings.TrimPrefix(name, envPrefix+"_")] = true
+			continue
+		}
+		if near := nearestName(name, known); near != "" {
+			errs = append(errs, fmt.Errorf("%s is not a known variable; did you mean %s?", name, near))
+		} else {
+			errs = append(errs, fmt.Errorf("%s is not a known variable (README.md lists them)", name))
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errs
+}
+
+// isSet reports whether the variable ALERTDESK_<name> is set, even empty.
+func (c *config) isSet(name string) bool { return c.set[name] }
+
+// nearestName is the known name closest to name in edits, or "" when none is
+// close enough to be a misspelling.
+func nearestName(name string, known []string) string {
+	best, bestDist := "", len(name)/3+1
+	for _, k := range known {
+		if d := levenshtein.ComputeDistance(name, k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	return best
 }
 
 // envError turns envconfig's error into one line naming the variable.
@@ -100,9 +176,8 @@ func (c *config) validateCommon() error {
 	}
 	if c.NATSURL != "" {
 		for _, u := range strings.Split(c.NATSURL, ",") {
-			p, err := url.Parse(strings.TrimSpace(u))
-			if err != nil || p.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, p.Scheme) {
-				bad("NATS_URL", "%q is not a nats://, tls://, ws:// or wss:// URL", redactURL(u))
+			if err := checkNATSURL(strings.TrimSpace(u)); err != nil {
+				bad("NATS_URL", "%v", err)
 			}
 		}
 	} else if _, _, err := net.SplitHostPort(c.EmbeddedNATSListen); err != nil {
@@ -143,8 +218,16 @@ func (c *config) validateCommon() error {
 	return errors.Join(errs...)
 }
 
-// validateWorker checks what `run` needs on top of validateCommon.
+// validateWorker checks everything `run` needs: the settings and the
+// mapping file.
 func (c *config) validateWorker() error {
+	_, err := loadMapping(c.MappingFile)
+	return errors.Join(c.validateSettings(), err)
+}
+
+// validateSettings checks the variables `run` needs, validateCommon's
+// included.
+func (c *config) validateSettings() error {
 	var errs []error
 	if err := c.validateCommon(); err != nil {
 		errs = append(errs, err)
@@ -170,11 +253,6 @@ func (c *config) validateWorker() error {
 	case c.TopdeskPasswordFile != "":
 		if _, err := c.topdeskPassword(); err != nil {
 			bad("TOPDESK_PASSWORD_FILE", "%v", err)
-		}
-	}
-	if c.MappingFile != "" {
-		if _, err := os.Stat(c.MappingFile); err != nil {
-			bad("MAPPING_FILE", "cannot read %s: %v", c.MappingFile, errors.Unwrap(err))
 		}
 	}
 	if c.Concurrency < 1 || c.Concurrency > 4096 {
@@ -222,11 +300,32 @@ func (c *config) topdeskPassword() (string, error) {
 	return p, nil
 }
 
+// natsSchemes are the URL schemes nats.go connects with.
+var natsSchemes = []string{"nats", "tls", "ws", "wss"}
+
+// checkNATSURL explains what is wrong with one NATS URL. A URL without a
+// scheme, such as 127.0.0.1:4222, gets the nats:// form to use instead.
+func checkNATSURL(u string) error {
+	if p, err := url.Parse(u); err == nil && p.Host != "" && slices.Contains(natsSchemes, p.Scheme) {
+		return nil
+	}
+	if !strings.Contains(u, "://") {
+		if p, err := url.Parse("nats://" + u); err == nil && p.Host != "" {
+			fixed := redactURL("nats://" + u)
+			return fmt.Errorf("%q has no scheme; write %s (tls:// for TLS)", strings.TrimPrefix(fixed, "nats://"), fixed)
+		}
+	}
+	return fmt.Errorf("%q is not a nats://, tls://, ws:// or wss:// URL", redactURL(u))
+}
+
 // redactURL drops any user info from a URL before it is printed.
 func redactURL(raw string) string {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
-		return "<unparseable URL>"
+		if strings.Contains(raw, "@") { // may hold a password
+			return "<unparseable URL>"
+		}
+		return raw
 	}
 	if u.User != nil {
 		u.User = url.User("redacted")

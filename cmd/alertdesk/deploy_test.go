@@ -10,7 +10,6 @@ package main
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -155,18 +154,14 @@ func configDefault(t *testing.T, name string) string {
 // simVars are the ALERTDESK_SIM_* variables that `alertdesk topdesk-sim` reads.
 func simVars(t *testing.T) []string {
 	t.Helper()
-	src, err := os.ReadFile("topdesksim.go")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, m := range regexp.MustCompile(`"(ALERTDESK_SIM_[A-Z0-9_]+)"`).FindAllStringSubmatch(string(src), -1) {
-		if !slices.Contains(out, m[1]) {
-			out = append(out, m[1])
+	for _, name := range knownVariables() {
+		if strings.HasPrefix(name, envPrefix+"_SIM_") {
+			out = append(out, name)
 		}
 	}
 	if len(out) == 0 {
-		t.Fatal("found no ALERTDESK_SIM_* variable in topdesksim.go")
+		t.Fatal("found no ALERTDESK_SIM_* variable")
 	}
 	return out
 }
@@ -982,10 +977,7 @@ func validateEnv(t *testing.T, env map[string]string) *config {
 			t.Setenv(k, v)
 		}
 	}
-	cfg, err := loadConfig()
-	if err == nil {
-		err = cfg.validateWorker()
-	}
+	cfg, err := loadConfig((*config).validateWorker)
 	if err != nil {
 		t.Fatalf("the worker rejects this configuration: %v", err)
 	}
@@ -1372,26 +1364,7 @@ func startDeployWorker(t *testing.T, ingestToken string) *deployWorker {
 	env["ALERTDESK_INGEST_TOKEN"] = ingestToken
 	cfg := validateEnv(t, env)
 
-	ctx, cancel := context.WithCancel(t.Context())
-	started := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runWorker(ctx, cfg, zerolog.Nop(), runExtras{started: func(httpAddr, _ string) { started <- httpAddr }})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("runWorker: %v", err)
-		}
-	})
-	var addr string
-	select {
-	case addr = <-started:
-	case err := <-done:
-		t.Fatalf("runWorker returned before serving HTTP: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the worker did not start serving HTTP within 30s")
-	}
+	addr := startWorker(t, cfg, zerolog.Nop())
 	w := &deployWorker{base: "http://" + addr, sim: sim, hc: &http.Client{Timeout: 10 * time.Second}}
 	waitFor(t, 30*time.Second, "the worker to be ready", func() bool {
 		code, _ := w.get(t, "/readyz")

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,63 +18,52 @@ import (
 // cmdDev is `alertdesk dev`: embedded JetStream, the TOPdesk simulator, a
 // worker and open ingest on one machine, for a first look and for demos.
 func cmdDev(ctx context.Context, c *cli, args []string) int {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs := newFlagSet(c, "dev", "usage: alertdesk dev [flags]\n\n"+
+		"Runs everything on this machine: an embedded JetStream server (ALERTDESK_EMBEDDED_NATS_LISTEN,\n"+
+		"a fresh temporary store unless ALERTDESK_DATA_DIR is set), the TOPdesk simulator, a worker, and the ingest endpoints\n"+
+		"(no token needed on a loopback ALERTDESK_HTTP_ADDR). ALERTDESK_NATS_URL and the\n"+
+		"ALERTDESK_TOPDESK_* settings are ignored.\n\nflags:")
 	simAddr := fs.String("sim-addr", "127.0.0.1:8081", "listen `address` of the TOPdesk simulator (port 0 picks a free one)")
-	fs.Usage = func() {
-		fmt.Fprintln(c.stderr, "usage: alertdesk dev [flags]\n\n"+
-			"Runs everything on this machine: an embedded JetStream server (ALERTDESK_EMBEDDED_NATS_LISTEN,\n"+
-			"a fresh temporary store unless ALERTDESK_DATA_DIR is set), the TOPdesk simulator, a worker, and the ingest endpoints\n"+
-			"(no token needed on a loopback ALERTDESK_HTTP_ADDR). ALERTDESK_NATS_URL and the\n"+
-			"ALERTDESK_TOPDESK_* settings are ignored.\n\nflags:")
-		fs.PrintDefaults()
-	}
-	if code, done := parseFlags(c, fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	// Friendlier defaults for a terminal; explicit settings win.
-	for name, value := range map[string]string{"HTTP_ADDR": "127.0.0.1:8080", "LOG_FORMAT": "console"} {
-		if _, set := os.LookupEnv(envPrefix + "_" + name); !set {
-			os.Setenv(envPrefix+"_"+name, value) // dev runs as its own process; nothing else reads these
-		}
-	}
-	// The simulator starts empty every time, so the JetStream store does
-	// too unless ALERTDESK_DATA_DIR asks otherwise: state about incidents
-	// of an earlier simulator would only confuse a demo.
-	if _, set := os.LookupEnv(envPrefix + "_DATA_DIR"); !set {
-		dir, err := os.MkdirTemp("", "alertdesk-dev-")
-		if err != nil {
-			fmt.Fprintf(c.stderr, "alertdesk dev: %v\n", err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		os.Setenv(envPrefix+"_DATA_DIR", dir) // dev runs as its own process; nothing else reads it
-	}
-	cfg, err := loadConfig()
-	if err != nil {
-		printConfigError(c, err)
-		return 2
-	}
-	cfg.NATSURL = ""
-	password := make([]byte, 12)
-	if _, err := rand.Read(password); err != nil {
-		fmt.Fprintf(c.stderr, "alertdesk dev: %v\n", err)
-		return 1
-	}
-	cfg.TopdeskUsername = topdesktest.DefaultUsername
-	cfg.TopdeskPassword = secret(hex.EncodeToString(password))
-	cfg.TopdeskPasswordFile = ""
-
+	// The simulator listens first: its address is the TOPdesk URL.
 	ln, err := net.Listen("tcp", *simAddr)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "alertdesk dev: --sim-addr: %v\n", err)
 		return 1
 	}
-	cfg.TopdeskURL = "http://" + ln.Addr().String()
-	if err := cfg.validateWorker(); err != nil {
-		ln.Close()
+	defer ln.Close()
+	password := make([]byte, 12)
+	if _, err := rand.Read(password); err != nil {
+		fmt.Fprintf(c.stderr, "alertdesk dev: %v\n", err)
+		return 1
+	}
+	cfg, err := loadConfig(func(cfg *config) error {
+		cfg.devSettings("http://"+ln.Addr().String(), hex.EncodeToString(password))
+		return cfg.validateWorker()
+	})
+	if err != nil {
 		printConfigError(c, err)
 		return 2
+	}
+	// The password file for check and run, and, unless ALERTDESK_DATA_DIR
+	// asks otherwise, the JetStream store: the simulator starts empty every
+	// time, and state about incidents of an earlier simulator would only
+	// confuse a demo.
+	tmp, err := os.MkdirTemp("", "alertdesk-dev-")
+	if err != nil {
+		fmt.Fprintf(c.stderr, "alertdesk dev: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	if !cfg.isSet("DATA_DIR") {
+		cfg.DataDir = filepath.Join(tmp, "jetstream")
+	}
+	passwordFile := filepath.Join(tmp, "topdesk-password")
+	if err := os.WriteFile(passwordFile, []byte(cfg.TopdeskPassword), 0o600); err != nil {
+		fmt.Fprintf(c.stderr, "alertdesk dev: %v\n", err)
+		return 1
 	}
 	log := newLogger(cfg, c.stderr)
 
@@ -116,10 +104,13 @@ func cmdDev(ctx context.Context, c *cli, args []string) int {
 	err = runWorker(ctx, cfg, log, runExtras{
 		ingestOpen: open,
 		started: func(httpAddr, natsURL string) {
-			publish := self + " publish"
+			nats := ""
 			if natsURL != cfg.clientNATSURL() {
-				publish = "ALERTDESK_NATS_URL=" + natsURL + " " + publish
+				nats = "ALERTDESK_NATS_URL=" + natsURL + " "
 			}
+			publish := nats + self + " publish"
+			check := fmt.Sprintf("%sALERTDESK_TOPDESK_URL=%s ALERTDESK_TOPDESK_USERNAME=%s ALERTDESK_TOPDESK_PASSWORD_FILE=%s %s check",
+				nats, cfg.TopdeskURL, cfg.TopdeskUsername, passwordFile, self)
 			fmt.Fprintf(c.stdout, `
 alertdesk dev is running. Ctrl-C stops it.
 
@@ -133,14 +124,32 @@ Fire a sample alert, watch the incident appear, then resolve it:
   %s --key demo/disk-full --severity critical --summary "Disk / at 97%% on demo-1" --label host=demo-1
   %s --key demo/disk-full --status resolved
 
-`, natsURL, cfg.TopdeskURL, httpAddr, httpAddr, publish, publish)
+Test the connections as 'alertdesk run' would see them (the simulator's password is
+in a file that lives as long as this process):
+
+  %s
+
+`, natsURL, cfg.TopdeskURL, httpAddr, httpAddr, publish, publish, check)
 		},
 	})
-	if err != nil && ctx.Err() == nil {
-		log.Error().Err(err).Msg("alertdesk dev stopped with an error")
-		return 1
+	return exitCode(ctx, log, err)
+}
+
+// devSettings sets what dev runs with: the simulator as TOPdesk, with its
+// credentials, and the embedded NATS server; on a terminal-friendly address
+// and log format unless ALERTDESK_HTTP_ADDR or ALERTDESK_LOG_FORMAT is set.
+func (c *config) devSettings(topdeskURL, password string) {
+	if !c.isSet("HTTP_ADDR") {
+		c.HTTPAddr = "127.0.0.1:8080"
 	}
-	return 0
+	if !c.isSet("LOG_FORMAT") {
+		c.LogFormat = "console"
+	}
+	c.NATSURL = ""
+	c.TopdeskURL = topdeskURL
+	c.TopdeskUsername = topdesktest.DefaultUsername
+	c.TopdeskPassword = secret(password)
+	c.TopdeskPasswordFile = ""
 }
 
 func mustGetwd() string {

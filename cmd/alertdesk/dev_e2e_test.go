@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,16 +89,16 @@ func TestDevEndToEnd(t *testing.T) {
 		return string(b)
 	}
 
-	// The banner: the simulator URL and the two publish commands.
-	var simURL string
+	// The banner: the simulator URL, the two publish commands and check.
+	var simURL, check string
 	var publish []string
 	deadline := time.NewTimer(60 * time.Second)
 	defer deadline.Stop()
-	for len(publish) < 2 {
+	for len(publish) < 2 || check == "" {
 		select {
 		case l, ok := <-lines:
 			if !ok {
-				t.Fatalf("alertdesk dev ended its output before printing two publish commands\nlog:\n%s", devLog())
+				t.Fatalf("alertdesk dev ended its output before printing two publish commands and check\nlog:\n%s", devLog())
 			}
 			f := strings.Fields(l)
 			switch {
@@ -105,9 +106,11 @@ func TestDevEndToEnd(t *testing.T) {
 				simURL = strings.TrimRight(f[2], "/")
 			case strings.Contains(l, "alertdesk publish --key "):
 				publish = append(publish, strings.TrimSpace(l))
+			case strings.HasSuffix(l, "alertdesk check"):
+				check = strings.TrimSpace(l)
 			}
 		case <-deadline.C:
-			t.Fatalf("alertdesk dev printed no publish commands within 60s\nlog:\n%s", devLog())
+			t.Fatalf("alertdesk dev printed no publish and check commands within 60s\nlog:\n%s", devLog())
 		}
 	}
 	go func() { // keep draining so that the process never blocks on stdout
@@ -118,13 +121,15 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Fatalf("no simulator URL in the banner\nlog:\n%s", devLog())
 	}
 
-	runPrinted := func(command string) {
+	runPrinted := func(command string) string {
 		t.Helper()
 		sh := exec.CommandContext(t.Context(), "sh", "-c", command)
 		sh.Dir, sh.Env = dir, env
-		if out, err := sh.CombinedOutput(); err != nil {
+		out, err := sh.CombinedOutput()
+		if err != nil {
 			t.Fatalf("%s: %v\n%s\nlog:\n%s", command, err, out, devLog())
 		}
+		return string(out)
 	}
 	hc := &http.Client{Timeout: 5 * time.Second}
 	incidents := func() ([]topdesktest.Incident, error) {
@@ -173,6 +178,19 @@ func TestDevEndToEnd(t *testing.T) {
 	closed := waitIncident("closed incident", func(inc topdesktest.Incident) bool { return inc.Closed })
 	if closed.Number != created.Number {
 		t.Errorf("closed incident %s, want %s", closed.Number, created.Number)
+	}
+
+	// check, as printed, passes against dev: the simulator's credentials
+	// come from the password file dev wrote.
+	if out := runPrinted(check); !strings.Contains(out, "checks passed") {
+		t.Errorf("%s:\n%s", check, out)
+	}
+
+	// The log went to a file: no terminal colours; durations carry a unit.
+	if log := devLog(); strings.Contains(log, "\x1b[") {
+		t.Errorf("the console log to a file has ANSI escapes:\n%.500s", log)
+	} else if !regexp.MustCompile(`\btook=[0-9.]+(ns|µs|ms|s|m)\b`).MatchString(log) {
+		t.Errorf("no took=<duration with unit> in the log:\n%s", log)
 	}
 
 	if err := dev.Process.Signal(syscall.SIGTERM); err != nil {

@@ -127,23 +127,6 @@ func parseDLQSince(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-// parseFlagsAnywhere parses flags that may come before, between or after
-// the positional arguments, and returns the positional ones.
-func parseFlagsAnywhere(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
 // parseDLQSeqs reads dead-letter sequence numbers.
 func parseDLQSeqs(args []string) ([]uint64, error) {
 	seqs := make([]uint64, 0, len(args))
@@ -159,20 +142,12 @@ func parseDLQSeqs(args []string) ([]uint64, error) {
 
 // newDLQFlagSet returns a flag set whose usage is the given synopsis.
 func newDLQFlagSet(c *cli, name, synopsis string) *flag.FlagSet {
-	fs := flag.NewFlagSet("dlq "+name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "usage: alertdesk dlq %s %s\n\nflags:\n", name, synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
+	return newFlagSet(c, "dlq "+name, "usage: alertdesk dlq "+name+" "+synopsis+"\n\nflags:")
 }
 
-// dlqUsageError prints a usage problem and the flag set's usage; exit 2.
-func dlqUsageError(c *cli, fs *flag.FlagSet, format string, args ...any) int {
-	fmt.Fprintf(c.stderr, "alertdesk %s: %s\n\n", fs.Name(), fmt.Sprintf(format, args...))
-	fs.Usage()
-	return 2
+// dlqUsageError prints a usage problem and where to read the usage; exit 2.
+func dlqUsageError(_ *cli, fs *flag.FlagSet, format string, args ...any) int {
+	return usageError(fs, format, args...)
 }
 
 // dlqSelection reads what replay and purge act on: sequence numbers, --all,
@@ -218,17 +193,14 @@ func openDLQ(c *cli) (d *dlq.Stream, cfg *config, closeFn func(), code int) {
 // openClientJetStream loads and checks the configuration and connects a
 // client command to NATS (ALERTDESK_NATS_URL, else a local embedded server).
 func openClientJetStream(c *cli, name string) (jetstream.JetStream, *config, func(), int) {
-	cfg, err := loadConfig()
-	if err == nil {
-		err = cfg.validateCommon()
-	}
+	cfg, err := loadConfig((*config).validateCommon)
 	if err != nil {
 		printConfigError(c, err)
 		return nil, nil, nil, 2
 	}
 	nc, err := connectNATS(cfg, cfg.clientNATSURL(), name, newLogger(cfg, c.stderr))
 	if err != nil {
-		fmt.Fprintf(c.stderr, "%s: %v\n", name, err)
+		fmt.Fprintf(c.stderr, "%s: %v\nhint: %s\n", name, err, natsFix(cfg, err))
 		return nil, nil, nil, 1
 	}
 	js, err := jetstream.New(nc)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -20,17 +19,12 @@ const maxHealthBody = 512
 // 0 on a 2xx answer, 1 otherwise. Container images without a shell or curl
 // (the distroless image of deploy/Dockerfile) use it as their HEALTHCHECK.
 func cmdHealthcheck(ctx context.Context, c *cli, args []string) int {
-	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs := newFlagSet(c, "healthcheck", "usage: alertdesk healthcheck [flags]\n\n"+
+		"GETs the worker's /healthz (or --url) and exits 0 on a 2xx answer, 1 otherwise:\n"+
+		"a health check for container images that have no curl.\n\nflags:")
 	target := fs.String("url", "", "`URL` to GET (default http://127.0.0.1:<port of ALERTDESK_HTTP_ADDR>/healthz)")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this `duration`")
-	fs.Usage = func() {
-		fmt.Fprintln(c.stderr, "usage: alertdesk healthcheck [flags]\n\n"+
-			"GETs the worker's /healthz (or --url) and exits 0 on a 2xx answer, 1 otherwise:\n"+
-			"a health check for container images that have no curl.\n\nflags:")
-		fs.PrintDefaults()
-	}
-	if code, done := parseFlags(c, fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	if *timeout <= 0 {
@@ -39,7 +33,7 @@ func cmdHealthcheck(ctx context.Context, c *cli, args []string) int {
 	}
 	u := *target
 	if u == "" {
-		cfg, err := loadConfig()
+		cfg, err := loadConfig(nil)
 		if err != nil {
 			printConfigError(c, err)
 			return 2

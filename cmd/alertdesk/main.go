@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/rs/zerolog"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=…".
@@ -42,7 +44,13 @@ func commands() []command {
 	}
 }
 
-func main() { os.Exit(run(os.Args[1:], &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr})) }
+func main() {
+	// Durations in logs carry their unit ("1.5s"), not a bare number of
+	// milliseconds. zerolog keeps this setting process-wide, so it is made
+	// once, here.
+	zerolog.DurationFieldFormat = zerolog.DurationFormatString
+	os.Exit(run(os.Args[1:], &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}))
+}
 
 func run(args []string, c *cli) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -72,13 +80,73 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'alertdesk <command> -h' for a command's flags. Settings come from ALERTDESK_* variables (README.md).")
 }
 
-func cmdVersion(_ context.Context, c *cli, _ []string) int {
+func cmdVersion(_ context.Context, c *cli, args []string) int {
+	if code, done := parseFlags(newFlagSet(c, "version", "usage: alertdesk version"), args); done {
+		return code
+	}
 	fmt.Fprintln(c.stdout, "alertdesk", version)
 	return 0
 }
 
-// cmdFlagExit is the exit code for a flag parsing error: 0 for -h, else 2
-// (the flag package has printed the problem and the usage).
+// newFlagSet returns the flag set of the command name ("dlq list"). Its
+// usage, printed for -h, is synopsis followed by the flags.
+func newFlagSet(c *cli, name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(c.stderr, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlagsAnywhere is how every command parses its arguments: flags may
+// come before, between or after the positional arguments, which it
+// returns. For -h it prints the usage and returns flag.ErrHelp; for a bad
+// flag it prints the problem and one line pointing to -h, not the whole
+// usage. Either way the caller returns cmdFlagExit(err).
+func parseFlagsAnywhere(fs *flag.FlagSet, args []string) ([]string, error) {
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	defer func() { fs.SetOutput(out); fs.Usage = usage }()
+	var pos []string
+	for {
+		err := fs.Parse(args)
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			fs.SetOutput(out)
+			usage()
+			return nil, err
+		case err != nil:
+			fs.SetOutput(out)
+			usageError(fs, "%v", err)
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// parseFlags parses the flags of a command that takes no arguments. When
+// done is true the command returns code at once.
+func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+	pos, err := parseFlagsAnywhere(fs, args)
+	switch {
+	case err != nil:
+		return cmdFlagExit(err), true
+	case len(pos) > 0:
+		return usageError(fs, "unexpected argument %q; settings come from ALERTDESK_* variables", pos[0]), true
+	}
+	return 0, false
+}
+
+// cmdFlagExit is the exit code after parseFlagsAnywhere failed: 0 for -h,
+// else 2.
 func cmdFlagExit(err error) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -86,15 +154,9 @@ func cmdFlagExit(err error) int {
 	return 2
 }
 
-// parseFlags parses the flags of a command that takes no arguments. When
-// done is true the command returns code at once.
-func parseFlags(c *cli, fs *flag.FlagSet, args []string) (code int, done bool) {
-	if err := fs.Parse(args); err != nil {
-		return cmdFlagExit(err), true
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "alertdesk %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return 2, true
-	}
-	return 0, false
+// usageError prints a problem with a command's arguments and where to read
+// its usage; it returns the exit code 2.
+func usageError(fs *flag.FlagSet, format string, args ...any) int {
+	fmt.Fprintf(fs.Output(), "alertdesk %s: %s\nRun 'alertdesk %s -h' for its usage.\n", fs.Name(), fmt.Sprintf(format, args...), fs.Name())
+	return 2
 }

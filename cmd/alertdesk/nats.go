@@ -1,9 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -59,6 +63,25 @@ func connectNATS(c *config, url, name string, log zerolog.Logger) (*nats.Conn, e
 	return nc, nil
 }
 
+// natsFix says what to do when connecting to NATS failed.
+func natsFix(cfg *config, err error) string {
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired), errors.Is(err, nats.ErrAuthRevoked):
+		return "check ALERTDESK_NATS_CREDS: the credentials file must belong to a user of this server's account, and be current"
+	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &verify):
+		return "check ALERTDESK_NATS_CA_FILE (the CA that signed the server's certificate) and the host name in ALERTDESK_NATS_URL"
+	case cfg.NATSURL == "":
+		return fmt.Sprintf("ALERTDESK_NATS_URL is empty, so alertdesk looks for the embedded NATS server of a local "+
+			"`alertdesk dev` or `alertdesk run` on ALERTDESK_EMBEDDED_NATS_LISTEN (%s): start one of them first, "+
+			"or set ALERTDESK_NATS_URL to your NATS servers", cfg.EmbeddedNATSListen)
+	}
+	return "check ALERTDESK_NATS_URL (host, port, nats:// or tls://), that the server is up and reachable from here, " +
+		"and ALERTDESK_NATS_CREDS / ALERTDESK_NATS_CA_FILE"
+}
+
 // startEmbedded starts the embedded JetStream server: store in dir, clients
 // on listen (host:port; port 0 picks a free one).
 func startEmbedded(dir, listen string, log zerolog.Logger) (*server.Server, error) {
@@ -102,7 +125,18 @@ func newLogger(c *config, w io.Writer) zerolog.Logger {
 	}
 	out := w
 	if c.LogFormat == "console" {
-		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isTerminal(w)}
 	}
 	return zerolog.New(out).Level(lvl).With().Timestamp().Str("service", "alertdesk").Str("version", version).Logger()
+}
+
+// isTerminal reports whether w is a terminal: colours are for people, not
+// for files and pipes.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

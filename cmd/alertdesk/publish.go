@@ -76,12 +76,7 @@ type publishFlags struct {
 // JetStream ack.
 func cmdPublish(ctx context.Context, c *cli, args []string) int {
 	pf := publishFlags{labels: keyValueFlag{}, annotations: keyValueFlag{}}
-	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(c.stderr, publishUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet(c, "publish", publishUsage)
 	fs.StringVar(&pf.event.Key, "key", "", "alert `key` (dedupe key); else the mapping derives it from the labels")
 	fs.StringVar(&pf.event.Status, "status", "firing", "`status`: firing or resolved")
 	fs.StringVar(&pf.event.Severity, "severity", "", "`severity`, e.g. critical or warning")
@@ -102,7 +97,7 @@ func cmdPublish(ctx context.Context, c *cli, args []string) int {
 	case len(pos) == 1 && pos[0] == "-" && pf.file == "":
 		pf.file = "-"
 	case len(pos) > 0:
-		return publishUsageError(c, fs, "unexpected argument %q", pos[0])
+		return usageError(fs, "unexpected argument %q", pos[0])
 	}
 
 	var subject string
@@ -115,7 +110,7 @@ func cmdPublish(ctx context.Context, c *cli, args []string) int {
 			}
 		})
 		if len(set) > 0 {
-			return publishUsageError(c, fs, "%s cannot be combined with --file: the file is sent as is", strings.Join(set, ", "))
+			return usageError(fs, "%s cannot be combined with --file: the file is sent as is", strings.Join(set, ", "))
 		}
 		if data, subject, err = readPublishFile(c.stdin, pf.file); err != nil {
 			fmt.Fprintf(c.stderr, "alertdesk publish: %v\n", err)
@@ -123,7 +118,7 @@ func cmdPublish(ctx context.Context, c *cli, args []string) int {
 		}
 	} else {
 		if data, err = pf.eventJSON(time.Now()); err != nil {
-			return publishUsageError(c, fs, "%v", err)
+			return usageError(fs, "%v", err)
 		}
 		subject = "alerts." + pf.event.Source
 	}
@@ -131,7 +126,7 @@ func cmdPublish(ctx context.Context, c *cli, args []string) int {
 		subject = pf.subject
 	}
 	if !validPublishSubject(subject) {
-		return publishUsageError(c, fs, "%q is not a subject to publish to (dot-separated tokens, no spaces or wildcards); pass --subject", subject)
+		return usageError(fs, "%q is not a subject to publish to (dot-separated tokens, no spaces or wildcards); pass --subject", subject)
 	}
 
 	js, cfg, closeFn, code := openClientJetStream(c, "alertdesk publish")
@@ -259,10 +254,4 @@ func validPublishSubject(s string) bool {
 		}
 	}
 	return true
-}
-
-func publishUsageError(c *cli, fs *flag.FlagSet, format string, args ...any) int {
-	fmt.Fprintf(c.stderr, "alertdesk publish: %s\n\n", fmt.Sprintf(format, args...))
-	fs.Usage()
-	return 2
 }

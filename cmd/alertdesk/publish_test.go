@@ -179,11 +179,49 @@ func TestPublishErrors(t *testing.T) {
 			if out != "" {
 				t.Errorf("stdout = %q, want nothing", out)
 			}
-			if tc.wantCode == 2 && !strings.Contains(errOut, "usage: alertdesk publish") {
-				t.Errorf("stderr lacks the usage:\n%s", errOut)
+			if tc.wantCode == 2 && (!strings.HasSuffix(errOut, "Run 'alertdesk publish -h' for its usage.\n") || strings.Contains(errOut, "usage: alertdesk publish")) {
+				t.Errorf("stderr is not the problem and one line pointing to -h:\n%s", errOut)
 			}
 			if n := len(e.msgs(t, "ALERTS")); n != 0 {
 				t.Errorf("ALERTS holds %d messages, want 0", n)
+			}
+		})
+	}
+}
+
+// TestPublishNATSHints: publish with no NATS running says how to start one
+// or where to point it; a NATS URL without a scheme shows what was typed
+// and the form to write.
+func TestPublishNATSHints(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		env      map[string]string
+		wantCode int
+		want     []string
+	}{
+		{"nothing listens on the embedded address", map[string]string{"ALERTDESK_EMBEDDED_NATS_LISTEN": closedPort(t)}, 1,
+			[]string{"no servers available", "hint: ALERTDESK_NATS_URL is empty", "`alertdesk dev` or `alertdesk run`", "or set ALERTDESK_NATS_URL"}},
+		{"URL without a scheme", map[string]string{"ALERTDESK_NATS_URL": "127.0.0.1:4222"}, 2,
+			[]string{`ALERTDESK_NATS_URL: "127.0.0.1:4222" has no scheme; write nats://127.0.0.1:4222`}},
+		{"URL without a scheme, with a password", map[string]string{"ALERTDESK_NATS_URL": "ops:s3cret@nats.example:4222"}, 2,
+			[]string{`"redacted@nats.example:4222" has no scheme; write nats://redacted@nats.example:4222`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			isolateEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			code, _, errOut := runCommand(t, cmdPublish, "", "--key", "k")
+			if code != tc.wantCode {
+				t.Errorf("exit = %d, want %d; stderr %q", code, tc.wantCode, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr %q lacks %q", errOut, w)
+				}
+			}
+			if strings.Contains(errOut, "s3cret") {
+				t.Errorf("stderr shows the password: %q", errOut)
 			}
 		})
 	}

@@ -38,6 +38,9 @@ func TestREADMEConfigTable(t *testing.T) {
 	defaults := map[string]string{}
 	for i := range typ.NumField() {
 		f := typ.Field(i)
+		if !f.IsExported() {
+			continue
+		}
 		defaults[envPrefix+"_"+f.Tag.Get("envconfig")] = f.Tag.Get("default")
 	}
 	for _, doc := range []struct {

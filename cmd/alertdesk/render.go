@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,34 +27,25 @@ var renderOps = []struct {
 // that prints, for every alert in the event, its key, externalNumber and the
 // TOPdesk requests of create, update, resolve and reopen. It calls nothing.
 func cmdRender(_ context.Context, c *cli, args []string) int {
-	fs := flag.NewFlagSet("render", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs := newFlagSet(c, "render", "usage: alertdesk render [--mapping FILE] [EVENT_FILE|-]\n\n"+
+		"Prints the TOPdesk requests the mapping produces for each alert in the event\n"+
+		"(native JSON, a JSON array of events, or an Alertmanager webhook) read from\n"+
+		"EVENT_FILE or stdin. Calls nothing.\n\nflags:")
 	mappingFile := fs.String("mapping", "", "mapping `file` (default $ALERTDESK_MAPPING_FILE, else the built-in mapping)")
-	fs.Usage = func() {
-		fmt.Fprintln(c.stderr, "usage: alertdesk render [--mapping FILE] [EVENT_FILE|-]\n\n"+
-			"Prints the TOPdesk requests the mapping produces for each alert in the event\n"+
-			"(native JSON, a JSON array of events, or an Alertmanager webhook) read from\n"+
-			"EVENT_FILE or stdin. Calls nothing.\n\nflags:")
-		fs.PrintDefaults()
-	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+	pos, err := parseFlagsAnywhere(fs, args)
+	if err != nil {
+		return cmdFlagExit(err)
 	}
 	if len(pos) > 1 {
-		fmt.Fprintf(c.stderr, "alertdesk render: want at most one event file, got %d\n", len(pos))
-		return 2
+		return usageError(fs, "want at most one event file, got %d", len(pos))
+	}
+	if *mappingFile == "" {
+		cfg, err := loadConfig(nil)
+		if err != nil {
+			printConfigError(c, err)
+			return 2
+		}
+		*mappingFile = cfg.MappingFile
 	}
 	if err := render(c, *mappingFile, pos); err != nil {
 		fmt.Fprintf(c.stderr, "alertdesk render: %v\n", err)
@@ -66,9 +55,6 @@ func cmdRender(_ context.Context, c *cli, args []string) int {
 }
 
 func render(c *cli, mappingFile string, pos []string) error {
-	if mappingFile == "" {
-		mappingFile = os.Getenv("ALERTDESK_MAPPING_FILE")
-	}
 	m := mapping.Default()
 	if mappingFile != "" {
 		var err error

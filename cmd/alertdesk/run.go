@@ -24,24 +24,37 @@ import (
 
 // cmdRun is `alertdesk run`: the worker.
 func cmdRun(ctx context.Context, c *cli, args []string) int {
-	if len(args) > 0 {
-		fmt.Fprintf(c.stderr, "alertdesk run takes no arguments; it is configured by ALERTDESK_* variables (see README.md)\n")
-		return 2
+	fs := newFlagSet(c, "run", "usage: alertdesk run\n\n"+
+		"Runs the worker: consumes alert events, dedupes them and keeps TOPdesk incidents\n"+
+		"in line, dead-letters what cannot be handled, and serves /metrics, /healthz, /readyz\n"+
+		"and the ingest endpoints. It takes no flags: settings come from ALERTDESK_*\n"+
+		"variables (README.md).")
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
-	cfg, err := loadConfig()
-	if err == nil {
-		err = cfg.validateWorker()
-	}
+	cfg, err := loadConfig((*config).validateWorker)
 	if err != nil {
 		printConfigError(c, err)
 		return 2
 	}
 	log := newLogger(cfg, c.stderr)
-	if err := runWorker(ctx, cfg, log, runExtras{}); err != nil {
-		log.Error().Err(err).Msg("alertdesk stopped with an error")
-		return 1
+	return exitCode(ctx, log, runWorker(ctx, cfg, log, runExtras{}))
+}
+
+// exitCode is a worker's exit status: 0 after a shutdown that ctx asked for
+// (SIGINT, SIGTERM), also while start-up was still waiting; 1 otherwise.
+func exitCode(ctx context.Context, log zerolog.Logger, err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case ctx.Err() != nil:
+		if !errors.Is(err, context.Canceled) {
+			log.Warn().Err(err).Msg("error during shutdown")
+		}
+		return 0
 	}
-	return 0
+	log.Error().Err(err).Msg("alertdesk stopped with an error")
+	return 1
 }
 
 // printConfigError prints one line per problem.
@@ -102,12 +115,12 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	st := newStartup(log)
 	var ready atomic.Pointer[func() error]
-	notYet := func() error { return errors.New("starting") }
-	ready.Store(&notYet)
+	ready.Store(&st.ready)
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{reg, st.reg}, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -144,7 +157,7 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 		extra.started(ln.Addr().String(), natsURL)
 	}
 
-	res, err := provision(ctx, js, cfg.topology(), log)
+	res, err := provision(ctx, js, cfg.topology(), st)
 	if err != nil {
 		return err
 	}
@@ -161,10 +174,11 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 		return fmt.Errorf("%s_TOPDESK_URL: %w", envPrefix, err)
 	}
 	resolver := topdesk.NewResolver(td)
-	if err := resolveNames(ctx, resolver, m, log); err != nil {
+	if err := waitTopdesk(ctx, td, resolver, m, st); err != nil {
 		return err
 	}
 
+	st.handOver()
 	w, err := worker.New(res, td, resolver, m, cfg.workerOptions(log, reg))
 	if err != nil {
 		return err
@@ -178,52 +192,130 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 // exists with incompatible settings, or an account without JetStream, stops
 // start-up; anything else (a NATS cluster electing leaders, a server
 // restarting) is waited for.
-func provision(ctx context.Context, js jetstream.JetStream, t worker.Topology, log zerolog.Logger) (*worker.Resources, error) {
-	b := backoff.NewExponentialBackOff(backoff.WithMaxInterval(10*time.Second), backoff.WithMaxElapsedTime(0))
-	for {
-		res, err := worker.Provision(ctx, js, t)
+func provision(ctx context.Context, js jetstream.JetStream, t worker.Topology, st *startup) (*worker.Resources, error) {
+	var res *worker.Resources
+	err := st.wait(ctx, 10*time.Second, func() (string, error) {
+		var err error
+		res, err = worker.Provision(ctx, js, t)
 		var conflict *worker.ConflictError
-		if err == nil || errors.As(err, &conflict) || ctx.Err() != nil ||
+		if err == nil || errors.As(err, &conflict) ||
 			errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
-			return res, err
+			return "", err
 		}
+		return "JetStream is not ready", err
+	})
+	return res, err
+}
+
+// waitTopdesk waits until TOPdesk answers and accepts the credentials
+// (GET /tas/api/version), then resolves every TOPdesk name of the mapping
+// once. An unknown name stops start-up; rejected credentials and an
+// unreachable TOPdesk are waited for.
+func waitTopdesk(ctx context.Context, td *topdesk.Client, r *topdesk.Resolver, m *mapping.Mapping, st *startup) error {
+	names := m.Names()
+	err := st.wait(ctx, 30*time.Second, func() (string, error) {
+		_, err := td.Version(ctx)
+		if err == nil && len(names) > 0 {
+			if err = r.ResolveAll(ctx, names); err == nil {
+				st.log.Info().Int("names", len(names)).Msg("mapping names resolved in TOPdesk")
+			}
+		}
+		// ResolveAll joins one error per name; they share their cause.
+		var ae *topdesk.APIError
+		short := err
+		if errors.As(err, &ae) {
+			short = ae
+		}
+		switch {
+		case err == nil:
+			return "", nil
+		case topdesk.IsAuth(err):
+			return causeCredentials, short
+		case topdesk.IsRetryable(err):
+			return "TOPdesk is not reachable", short
+		}
+		return "", fmt.Errorf("mapping: %w", err)
+	})
+	if err == nil {
+		st.credentialsOK.Set(1)
+	}
+	return err
+}
+
+// causeCredentials is the start-up wait for accepted TOPdesk credentials.
+const causeCredentials = "TOPdesk rejects the credentials (check ALERTDESK_TOPDESK_USERNAME and the application password)"
+
+// startup is what the process shows while it starts, before the worker
+// takes over: /readyz names what start-up waits for, the credentials gauge
+// exists from the first second, and each cause of waiting is logged once
+// when it starts and once when it ends.
+type startup struct {
+	log           zerolog.Logger
+	reg           *prometheus.Registry
+	credentialsOK prometheus.Gauge
+	cause         atomic.Pointer[string]
+	ready         func() error
+}
+
+func newStartup(log zerolog.Logger) *startup {
+	st := &startup{
+		log: log,
+		reg: prometheus.NewRegistry(),
+		// The worker registers the same gauge when it takes over.
+		credentialsOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "alertdesk_topdesk_credentials_ok",
+			Help: "0 while TOPdesk rejects the credentials (401/403), else 1.",
+		}),
+	}
+	st.reg.MustRegister(st.credentialsOK)
+	st.credentialsOK.Set(1)
+	starting := "starting"
+	st.cause.Store(&starting)
+	st.ready = func() error { return errors.New(*st.cause.Load()) }
+	return st
+}
+
+// handOver removes the start-up metrics just before the worker registers
+// its own.
+func (st *startup) handOver() { st.reg.Unregister(st.credentialsOK) }
+
+// wait calls try until it returns no cause: then wait returns try's error
+// (nil for success). A cause means "wait and try again"; wait logs it when
+// it starts or changes, and once when it ends, and /readyz shows it with
+// the latest error. ctx ends the wait with ctx's error.
+func (st *startup) wait(ctx context.Context, maxInterval time.Duration, try func() (cause string, err error)) error {
+	b := backoff.NewExponentialBackOff(backoff.WithMaxInterval(maxInterval), backoff.WithMaxElapsedTime(0))
+	var waiting string
+	var since time.Time
+	for {
+		cause, err := try()
+		if cause == "" {
+			if waiting != "" && err == nil {
+				st.log.Info().Dur("waited", time.Since(since)).Msgf("start-up continues: no longer waiting because %s", waiting)
+			}
+			return err
+		}
+		if cause == causeCredentials {
+			st.credentialsOK.Set(0)
+		}
+		if cause != waiting {
+			lvl := zerolog.WarnLevel
+			if cause == causeCredentials {
+				lvl = zerolog.ErrorLevel
+			}
+			st.log.WithLevel(lvl).Err(err).Msgf("start-up waits: %s; retrying until this is fixed", cause)
+			waiting, since = cause, time.Now()
+		}
+		why := "starting: " + cause + ": " + err.Error()
+		st.cause.Store(&why)
 		wait := b.NextBackOff()
-		log.Warn().Err(err).Dur("retry_in", wait).Msg("cannot provision the JetStream resources yet")
+		st.log.Debug().Err(err).Dur("retry_in", wait).Msg(cause)
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return nil, ctx.Err()
-		case <-timer.C:
-		}
-	}
-}
-
-// resolveNames resolves every TOPdesk name of the mapping once. An unknown
-// name stops start-up; an unreachable TOPdesk is waited for.
-func resolveNames(ctx context.Context, r *topdesk.Resolver, m *mapping.Mapping, log zerolog.Logger) error {
-	names := m.Names()
-	if len(names) == 0 {
-		return nil
-	}
-	b := backoff.NewExponentialBackOff(backoff.WithMaxInterval(30*time.Second), backoff.WithMaxElapsedTime(0))
-	for {
-		err := r.ResolveAll(ctx, names)
-		if err == nil {
-			log.Info().Int("names", len(names)).Msg("mapping names resolved in TOPdesk")
-			return nil
-		}
-		if !topdesk.IsRetryable(err) && !topdesk.IsAuth(err) {
-			return fmt.Errorf("mapping: %w", err)
-		}
-		wait := b.NextBackOff()
-		log.Warn().Err(err).Dur("retry_in", wait).Msg("cannot resolve the mapping's names in TOPdesk yet")
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
 			return ctx.Err()
-		case <-t.C:
+		case <-timer.C:
 		}
 	}
 }

@@ -2,8 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
+	"github.com/alertdesk/alertdesk/worker/workertest"
 )
 
 // TestRunRejectsBadSettings checks that `alertdesk run` stops before doing
@@ -55,4 +66,160 @@ func TestRunRejectsBadSettings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// wrongPasswordEnv points the worker at an embedded JetStream server and a
+// simulator that rejects its password, and returns the simulator.
+func wrongPasswordEnv(t *testing.T) *topdesktest.Sim {
+	t.Helper()
+	isolateEnv(t)
+	ns := workertest.StartJetStream(t)
+	sim := topdesktest.Start(t, topdesktest.Options{})
+	t.Setenv("ALERTDESK_NATS_URL", ns.ClientURL())
+	t.Setenv("ALERTDESK_TOPDESK_URL", sim.URL())
+	t.Setenv("ALERTDESK_TOPDESK_USERNAME", topdesktest.DefaultUsername)
+	t.Setenv("ALERTDESK_TOPDESK_PASSWORD", "wrong-password")
+	t.Setenv("ALERTDESK_HTTP_ADDR", "127.0.0.1:0")
+	t.Setenv("ALERTDESK_LOG_LEVEL", "info")
+	// A mapping with TOPdesk names, which start-up resolves.
+	t.Setenv("ALERTDESK_MAPPING_FILE", repoPath("deploy/mappings/example.yaml"))
+	return sim
+}
+
+// TestStartupWaitsOnWrongPassword: while TOPdesk rejects the password at
+// start-up, /metrics has the credentials gauge at 0, /readyz names the
+// cause, and the log says it once (not once per retry); when the password
+// is accepted, the log says so once and the worker becomes ready.
+func TestStartupWaitsOnWrongPassword(t *testing.T) {
+	sim := wrongPasswordEnv(t)
+	cfg, err := loadConfig((*config).validateWorker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	base := "http://" + startWorker(t, cfg, zerolog.New(&logs).Level(zerolog.InfoLevel))
+	get := func(p string) (int, string) {
+		resp, err := http.Get(base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(b)
+	}
+	rejected := func() int {
+		n := 0
+		for _, r := range sim.Requests() {
+			if r.Status == http.StatusUnauthorized {
+				n++
+			}
+		}
+		return n
+	}
+	// Three rejected requests: start-up has retried twice.
+	waitFor(t, 20*time.Second, "three rejected requests", func() bool { return rejected() >= 3 })
+
+	code, body := get("/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "TOPdesk rejects the credentials") || !strings.Contains(body, "401") {
+		t.Errorf("/readyz = %d %q, want 503 naming the rejected credentials", code, body)
+	}
+	if _, metrics := get("/metrics"); !strings.Contains(metrics, "\nalertdesk_topdesk_credentials_ok 0\n") {
+		t.Errorf("/metrics lacks alertdesk_topdesk_credentials_ok 0:\n%s", metrics)
+	}
+	if n := strings.Count(logs.String(), "TOPdesk rejects the credentials"); n != 1 {
+		t.Errorf("the cause is logged %d times, want once:\n%s", n, logs.String())
+	}
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if len(l) > 1024 {
+			t.Errorf("log line of %d bytes: %.300s…", len(l), l)
+		}
+	}
+
+	sim.SetCredentials(topdesktest.DefaultUsername, "wrong-password")
+	waitFor(t, 60*time.Second, "the worker to be ready", func() bool {
+		code, _ := get("/readyz")
+		return code == http.StatusOK
+	})
+	if n := strings.Count(logs.String(), "no longer waiting because TOPdesk rejects the credentials"); n != 1 {
+		t.Errorf("the end of the wait is logged %d times, want once:\n%s", n, logs.String())
+	}
+	if _, metrics := get("/metrics"); !strings.Contains(metrics, "\nalertdesk_topdesk_credentials_ok 1\n") || !strings.Contains(metrics, "alertdesk_events_total") {
+		t.Errorf("/metrics after start-up lacks the worker's series:\n%s", metrics)
+	}
+}
+
+// TestRunExitsZeroWhenStoppedDuringStartup: a shutdown (SIGINT, SIGTERM:
+// the ctx of run) while start-up waits for TOPdesk exits 0.
+func TestRunExitsZeroWhenStoppedDuringStartup(t *testing.T) {
+	sim := wrongPasswordEnv(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- cmdRun(ctx, &cli{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}, nil) }()
+	waitFor(t, 20*time.Second, "a rejected request", func() bool {
+		for _, r := range sim.Requests() {
+			if r.Status == http.StatusUnauthorized {
+				return true
+			}
+		}
+		return false
+	})
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit = %d, want 0\n%s", code, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return within 20s of the shutdown")
+	}
+}
+
+// startWorker runs runWorker until the test ends and returns its HTTP
+// address once it serves.
+func startWorker(t *testing.T, cfg *config, log zerolog.Logger) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	started := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runWorker(ctx, cfg, log, runExtras{started: func(httpAddr, _ string) { started <- httpAddr }})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("runWorker: %v", err)
+		}
+	})
+	select {
+	case addr := <-started:
+		return addr
+	case err := <-done:
+		t.Fatalf("runWorker returned before serving HTTP: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker did not start serving HTTP within 30s")
+	}
+	return ""
 }

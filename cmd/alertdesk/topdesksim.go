@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kelseyhightower/envconfig"
 
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 )
@@ -23,8 +24,10 @@ const simShutdownTimeout = 10 * time.Second
 // serving the incident API under /tas/api, the admin endpoints under /_sim/
 // and an HTML page at /, until ctx is done.
 func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
-	fs := flag.NewFlagSet("topdesk-sim", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs := newFlagSet(c, "topdesk-sim", "usage: alertdesk topdesk-sim [flags]\n\n"+
+		"Serves a simulated TOPdesk: the incident API under /tas/api (Basic auth), control\n"+
+		"endpoints under /_sim/ (faults, credentials, reset, incidents and requests as JSON)\n"+
+		"and a page listing the incidents and their actions at /.\n\nflags:")
 	addr := fs.String("addr", "127.0.0.1:8081", "listen `address` (port 0 picks a free port)")
 	username := fs.String("username", "", "accepted operator login (default $ALERTDESK_SIM_USERNAME, else "+topdesktest.DefaultUsername+")")
 	password := fs.String("password", "", "accepted application password (default $ALERTDESK_SIM_PASSWORD or the contents of $ALERTDESK_SIM_PASSWORD_FILE, else the built-in one)")
@@ -47,19 +50,17 @@ func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
 	})
 	maxInFlight := fs.Int("max-in-flight", 0, "answer 429 with Retry-After: 1 to API requests beyond this `many` in progress, like a tenant's limit (0 = none)")
 	maxRequests := fs.Int("max-requests", 0, "keep this `many` recent API requests for /_sim/requests (default 100000)")
-	fs.Usage = func() {
-		fmt.Fprintln(c.stderr, "usage: alertdesk topdesk-sim [flags]\n\n"+
-			"Serves a simulated TOPdesk: the incident API under /tas/api (Basic auth), control\n"+
-			"endpoints under /_sim/ (faults, credentials, reset, incidents and requests as JSON)\n"+
-			"and a page listing the incidents and their actions at /.\n\nflags:")
-		fs.PrintDefaults()
-	}
-	if code, done := parseFlags(c, fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 
+	var env simConfig
+	if err := envconfig.Process(envPrefix+"_SIM", &env); err != nil {
+		fmt.Fprintf(c.stderr, "alertdesk topdesk-sim: %v\n", envError(err))
+		return 2
+	}
 	opts := topdesktest.Options{
-		Username:     cmp.Or(*username, os.Getenv("ALERTDESK_SIM_USERNAME"), topdesktest.DefaultUsername),
+		Username:     cmp.Or(*username, env.Username, topdesktest.DefaultUsername),
 		APIVersion:   *apiVersion,
 		DisableFIQL:  *disableFIQL,
 		DisablePatch: *disablePatch,
@@ -70,7 +71,7 @@ func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
 	}
 	var source string
 	var err error
-	if opts.Password, source, err = simPassword(*password); err != nil {
+	if opts.Password, source, err = env.password(*password); err != nil {
 		fmt.Fprintf(c.stderr, "alertdesk topdesk-sim: %v\n", err)
 		return 2
 	}
@@ -132,12 +133,12 @@ func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
 	return 0
 }
 
-// simPassword picks the simulator's application password: the flag, else
+// password picks the simulator's application password: the flag, else
 // ALERTDESK_SIM_PASSWORD, else the file named by ALERTDESK_SIM_PASSWORD_FILE,
 // else the built-in default. source names where it came from, for printing
 // instead of the password.
-func simPassword(flagValue string) (password, source string, err error) {
-	env, file := os.Getenv("ALERTDESK_SIM_PASSWORD"), os.Getenv("ALERTDESK_SIM_PASSWORD_FILE")
+func (s *simConfig) password(flagValue string) (password, source string, err error) {
+	env, file := string(s.Password), s.PasswordFile
 	switch {
 	case flagValue != "":
 		return flagValue, "--password", nil

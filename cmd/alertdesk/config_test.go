@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestRunReportsAllProblemsAtOnce checks that `alertdesk run` reports every
+// bad setting in one go, one line each, before anything starts: unknown
+// variables with the nearest known name, a NATS URL without a scheme with
+// the form to write, missing and out-of-range values, a mapping that does
+// not load.
+func TestRunReportsAllProblemsAtOnce(t *testing.T) {
+	isolateEnv(t)
+	badMapping := filepath.Join(t.TempDir(), "mapping.yaml")
+	if err := os.WriteFile(badMapping, []byte("incident:\n  categroy: Servers\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ALERTDESK_TOPDESK_URLL", "https://example.topdesk.net")
+	t.Setenv("ALERTDESK_TOPDESK_USERNAME", "alertdesk")
+	t.Setenv("ALERTDESK_TOPDESK_PASSWORD", "secret-never-printed")
+	t.Setenv("ALERTDESK_NATS_URL", "127.0.0.1:4222")
+	t.Setenv("ALERTDESK_MAX_DELIVER", "0")
+	t.Setenv("ALERTDESK_CONCURENCY", "8")
+	t.Setenv("ALERTDESK_COMPLETELY_DIFFERENT", "x")
+	t.Setenv("ALERTDESK_MAPPING_FILE", badMapping)
+
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"run"}, &cli{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr})
+	if code != 2 {
+		t.Errorf("exit = %d, want 2", code)
+	}
+	got := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
+	want := []string{
+		"alertdesk: ALERTDESK_COMPLETELY_DIFFERENT is not a known variable (README.md lists them)",
+		"alertdesk: ALERTDESK_CONCURENCY is not a known variable; did you mean ALERTDESK_CONCURRENCY?",
+		"alertdesk: ALERTDESK_TOPDESK_URLL is not a known variable; did you mean ALERTDESK_TOPDESK_URL?",
+		`alertdesk: ALERTDESK_NATS_URL: "127.0.0.1:4222" has no scheme; write nats://127.0.0.1:4222 (tls:// for TLS)`,
+		"alertdesk: ALERTDESK_TOPDESK_URL: required (the TOPdesk base URL, e.g. https://example.topdesk.net)",
+		"alertdesk: ALERTDESK_MAX_DELIVER: 0 must be at least 1",
+		"alertdesk: ALERTDESK_MAPPING_FILE: ",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("stderr has %d lines, want %d:\n%s", len(got), len(want), stderr.String())
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("line %d = %q, want %q", i+1, got[i], want[i])
+		}
+	}
+	if !strings.Contains(got[6], "categroy") {
+		t.Errorf("mapping line %q does not name the bad key", got[6])
+	}
+	if strings.Contains(stderr.String(), "secret-never-printed") || stdout.Len() != 0 {
+		t.Errorf("stdout %q, stderr %q: want nothing on stdout and no password", stdout.String(), stderr.String())
+	}
+}
+
+// TestUnparseableValueWithUnknownVariable: envconfig stops at the first value
+// that does not parse; the unknown variables are still reported with it.
+func TestUnparseableValueWithUnknownVariable(t *testing.T) {
+	isolateEnv(t)
+	t.Setenv("ALERTDESK_CONCURRENCY", "many")
+	t.Setenv("ALERTDESK_LOGLEVEL", "debug")
+	cfg, err := loadConfig((*config).validateWorker)
+	if cfg != nil {
+		t.Errorf("config = %+v, want nil after a value that does not parse", cfg)
+	}
+	got := flatten(err)
+	if len(got) != 2 ||
+		got[0].Error() != `ALERTDESK_CONCURRENCY: cannot parse "many" as a number` ||
+		got[1].Error() != "ALERTDESK_LOGLEVEL is not a known variable; did you mean ALERTDESK_LOG_LEVEL?" {
+		t.Errorf("problems = %q", got)
+	}
+}
+
+// TestSimVariablesAreKnown: topdesk-sim's variables are not reported as
+// unknown by the other commands (compose gives both to one environment).
+func TestSimVariablesAreKnown(t *testing.T) {
+	isolateEnv(t)
+	t.Setenv("ALERTDESK_SIM_USERNAME", "ops")
+	t.Setenv("ALERTDESK_SIM_PASSWORD_FILE", "/run/secrets/sim")
+	if _, err := loadConfig(nil); err != nil {
+		t.Errorf("loadConfig: %v", err)
+	}
+}
+
+// TestDevSettings checks that dev sets config fields, not the environment,
+// and that variables the user set win over dev's defaults.
+func TestDevSettings(t *testing.T) {
+	isolateEnv(t)
+	t.Setenv("ALERTDESK_LOG_FORMAT", "json")
+	t.Setenv("ALERTDESK_NATS_URL", "nats://elsewhere:4222")
+	before := os.Environ()
+	cfg, err := loadConfig(func(c *config) error {
+		c.devSettings("http://127.0.0.1:9", "pw")
+		return c.validateWorker()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.LogFormat != "json" || cfg.HTTPAddr != "127.0.0.1:8080" || cfg.NATSURL != "" || cfg.TopdeskURL != "http://127.0.0.1:9" {
+		t.Errorf("log format %q, HTTP addr %q, NATS URL %q, TOPdesk URL %q; want json, 127.0.0.1:8080, embedded, the simulator",
+			cfg.LogFormat, cfg.HTTPAddr, cfg.NATSURL, cfg.TopdeskURL)
+	}
+	if after := os.Environ(); !slices.Equal(before, after) {
+		t.Errorf("the environment changed:\nbefore %q\nafter  %q", before, after)
+	}
+}
