@@ -326,7 +326,12 @@ func loadMapping(path string) (*mapping.Mapping, error) {
 	}
 	m, err := mapping.LoadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s_MAPPING_FILE: %w", envPrefix, err)
+		// One line per problem, each naming the variable.
+		var errs []error
+		for _, e := range flatten(err) {
+			errs = append(errs, fmt.Errorf("%s_MAPPING_FILE: %w", envPrefix, e))
+		}
+		return nil, errors.Join(errs...)
 	}
 	return m, nil
 }
