@@ -1,6 +1,6 @@
-// Package ingest serves alertdesk's HTTP ingest: POST /v1/alerts and
-// POST /v1/alertmanager publish events to the input stream for sources that
-// cannot publish to NATS themselves (PRODUCT.md, "Alert events").
+// Package ingest serves alertdesk's HTTP ingest: POST /v1/alerts,
+// POST /v1/alertmanager and POST /v1/grafana publish events to the input
+// stream for sources that cannot publish to NATS themselves (docs/events.md).
 package ingest
 
 import (
@@ -27,6 +27,7 @@ import (
 const (
 	SubjectAlerts       = "alerts.http"
 	SubjectAlertmanager = "alerts.alertmanager"
+	SubjectGrafana      = "alerts.grafana"
 )
 
 // Options configures the HTTP ingest endpoints.
@@ -46,7 +47,8 @@ type Options struct {
 	Now     func() time.Time
 }
 
-// Handler serves POST /v1/alerts and POST /v1/alertmanager: it checks every
+// Handler serves POST /v1/alerts, POST /v1/alertmanager and POST
+// /v1/grafana: it checks every
 // event against the limits the worker applies (400 for an invalid one, 413
 // for one over mapping.DefaultMaxBytes; then nothing of the request is
 // stored), publishes each event with a Nats-Msg-Id from MsgID, and answers
@@ -79,8 +81,25 @@ func New(js jetstream.JetStream, opts Options) *Handler {
 
 // Register mounts the endpoints on mux.
 func (h *Handler) Register(mux *http.ServeMux) {
-	mux.Handle("POST /v1/alerts", h.handler(SubjectAlerts, false))
-	mux.Handle("POST /v1/alertmanager", h.handler(SubjectAlertmanager, true))
+	mux.Handle("POST /v1/alerts", h.handler(SubjectAlerts, h.opts.Mapping.Decode))
+	mux.Handle("POST /v1/alertmanager", h.handler(SubjectAlertmanager, decodeAlertmanager))
+	mux.Handle("POST /v1/grafana", h.handler(SubjectGrafana, mapping.DecodeGrafana))
+}
+
+// decoder turns a request body into alerts; its errors are the client's.
+type decoder func(body []byte, opts mapping.DecodeOptions) ([]mapping.Alert, error)
+
+// decodeAlertmanager takes only an Alertmanager webhook: the endpoint must
+// not store a plain event sent to it by mistake.
+func decodeAlertmanager(body []byte, opts mapping.DecodeOptions) ([]mapping.Alert, error) {
+	var probe struct {
+		Version *string         `json:"version"`
+		Alerts  json.RawMessage `json:"alerts"`
+	}
+	if err := json.Unmarshal(body, &probe); err != nil || probe.Version == nil || probe.Alerts == nil {
+		return nil, errors.New("not an Alertmanager webhook payload (needs \"version\" and \"alerts\")")
+	}
+	return mapping.Decode(body, opts)
 }
 
 type ingestReply struct {
@@ -89,7 +108,7 @@ type ingestReply struct {
 	Error      string `json:"error,omitempty"`
 }
 
-func (h *Handler) handler(subject string, alertmanager bool) http.Handler {
+func (h *Handler) handler(subject string, decode decoder) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !h.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="alertdesk"`)
@@ -106,7 +125,7 @@ func (h *Handler) handler(subject string, alertmanager bool) http.Handler {
 			reply(w, http.StatusBadRequest, ingestReply{Error: "reading body: " + err.Error()})
 			return
 		}
-		msgs, err := h.messages(body, subject, alertmanager)
+		msgs, err := h.messages(body, subject, decode)
 		switch {
 		case errors.Is(err, errEventTooLarge):
 			reply(w, http.StatusRequestEntityTooLarge, ingestReply{Error: err.Error()})
@@ -144,17 +163,8 @@ var errEventTooLarge = errors.New("event over the size limit")
 // refuses what the worker would dead-letter as invalid: an event the
 // mapping derives no key from, or one whose message is larger than
 // mapping.DefaultMaxBytes (errEventTooLarge).
-func (h *Handler) messages(body []byte, subject string, alertmanager bool) ([]*nats.Msg, error) {
-	if alertmanager {
-		var probe struct {
-			Version *string         `json:"version"`
-			Alerts  json.RawMessage `json:"alerts"`
-		}
-		if err := json.Unmarshal(body, &probe); err != nil || probe.Version == nil || probe.Alerts == nil {
-			return nil, errors.New("not an Alertmanager webhook payload (needs \"version\" and \"alerts\")")
-		}
-	}
-	alerts, err := mapping.Decode(body, mapping.DecodeOptions{MaxBytes: int(h.opts.MaxBytes)})
+func (h *Handler) messages(body []byte, subject string, decode decoder) ([]*nats.Msg, error) {
+	alerts, err := decode(body, mapping.DecodeOptions{MaxBytes: int(h.opts.MaxBytes)})
 	if err != nil {
 		return nil, err
 	}

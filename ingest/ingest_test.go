@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -400,6 +401,62 @@ func TestIngestOpenNeedsNoToken(t *testing.T) {
 		t.Errorf("status %d, want 202 (%v)", a.status, a.body)
 	}
 	if diff := cmp.Diff([]stored{storedA}, e.messages(t)); diff != "" {
+		t.Errorf("stream (-want +got):\n%s", diff)
+	}
+}
+
+// TestIngestGrafana posts Grafana's documented webhook (firing and resolved
+// alerts) to /v1/grafana: one event per alert on alerts.grafana, keyed by
+// fingerprint. A plain event is not a Grafana webhook.
+func TestIngestGrafana(t *testing.T) {
+	hook, err := os.ReadFile("../mapping/testdata/sources-grafana.alert.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newIngestEnv(t, ingest.Options{Token: ingestToken})
+	if a := e.post(t, "/v1/grafana", ingestToken, string(hook)); a.status != http.StatusAccepted || a.body["accepted"] != 3.0 {
+		t.Fatalf("POST /v1/grafana: %d %v, want 202 with 3 accepted", a.status, a.body)
+	}
+	cet := time.FixedZone("", 3600)
+	want := []stored{
+		{Subject: ingest.SubjectGrafana, Key: "3b2f6a4c9d1e0f57", Status: mapping.StatusFiring, At: time.Date(2026, 11, 22, 10, 0, 0, 0, cet)},
+		{Subject: ingest.SubjectGrafana, Key: "8e0c1d2b3a4f5061", Status: mapping.StatusFiring, At: time.Date(2026, 11, 22, 10, 2, 0, 0, cet)},
+		{Subject: ingest.SubjectGrafana, Key: "c0ffee0012345678", Status: mapping.StatusResolved, At: time.Date(2026, 11, 22, 9, 40, 0, 0, cet)},
+	}
+	if diff := cmp.Diff(want, e.messages(t), cmp.Comparer(time.Time.Equal)); diff != "" {
+		t.Errorf("stream (-want +got):\n%s", diff)
+	}
+	if a := e.post(t, "/v1/grafana", ingestToken, ingestEventA); a.status != http.StatusBadRequest {
+		t.Errorf("a plain event on /v1/grafana: %d %v, want 400", a.status, a.body)
+	}
+}
+
+// TestIngestStatusRule posts OpManager's body, with OpManager's values, to
+// /v1/alerts under the OpManager mapping: the status rule turns severity
+// "Clear" into a resolve before anything is stored.
+func TestIngestStatusRule(t *testing.T) {
+	m, err := mapping.LoadFile("../deploy/sources/opmanager/mapping.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile("../deploy/sources/opmanager/body.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opmanager := strings.NewReplacer("$displayName", "core-sw-1", "$message", "Device not responding",
+		"$category", "Switch", "$strModTime", "Nov 22, 2026 10:00:00 AM")
+	e := newIngestEnv(t, ingest.Options{Token: ingestToken, Mapping: m})
+	for _, severity := range []string{"Critical", "Clear"} {
+		b := strings.ReplaceAll(opmanager.Replace(string(body)), "$stringseverity", severity)
+		if a := e.post(t, "/v1/alerts", ingestToken, b); a.status != http.StatusAccepted {
+			t.Fatalf("POST severity %s: %d %v, want 202", severity, a.status, a.body)
+		}
+	}
+	want := []stored{
+		{Subject: ingest.SubjectAlerts, Key: "opmanager/core-sw-1", Status: mapping.StatusFiring, At: ingestNow},
+		{Subject: ingest.SubjectAlerts, Key: "opmanager/core-sw-1", Status: mapping.StatusResolved, At: ingestNow},
+	}
+	if diff := cmp.Diff(want, e.messages(t)); diff != "" {
 		t.Errorf("stream (-want +got):\n%s", diff)
 	}
 }
