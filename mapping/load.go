@@ -64,6 +64,8 @@ func load(data []byte, base *Mapping) (*Mapping, error) {
 			Resolve:        ResolveClose,
 			ReopenWindow:   DefaultReopenWindow,
 			ResolvedPrefix: DefaultResolvedPrefix,
+			ReorderWindow:  DefaultReorderWindow,
+			MaxClockAhead:  DefaultMaxClockAhead,
 		},
 		invisible: true,
 	}
@@ -348,7 +350,7 @@ func (m *Mapping) loadActions(n *yaml.Node) error {
 
 func (m *Mapping) loadLifecycle(n *yaml.Node) error {
 	f, err := fieldsOf(n, "lifecycle", "openStatus", "resolve", "resolvedStatus", "reopenWindow",
-		"reopenStatus", "resolvedPrefix", "closureCode")
+		"reopenStatus", "resolvedPrefix", "closureCode", "reorderWindow", "maxClockAhead")
 	if err != nil {
 		return err
 	}
@@ -374,16 +376,27 @@ func (m *Mapping) loadLifecycle(n *yaml.Node) error {
 			return errAt(v, "lifecycle.resolvedPrefix", "is %d characters; keep it under %d", n, MaxBriefDescription/2)
 		}
 	}
-	if v := f["reopenWindow"]; v != nil {
-		s, err := scalar(v, "lifecycle.reopenWindow")
+	for _, d := range []struct {
+		key, hint string
+		dst       *time.Duration
+	}{
+		{"reopenWindow", "24h or 90m (0 = never reopen)", &lc.ReopenWindow},
+		{"reorderWindow", "1m or 30s", &lc.ReorderWindow},
+		{"maxClockAhead", "5m or 30s", &lc.MaxClockAhead},
+	} {
+		v := f[d.key]
+		if v == nil {
+			continue
+		}
+		s, err := scalar(v, join("lifecycle", d.key))
 		if err != nil {
 			return err
 		}
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			return errAt(v, "lifecycle.reopenWindow", "%q is not a duration such as 24h or 90m (0 = never reopen)", s)
+		dur, err := time.ParseDuration(s)
+		if err != nil || dur < 0 {
+			return errAt(v, join("lifecycle", d.key), "%q is not a duration such as %s", s, d.hint)
 		}
-		lc.ReopenWindow = d
+		*d.dst = dur
 	}
 	if v := f["resolve"]; v != nil {
 		s, err := scalar(v, "lifecycle.resolve")
