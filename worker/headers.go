@@ -10,6 +10,10 @@ const (
 	HeaderDeliveries      = "Alertdesk-Deliveries"
 	HeaderFailedAt        = "Alertdesk-Failed-At"
 	HeaderAlertKey        = "Alertdesk-Alert-Key"
+	// HeaderOriginalTime is the JetStream publish time (RFC 3339) of the
+	// message as first published. Dead-lettering sets it and a replay keeps
+	// it, so that a replayed event is ordered by its original time.
+	HeaderOriginalTime = "Alertdesk-Original-Time"
 	// HeaderReplayOf marks a message republished from the DLQ; its value is
 	// the DLQ stream sequence it was replayed from.
 	HeaderReplayOf = "Alertdesk-Replay-Of"
