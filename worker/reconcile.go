@@ -77,11 +77,14 @@ func (w *Worker) reconcile(ctx context.Context) error {
 	if w.reconciled(ctx) {
 		return nil
 	}
-	kv := w.state.bucket()
 	info, err := w.state.info(ctx)
+	if err != nil && w.state.recovered(ctx, err) {
+		info, err = w.state.info(ctx) // the bucket was lost: reconcile the new one
+	}
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
+	kv := w.state.bucket()
 	b, err := json.Marshal(claim{Owner: w.opts.ID, Op: "reconcile"})
 	if err != nil {
 		return err
@@ -131,10 +134,17 @@ func (w *Worker) reconcile(ctx context.Context) error {
 		}
 		// Several open incidents: the key's next event repairs them.
 		st.Uncertain = len(openIncidents(incs)) > 1
-		if _, err := w.state.put(ctx, opWrite, ext, &st, 0); errors.Is(err, errStateConflict) {
+		// Written to this bucket directly, not timed as a step of an event:
+		// if the bucket is lost meanwhile, the write fails and no mark
+		// follows.
+		v, err := json.Marshal(&st)
+		if err != nil {
+			return err
+		}
+		if _, err := kv.Create(ctx, ext, v); errors.Is(err, jetstream.ErrKeyExists) {
 			continue // a worker wrote this key meanwhile; its state is newer
 		} else if err != nil {
-			return fmt.Errorf("reconcile: %w", err)
+			return fmt.Errorf("reconcile: write state: %w", err)
 		}
 		written++
 	}

@@ -67,7 +67,7 @@ const (
 	opRead   stateOp = "read"   // a key's state read from the bucket
 	opClaim  stateOp = "claim"  // the claim written before a TOPdesk write
 	opCommit stateOp = "commit" // the state written after a TOPdesk write, releasing the claim
-	opWrite  stateOp = "write"  // any other state write (a newer duplicate, reconciliation)
+	opWrite  stateOp = "write"  // any other state write of an event (a newer duplicate, a lookup's result)
 )
 
 // observe records an operation started at start.
