@@ -54,9 +54,34 @@ func Reconciled(ctx context.Context, kv jetstream.KeyValue) bool {
 	return (&stateStore{kv: kv}).reconciled(ctx)
 }
 
+// reconciledFor is how long a positive answer of reconciled is reused. It
+// spares each new key two requests to NATS (the mark and the bucket's
+// info): with the simulator at 50 ms (alertdesk-bench scenario d, 64
+// handlers, in-process, median of 3 on a shared 2-core machine) checking
+// every new key ran at 608 alerts/s and 0.65 NATS+sim CPU s per 1,000
+// alerts, reusing the answer at 801 alerts/s and 0.39 s. A bucket lost and
+// made again is noticed that much later at most.
+const reconciledFor = time.Second
+
 // reconciled reports whether the bucket carries a reconciliation mark made
 // for this very bucket.
 func (s *stateStore) reconciled(ctx context.Context) bool {
+	s.mu.RLock()
+	fresh := time.Now().Before(s.reconciledUntil)
+	s.mu.RUnlock()
+	if fresh {
+		return true
+	}
+	if !s.checkReconciled(ctx) {
+		return false
+	}
+	s.mu.Lock()
+	s.reconciledUntil = time.Now().Add(reconciledFor)
+	s.mu.Unlock()
+	return true
+}
+
+func (s *stateStore) checkReconciled(ctx context.Context) bool {
 	e, err := s.bucket().Get(ctx, reconciledKey)
 	if err != nil {
 		return false

@@ -55,6 +55,9 @@ type stateStore struct {
 	// recreate makes the bucket again after it was deleted; nil = don't.
 	recreate func(context.Context) (jetstream.KeyValue, error)
 	known    knownStates
+	// reconciledUntil is when a positive answer of reconciled expires
+	// (guarded by mu).
+	reconciledUntil time.Time
 	// opTime observes how long a state operation that went to NATS took;
 	// nil = not observed.
 	opTime func(op stateOp, d time.Duration)
@@ -98,6 +101,7 @@ func (s *stateStore) recovered(ctx context.Context, err error) bool {
 	}
 	s.kv = kv
 	s.known.clear()
+	s.reconciledUntil = time.Time{}
 	return true
 }
 
