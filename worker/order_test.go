@@ -59,6 +59,7 @@ func TestEqualTimes(t *testing.T) {
 	e.step("the firing changed at the same time", "eq", firing("eq", "warning", "y", at), true)
 
 	e.publish(resolved("late", at))
+	e.waitSettled(10 * time.Second)
 	e.publish(firing("late", "critical", "x", at))
 	e.waitSettled(10 * time.Second)
 	if incs := e.incidentsFor("late"); len(incs) != 0 {
