@@ -113,6 +113,8 @@ type lifecycleFile struct {
 	ReopenStatus   string `yaml:"reopenStatus"`
 	ResolvedPrefix string `yaml:"resolvedPrefix"`
 	ClosureCode    string `yaml:"closureCode"`
+	ReorderWindow  string `yaml:"reorderWindow"`
+	MaxClockAhead  string `yaml:"maxClockAhead"`
 }
 
 type routeFile struct {
@@ -150,6 +152,8 @@ func load(data []byte, base *Mapping) (*Mapping, error) {
 			Resolve:        ResolveClose,
 			ReopenWindow:   DefaultReopenWindow,
 			ResolvedPrefix: DefaultResolvedPrefix,
+			ReorderWindow:  DefaultReorderWindow,
+			MaxClockAhead:  DefaultMaxClockAhead,
 		},
 		invisible: true,
 	}
@@ -414,12 +418,22 @@ func (f *file) validateLifecycle(v *validator, m *Mapping) {
 			v.addf("lifecycle.resolvedPrefix", "is %d characters; keep it under %d", n, MaxBriefDescription/2)
 		}
 	}
-	if v.has("lifecycle.reopenWindow") {
-		d, err := time.ParseDuration(in.ReopenWindow)
-		if err != nil || d < 0 {
-			v.addf("lifecycle.reopenWindow", "%q is not a duration such as 24h or 90m (0 = never reopen)", in.ReopenWindow)
+	for _, d := range []struct {
+		key, in, hint string
+		dst           *time.Duration
+	}{
+		{"lifecycle.reopenWindow", in.ReopenWindow, "24h or 90m (0 = never reopen)", &lc.ReopenWindow},
+		{"lifecycle.reorderWindow", in.ReorderWindow, "1m or 30s", &lc.ReorderWindow},
+		{"lifecycle.maxClockAhead", in.MaxClockAhead, "5m or 30s", &lc.MaxClockAhead},
+	} {
+		if !v.has(d.key) {
+			continue
 		}
-		lc.ReopenWindow = d
+		dur, err := time.ParseDuration(d.in)
+		if err != nil || dur < 0 {
+			v.addf(d.key, "%q is not a duration such as %s", d.in, d.hint)
+		}
+		*d.dst = dur
 	}
 	if v.has("lifecycle.resolve") {
 		switch mode := ResolveMode(in.Resolve); mode {

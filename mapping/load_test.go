@@ -56,6 +56,8 @@ func TestLoadErrors(t *testing.T) {
 		{"severity is a list", "severity: [critical]\n", 1, "severity"},
 		{"reopenWindow not a duration", "lifecycle:\n  reopenWindow: 1 day\n", 2, "lifecycle.reopenWindow"},
 		{"reopenWindow negative", "lifecycle:\n  reopenWindow: -1h\n", 2, "lifecycle.reopenWindow"},
+		{"reorderWindow not a duration", "lifecycle:\n  reorderWindow: soon\n", 2, "lifecycle.reorderWindow"},
+		{"maxClockAhead negative", "lifecycle:\n  maxClockAhead: -5m\n", 2, "lifecycle.maxClockAhead"},
 		{"unknown resolve mode", "lifecycle:\n  resolve: delete\n", 2, "lifecycle.resolve"},
 		{"closureCode without close", "lifecycle:\n  resolve: complete\n  closureCode: Solved\n", 3, "lifecycle.closureCode"},
 		{"resolvedStatus with comment", "lifecycle:\n  resolve: comment\n  resolvedStatus: Closed\n", 3, "lifecycle.resolvedStatus"},
@@ -154,7 +156,8 @@ func TestDefault(t *testing.T) {
 	if diff := cmp.Diff(want, m.Names()); diff != "" {
 		t.Errorf("Default().Names() uses tenant names (-want +got):\n%s", diff)
 	}
-	wantLC := mapping.Lifecycle{Resolve: mapping.ResolveClose, ReopenWindow: 24 * time.Hour, ResolvedPrefix: "[RESOLVED] "}
+	wantLC := mapping.Lifecycle{Resolve: mapping.ResolveClose, ReopenWindow: 24 * time.Hour, ResolvedPrefix: "[RESOLVED] ",
+		ReorderWindow: time.Minute, MaxClockAhead: 5 * time.Minute}
 	if diff := cmp.Diff(wantLC, m.Lifecycle()); diff != "" {
 		t.Errorf("Default().Lifecycle() mismatch (-want +got):\n%s", diff)
 	}
@@ -216,6 +219,7 @@ func TestExampleMapping(t *testing.T) {
 	wantLC := mapping.Lifecycle{
 		OpenStatus: "Logged", Resolve: mapping.ResolveClose, ResolvedStatus: "Closed",
 		ReopenWindow: 24 * time.Hour, ReopenStatus: "In progress", ResolvedPrefix: "[RESOLVED] ",
+		ReorderWindow: time.Minute, MaxClockAhead: 5 * time.Minute,
 	}
 	if diff := cmp.Diff(wantLC, m.Lifecycle()); diff != "" {
 		t.Errorf("Lifecycle() mismatch (-want +got):\n%s", diff)
@@ -313,11 +317,13 @@ func TestLifecycleSettings(t *testing.T) {
 		want mapping.Lifecycle
 	}{
 		{"never reopen, no prefix", "lifecycle: {reopenWindow: 0s, resolvedPrefix: ''}",
-			mapping.Lifecycle{Resolve: mapping.ResolveClose, ResolvedPrefix: ""}},
+			mapping.Lifecycle{Resolve: mapping.ResolveClose, ResolvedPrefix: "", ReorderWindow: time.Minute, MaxClockAhead: 5 * time.Minute}},
 		{"complete with status", "lifecycle: {resolve: complete, resolvedStatus: Done, reopenWindow: 90m}",
-			mapping.Lifecycle{Resolve: mapping.ResolveComplete, ResolvedStatus: "Done", ReopenWindow: 90 * time.Minute, ResolvedPrefix: "[RESOLVED] "}},
+			mapping.Lifecycle{Resolve: mapping.ResolveComplete, ResolvedStatus: "Done", ReopenWindow: 90 * time.Minute, ResolvedPrefix: "[RESOLVED] ", ReorderWindow: time.Minute, MaxClockAhead: 5 * time.Minute}},
 		{"close with closure code", "lifecycle: {closureCode: Solved, openStatus: New}",
-			mapping.Lifecycle{Resolve: mapping.ResolveClose, ClosureCode: "Solved", OpenStatus: "New", ReopenWindow: 24 * time.Hour, ResolvedPrefix: "[RESOLVED] "}},
+			mapping.Lifecycle{Resolve: mapping.ResolveClose, ClosureCode: "Solved", OpenStatus: "New", ReopenWindow: 24 * time.Hour, ResolvedPrefix: "[RESOLVED] ", ReorderWindow: time.Minute, MaxClockAhead: 5 * time.Minute}},
+		{"event order windows", "lifecycle: {reorderWindow: 30s, maxClockAhead: 10m}",
+			mapping.Lifecycle{Resolve: mapping.ResolveClose, ReopenWindow: 24 * time.Hour, ResolvedPrefix: "[RESOLVED] ", ReorderWindow: 30 * time.Second, MaxClockAhead: 10 * time.Minute}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

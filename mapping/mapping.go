@@ -38,12 +38,16 @@ type Lifecycle struct {
 	ReopenStatus   string        // processingStatus set on reopen
 	ResolvedPrefix string        // prepended to the brief description on resolve
 	ClosureCode    string        // closureCode set on resolve (close)
+	ReorderWindow  time.Duration // an Alertmanager firing published longer than this after the applied resolve is a re-fire
+	MaxClockAhead  time.Duration // an event time further than this after the publish time is clamped to it
 }
 
 // Default lifecycle values.
 const (
 	DefaultReopenWindow   = 24 * time.Hour
 	DefaultResolvedPrefix = "[RESOLVED] "
+	DefaultReorderWindow  = time.Minute
+	DefaultMaxClockAhead  = 5 * time.Minute
 	// MaxBriefDescription is TOPdesk's limit for briefDescription, in
 	// characters.
 	MaxBriefDescription = 80

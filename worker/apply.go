@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,11 +13,45 @@ import (
 	"github.com/alertdesk/alertdesk/topdesk"
 )
 
+// event is one alert of a message, with what orders it among the events of
+// its key.
+type keyEvent struct {
+	alert       *mapping.Alert
+	key, ext    string    // alert key; its externalNumber, which also names its state
+	at          time.Time // event time: orders the key's events
+	published   time.Time // publish time of its message (of the original, for a replay)
+	fingerprint string    // content fingerprint of a firing event
+}
+
+// newEvent prepares an alert published at published. An event time further
+// than lifecycle.maxClockAhead after the publish time is clamped to the
+// publish time and counted. An event whose fingerprint fails to render
+// is returned with its key, for the error.
+func (w *Worker) newEvent(a *mapping.Alert, published time.Time) (keyEvent, error) {
+	key, err := w.mapping.Key(a)
+	if err != nil {
+		return keyEvent{}, err
+	}
+	ev := keyEvent{alert: a, key: key, ext: mapping.ExternalNumber(key), at: a.EventTime(published), published: published}
+	if ev.at.Sub(published) > w.mapping.Lifecycle().MaxClockAhead {
+		ev.at = published
+		w.m.clamped.Inc()
+	}
+	if a.Status == mapping.StatusFiring {
+		if ev.fingerprint, err = w.mapping.Fingerprint(a, key); err != nil {
+			return ev, err
+		}
+	}
+	return ev, nil
+}
+
 // decision is what an event does to its key's incident.
 type decision int
 
 const (
-	doNothing decision = iota
+	doNothing   decision = iota // nothing to write (a resolve without an open incident)
+	doDuplicate                 // the same event as the one applied last, or the same content
+	doStale                     // older than the event applied last
 	doCreate
 	doUpdate
 	doResolve
@@ -31,173 +66,204 @@ var decisionOp = map[decision]mapping.Op{
 }
 
 var decisionOutcome = map[decision]string{
-	doNothing: outcomeDuplicate,
-	doCreate:  outcomeCreated,
-	doUpdate:  outcomeUpdated,
-	doResolve: outcomeClosed,
-	doReopen:  outcomeReopened,
+	doNothing:   outcomeDuplicate,
+	doDuplicate: outcomeDuplicate,
+	doStale:     outcomeStale,
+	doCreate:    outcomeCreated,
+	doUpdate:    outcomeUpdated,
+	doResolve:   outcomeClosed,
+	doReopen:    outcomeReopened,
 }
 
-// decide is the README's lifecycle table for an event at time at,
-// given the key's state. The content fingerprint is rendered only when the
-// table needs it (a firing event for an open incident).
-func (w *Worker) decide(st *incidentState, a *mapping.Alert, at time.Time, fp *lazyFingerprint) (decision, error) {
-	if a.Status == mapping.StatusResolved {
-		if st.IncidentID != "" && st.Open {
-			return doResolve, nil
+// order compares two events of a key: by event time, and at equal time a
+// resolve comes after a firing.
+func order(at time.Time, status string, at2 time.Time, status2 string) int {
+	rank := func(s string) int {
+		if s == string(mapping.StatusResolved) {
+			return 1
 		}
-		return doNothing, nil
+		return 0
+	}
+	return cmp.Or(at.Compare(at2), cmp.Compare(rank(status), rank(status2)))
+}
+
+// decide is the lifecycle table and the order of events of PRODUCT.md for
+// an event, given its key's state.
+func decide(st *incidentState, ev *keyEvent, lc mapping.Lifecycle) decision {
+	status := string(ev.alert.Status)
+	if !st.LastEvent.IsZero() {
+		switch c := order(ev.at, status, st.LastEvent, st.LastStatus); {
+		case c < 0:
+			return doStale
+		case c == 0 && (ev.alert.Status == mapping.StatusResolved || ev.fingerprint == st.Fingerprint):
+			return doDuplicate
+		}
+	}
+	if ev.alert.Status == mapping.StatusResolved {
+		if st.IncidentID != "" && st.Open {
+			return doResolve
+		}
+		return doNothing
 	}
 	switch {
 	case st.IncidentID == "":
-		return doCreate, nil
+		return doCreate
+	case st.Open && ev.fingerprint == st.Fingerprint:
+		return doDuplicate
 	case st.Open:
-		// An adopted incident has no fingerprint: its content is unknown, so
-		// the first firing event writes its own.
-		v, err := fp.get()
-		if err != nil {
-			return doNothing, err
-		}
-		if v == st.Fingerprint {
-			return doNothing, nil
-		}
-		return doUpdate, nil
-	case at.Sub(st.ClosedAt) <= w.mapping.Lifecycle().ReopenWindow:
-		return doReopen, nil
+		// An incident adopted from TOPdesk has no fingerprint: its content
+		// is unknown, so the first firing event writes its own.
+		return doUpdate
+	case ev.at.Sub(st.ClosedAt) <= lc.ReopenWindow:
+		return doReopen
 	default:
-		return doCreate, nil
+		return doCreate
 	}
 }
 
-// lazyFingerprint renders an alert's content fingerprint once, on demand.
-type lazyFingerprint struct {
-	m    *mapping.Mapping
-	a    *mapping.Alert
-	key  string
-	v    string
-	err  error
-	done bool
-}
-
-// set records a fingerprint rendered anyway (it is the same for every op).
-func (f *lazyFingerprint) set(v string) {
-	if !f.done {
-		f.v, f.done = v, true
-	}
-}
-
-// known returns the fingerprint if it was rendered.
-func (f *lazyFingerprint) known() (string, bool) { return f.v, f.done && f.err == nil }
-
-func (f *lazyFingerprint) get() (string, error) {
-	if !f.done {
-		f.done = true
-		f.v, f.err = f.m.Fingerprint(f.a, f.key)
-	}
-	return f.v, f.err
+// refire reports whether ev is an Alertmanager alert re-sent with its
+// original startsAt after the resolve that was applied: published longer
+// than window after that resolve. (One inside the window is an HA peer's
+// late copy.)
+func refire(st *incidentState, ev *keyEvent, window time.Duration) bool {
+	return ev.alert.Fingerprint != "" && ev.alert.Status == mapping.StatusFiring &&
+		st.LastStatus == string(mapping.StatusResolved) && !st.LastPublished.IsZero() &&
+		order(ev.at, string(ev.alert.Status), st.LastEvent, st.LastStatus) < 0 &&
+		ev.published.Sub(st.LastPublished) > window
 }
 
 // apply brings the key's incident in line with one event and returns the
-// outcome and the incident number; ext is the key's externalNumber, which
-// also names its state in the bucket.
-func (w *Worker) apply(ctx context.Context, a *mapping.Alert, key, ext string, at time.Time, fp *lazyFingerprint) (string, string, error) {
-	if out, ok, err := w.settledFromSeen(ext, at, a.Status, fp.get); ok || err != nil {
-		return out, "", err
-	}
-	unlock, err := w.locks.lock(ctx, ext)
+// outcome and the incident number. Its path is load, decide once, claim,
+// perform, commit. A state this worker remembered that another worker has
+// changed since is read again once.
+func (w *Worker) apply(ctx context.Context, ev keyEvent) (string, string, error) {
+	unlock, err := w.locks.lock(ctx, ev.ext)
 	if err != nil {
 		return "", "", err
 	}
 	defer unlock()
+	out, number, err := w.applyOnce(ctx, ev, false)
+	if errors.Is(err, errStateConflict) {
+		out, number, err = w.applyOnce(ctx, ev, true)
+	}
+	if errors.Is(err, errStateConflict) {
+		err = fmt.Errorf("%w: %w", errKeyBusy, err)
+	}
+	return out, number, err
+}
 
-	busy := busyWait{next: 2 * time.Millisecond, budget: 2 * time.Second}
-	for attempt := 0; ; attempt++ {
-		if attempt == 8 {
-			return "", "", fmt.Errorf("state of %s keeps changing under us: %w", ext, errKeyBusy)
-		}
-		var st incidentState
-		var rev uint64
-		m := markUnread
-		if attempt == 0 {
-			st, rev, m, err = w.state.look(ctx, ext)
-		} else {
-			st, rev, err = w.state.get(ctx, ext)
-		}
+func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string, string, error) {
+	// Load.
+	st, rev, written, err := w.state.load(ctx, ev.ext, fresh)
+	if err != nil {
+		return "", "", err
+	}
+	if st.Claim != nil || !st.SentAt.IsZero() {
+		now, err := w.state.serverNow(ctx)
 		if err != nil {
-			return "", "", err
-		}
-		now := w.opts.Now()
-		if c := st.Claim; c != nil {
-			if lapse := c.Until.Add(w.opts.ClockSkew); c.Owner != w.opts.ID && now.Before(lapse) {
-				// Another worker is writing this key; claims are normally held
-				// for one TOPdesk request, so wait a little, then hand back.
-				if busy.wait(ctx) {
-					attempt--
-					continue
-				}
-				return "", st.Number, &retryLaterError{after: min(lapse.Sub(now), w.opts.RedeliverMin), within: lapse.Sub(now), err: errKeyBusy}
-			}
-			// The claim lapsed (its owner died mid-write) or is a leftover of
-			// ours: whether its write reached TOPdesk is unknown.
-			st.Claim = nil
-			st.Uncertain = true
-		}
-		w.seen.remember(ext, &st)
-		if !st.LastEvent.IsZero() && at.Before(st.LastEvent) {
-			return outcomeStale, st.Number, nil
-		}
-		st.Key = key
-		// A missing state is either a new key or a lost one. Once the
-		// bucket was reconciled with TOPdesk it is a new key.
-		needLookup := st.Uncertain || (rev == 0 && (m == markAbsent || (m == markUnread && !w.reconciled(ctx))))
-		d, err := w.decide(&st, a, at, fp)
-		if err != nil {
-			return "", "", err
-		}
-
-		if d == doNothing && !needLookup {
-			if !at.After(st.LastEvent) {
-				return outcomeDuplicate, st.Number, nil
-			}
-			st.LastEvent, st.LastStatus = at, string(a.Status)
-			if _, err := w.state.put(ctx, opWrite, ext, &st, rev); errors.Is(err, errStateConflict) {
-				continue
-			} else if err != nil {
-				return "", "", err
-			}
-			w.seen.remember(ext, &st)
-			return outcomeDuplicate, st.Number, nil
-		}
-
-		// Claim the key for the TOPdesk write.
-		claimed := st
-		claimed.Claim = &claim{Owner: w.opts.ID, Op: decisionOp[d].String(), Until: now.Add(w.opts.ClaimTTL)}
-		crev, err := w.state.put(ctx, opClaim, ext, &claimed, rev)
-		if errors.Is(err, errStateConflict) {
-			continue
-		}
-		if err != nil {
-			return "", "", err
-		}
-
-		out, err := w.write(ctx, a, key, ext, at, fp, &st, d, needLookup)
-		if err != nil {
-			// Release the claim, remembering an unknown outcome.
-			st.Uncertain = st.Uncertain || topdesk.IsOutcomeUnknown(err) || isCtxErr(err)
-			if cerr := w.commit(ext, &st, crev); cerr != nil {
-				// The claim lapses by itself at its expiry.
-				w.log.Debug().Err(cerr).Str("alert_key", key).Msg("releasing the claim failed")
-			}
 			return "", st.Number, err
 		}
-		st.LastEvent, st.LastStatus = maxTime(st.LastEvent, at), string(a.Status)
-		st.Uncertain = false
-		if err := w.commit(ext, &st, crev); err != nil {
-			return "", st.Number, fmt.Errorf("incident %s written but its state was not: %w", st.Number, err)
+		if st.Claim != nil {
+			if lapse := written.Add(w.opts.ClaimTTL); st.Claim.Owner != w.opts.ID && now.Before(lapse) {
+				wait := lapse.Sub(now)
+				return "", st.Number, &retryLaterError{after: min(wait, w.opts.RedeliverMin), within: wait, err: errKeyBusy}
+			}
+			// The claim lapsed (its owner died mid-write) or is a leftover of
+			// this worker (a panic, a lost commit): its write may have been
+			// sent until the handle timeout of its holder.
+			st.Claim, st.SentAt = nil, maxTime(st.SentAt, written.Add(w.opts.HandleTimeout))
 		}
-		w.seen.remember(ext, &st)
-		return out, st.Number, nil
+		if wait := st.SentAt.Add(w.opts.OutcomeWait).Sub(now); wait > 0 {
+			return "", st.Number, &retryLaterError{after: wait, within: wait, err: errOutcomePending}
+		}
 	}
+	lc := w.mapping.Lifecycle()
+	if refire(&st, &ev, lc.ReorderWindow) {
+		ev.at = ev.published
+	}
+
+	// A missing state is a new key once the bucket was reconciled with
+	// TOPdesk; otherwise, and after an unknown outcome, TOPdesk is asked.
+	var found []topdesk.Incident
+	lookup := st.Uncertain || !st.SentAt.IsZero() || (rev == 0 && !w.reconciled(ctx))
+	if lookup {
+		if found, err = w.find(ctx, ev.ext); err != nil {
+			return "", st.Number, err
+		}
+		fromTOPdesk(&st, found)
+	}
+	st.Key = ev.key
+
+	// Decide.
+	d := decide(&st, &ev, lc)
+	op, writes := decisionOp[d]
+	repair := len(openIncidents(found)) > 1
+	if !writes && !repair {
+		if d == doStale || (!lookup && order(ev.at, string(ev.alert.Status), st.LastEvent, st.LastStatus) <= 0) {
+			return decisionOutcome[d], st.Number, nil
+		}
+		// Record the newer event (and what a lookup found).
+		w.applied(&st, &ev)
+		if _, err := w.state.put(ctx, opWrite, ev.ext, &st, rev); err != nil {
+			return "", st.Number, err
+		}
+		return decisionOutcome[d], st.Number, nil
+	}
+
+	// Claim.
+	claimed := st
+	claimed.Claim = &claim{Owner: w.opts.ID, Op: "repair"}
+	if writes {
+		claimed.Claim.Op = op.String()
+	}
+	crev, err := w.state.put(ctx, opClaim, ev.ext, &claimed, rev)
+	if err != nil {
+		return "", st.Number, err
+	}
+
+	// Perform.
+	out, err := w.perform(ctx, &ev, &st, d, found)
+	if err != nil {
+		return "", st.Number, w.release(ctx, ev.ext, &st, crev, err)
+	}
+
+	// Commit.
+	if d != doStale {
+		w.applied(&st, &ev)
+	}
+	if err := w.commit(ev.ext, &st, crev); err != nil {
+		return "", st.Number, fmt.Errorf("incident %s written but its state was not: %w", st.Number, err)
+	}
+	return out, st.Number, nil
+}
+
+// applied records ev as the newest applied event of st.
+func (w *Worker) applied(st *incidentState, ev *keyEvent) {
+	st.LastEvent, st.LastStatus, st.LastPublished = ev.at, string(ev.alert.Status), ev.published
+	st.Uncertain, st.SentAt = false, time.Time{}
+}
+
+// release gives the claim up after a failed write. A write whose outcome
+// is unknown is recorded with the server's time, so that no write for the
+// key follows before it could have landed; the error then asks for a
+// redelivery after that.
+func (w *Worker) release(ctx context.Context, ext string, st *incidentState, claimRev uint64, cause error) error {
+	if topdesk.IsOutcomeUnknown(cause) || isCtxErr(cause) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		now, err := w.state.serverNow(ctx)
+		if err != nil {
+			// The claim lapses by itself and is then judged unknown.
+			return errors.Join(cause, err)
+		}
+		st.SentAt = now
+		cause = &retryLaterError{after: w.opts.OutcomeWait, err: cause}
+	}
+	if err := w.commit(ext, st, claimRev); err != nil {
+		// The claim lapses by itself and is then judged unknown.
+		w.log.Debug().Err(err).Str("alert_key", st.Key).Msg("releasing the claim failed")
+	}
+	return cause
 }
 
 // commit writes the state over our claim. It uses its own short deadline so
@@ -213,7 +279,7 @@ func (w *Worker) commit(ext string, st *incidentState, claimRev uint64) error {
 	if !errors.Is(err, errStateConflict) {
 		return err
 	}
-	if _, rev, gerr := w.state.get(ctx, ext); gerr != nil || rev != 0 {
+	if _, rev, _, gerr := w.state.load(ctx, ext, true); gerr != nil || rev != 0 {
 		// Another worker took the key over after our claim lapsed.
 		return err
 	}
@@ -221,70 +287,48 @@ func (w *Worker) commit(ext string, st *incidentState, claimRev uint64) error {
 	return err
 }
 
-// write does the TOPdesk side of decision d under the key's claim and
-// updates st to match. With lookup it first finds what TOPdesk already has
-// under the externalNumber (state lost, or an earlier outcome unknown) and
-// decides again from that.
-func (w *Worker) write(ctx context.Context, a *mapping.Alert, key, ext string, at time.Time, fp *lazyFingerprint,
-	st *incidentState, d decision, lookup bool) (string, error) {
-	if lookup {
-		if err := w.rebuild(ctx, ext, st); err != nil {
+// perform does the TOPdesk side under the key's claim: it repairs
+// duplicates a lookup found, then writes decision d.
+func (w *Worker) perform(ctx context.Context, ev *keyEvent, st *incidentState, d decision, found []topdesk.Incident) (string, error) {
+	if open := openIncidents(found); len(open) > 1 {
+		if err := w.repair(ctx, ev, open); err != nil {
 			return "", err
 		}
-		var err error
-		if d, err = w.decide(st, a, at, fp); err != nil {
-			return "", err
-		}
-		if d == doNothing && a.Status == mapping.StatusFiring && st.Open {
-			// What the open incident shows is unknown: it was adopted from
-			// TOPdesk, or a write to it (by a worker killed mid-call, or
-			// whose response was lost) may or may not have landed. Write
-			// this event's content so that the newest event wins.
-			d = doUpdate
-		}
 	}
-	if d == doNothing {
-		return outcomeDuplicate, nil
-	}
+	return w.write(ctx, ev, st, d)
+}
 
-	r, err := w.mapping.Render(a, key, decisionOp[d])
+// write writes decision d to TOPdesk and updates st to match.
+func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d decision) (string, error) {
+	op, ok := decisionOp[d]
+	if !ok {
+		return decisionOutcome[d], nil
+	}
+	r, err := w.mapping.Render(ev.alert, ev.key, op)
 	if err != nil {
 		return "", err
 	}
-	fp.set(r.Fingerprint)
-	req := &r.Request
-	if err := w.names.Apply(ctx, req); err != nil {
+	if err := w.names.Apply(ctx, &r.Request); err != nil {
 		return "", err
 	}
-
 	var inc *topdesk.Incident
 	if d == doCreate {
-		inc, err = w.create(ctx, ext, req)
+		inc, err = w.create(ctx, &r.Request)
 	} else {
-		err = w.call(ctx, "update", true, func(ctx context.Context) error {
-			var err error
-			inc, err = w.api.UpdateIncident(ctx, st.IncidentID, req)
-			return err
-		})
-		if topdesk.IsNotFound(err) && d != doResolve {
-			// Someone deleted or archived it in TOPdesk: start a new one.
-			d = doCreate
-			if r, err = w.mapping.Render(a, key, mapping.OpCreate); err != nil {
-				return "", err
-			}
-			if err = w.names.Apply(ctx, &r.Request); err != nil {
-				return "", err
-			}
-			inc, err = w.create(ctx, ext, &r.Request)
-		} else if topdesk.IsNotFound(err) {
-			st.Open, st.ClosedAt = false, at
+		inc, err = w.update(ctx, st.IncidentID, &r.Request)
+		if topdesk.IsNotFound(err) && d == doResolve {
+			st.Open, st.ClosedAt = false, ev.at
 			return outcomeDuplicate, nil
+		}
+		if topdesk.IsNotFound(err) {
+			// Someone deleted or archived it in TOPdesk: start a new one.
+			st.IncidentID, st.Number, st.Open, st.Fingerprint = "", "", false, ""
+			return w.write(ctx, ev, st, doCreate)
 		}
 	}
 	if err != nil {
 		return "", err
 	}
-
 	switch d {
 	case doCreate, doReopen:
 		st.Open, st.ClosedAt = true, time.Time{}
@@ -292,42 +336,37 @@ func (w *Worker) write(ctx context.Context, a *mapping.Alert, key, ext string, a
 	case doUpdate:
 		st.Fingerprint = r.Fingerprint
 	case doResolve:
-		st.Open, st.ClosedAt = false, at
+		st.Open, st.ClosedAt = false, ev.at
 	}
 	if inc != nil && inc.ID != "" {
-		// The state outlives the answer, whose strings share one block.
-		st.IncidentID, st.Number = strings.Clone(inc.ID), strings.Clone(inc.Number)
+		st.IncidentID, st.Number = inc.ID, inc.Number
 	}
 	return decisionOutcome[d], nil
 }
 
-// create posts a new incident. A create whose outcome is unknown (the
-// response was lost) is never simply repeated: the incident is looked up by
-// externalNumber first and adopted if it is there.
-func (w *Worker) create(ctx context.Context, ext string, req *topdesk.IncidentRequest) (*topdesk.Incident, error) {
+func (w *Worker) create(ctx context.Context, req *topdesk.IncidentRequest) (*topdesk.Incident, error) {
 	var inc *topdesk.Incident
-	for attempt := 0; ; attempt++ {
-		err := w.call(ctx, "create", false, func(ctx context.Context) error {
-			var err error
-			inc, err = w.api.CreateIncident(ctx, req)
-			return err
-		})
-		if err == nil || !topdesk.IsOutcomeUnknown(err) || attempt == 2 || ctx.Err() != nil {
-			return inc, err
-		}
-		found, ferr := w.find(ctx, ext)
-		if ferr != nil {
-			return nil, errors.Join(err, ferr)
-		}
-		if open := newestOpen(found); open != nil {
-			return open, nil
-		}
-	}
+	err := w.call(ctx, "create", func(ctx context.Context) error {
+		var err error
+		inc, err = w.api.CreateIncident(ctx, req)
+		return err
+	})
+	return inc, err
+}
+
+func (w *Worker) update(ctx context.Context, id string, req *topdesk.IncidentRequest) (*topdesk.Incident, error) {
+	var inc *topdesk.Incident
+	err := w.call(ctx, "update", func(ctx context.Context) error {
+		var err error
+		inc, err = w.api.UpdateIncident(ctx, id, req)
+		return err
+	})
+	return inc, err
 }
 
 func (w *Worker) find(ctx context.Context, ext string) ([]topdesk.Incident, error) {
 	var found []topdesk.Incident
-	err := w.call(ctx, "find", true, func(ctx context.Context) error {
+	err := w.call(ctx, "find", func(ctx context.Context) error {
 		var err error
 		found, err = w.api.FindIncidents(ctx, ext)
 		return err
@@ -335,44 +374,53 @@ func (w *Worker) find(ctx context.Context, ext string) ([]topdesk.Incident, erro
 	return found, err
 }
 
-// rebuild sets st from the incidents TOPdesk holds under ext.
-func (w *Worker) rebuild(ctx context.Context, ext string, st *incidentState) error {
-	found, err := w.find(ctx, ext)
+// repair keeps the oldest of a key's open incidents (oldest first) and
+// closes the others, each with an action naming the one kept.
+func (w *Worker) repair(ctx context.Context, ev *keyEvent, open []topdesk.Incident) error {
+	r, err := w.mapping.Render(ev.alert, ev.key, mapping.OpResolve)
 	if err != nil {
 		return err
 	}
-	fromTOPdesk(st, found)
+	closed := true
+	for _, inc := range open[1:] {
+		req := &topdesk.IncidentRequest{
+			Closed: &closed, ProcessingStatus: r.Request.ProcessingStatus, ClosureCode: r.Request.ClosureCode,
+			ActionInvisibleForCaller: r.Request.ActionInvisibleForCaller,
+			Action:                   fmt.Sprintf("Duplicate of incident %s for alert %s; closed by alertdesk.", open[0].Number, ev.key),
+		}
+		if err := w.names.Apply(ctx, req); err != nil {
+			return err
+		}
+		if _, err := w.update(ctx, inc.ID, req); err != nil && !topdesk.IsNotFound(err) {
+			return err
+		}
+		w.m.duplicatesRepaired.Inc()
+	}
 	return nil
 }
 
 // fromTOPdesk sets st from the incidents found under its externalNumber:
-// the newest open one, else the newest closed one (for the reopen window),
-// else none. What TOPdesk does not know (the plain key, the last event) is
-// kept.
+// the oldest open one (its content unknown), else the newest closed one
+// (for the reopen window), else none. What TOPdesk does not know (the plain
+// key, the last event) is kept.
 func fromTOPdesk(st *incidentState, found []topdesk.Incident) {
-	st.Uncertain = false
-	if inc := newestOpen(found); inc != nil {
-		if inc.ID != st.IncidentID {
-			st.Fingerprint = ""
-		}
-		st.IncidentID, st.Number, st.Open, st.ClosedAt = strings.Clone(inc.ID), strings.Clone(inc.Number), true, time.Time{}
+	st.Uncertain, st.SentAt, st.Fingerprint = false, time.Time{}, ""
+	if open := openIncidents(found); len(open) > 0 {
+		st.IncidentID, st.Number, st.Open, st.ClosedAt = open[0].ID, open[0].Number, true, time.Time{}
 		return
 	}
 	var newest *topdesk.Incident
 	for i := range found {
 		inc := &found[i]
-		if isArchived(inc) {
-			continue
-		}
-		if newest == nil || created(inc).After(created(newest)) {
+		if !isArchived(inc) && (newest == nil || created(inc).After(created(newest))) {
 			newest = inc
 		}
 	}
 	if newest == nil {
-		*st = incidentState{Key: st.Key, LastEvent: st.LastEvent, LastStatus: st.LastStatus}
+		*st = incidentState{Key: st.Key, LastEvent: st.LastEvent, LastStatus: st.LastStatus, LastPublished: st.LastPublished}
 		return
 	}
-	st.IncidentID, st.Number, st.Open = strings.Clone(newest.ID), strings.Clone(newest.Number), false
+	st.IncidentID, st.Number, st.Open = newest.ID, newest.Number, false
 	switch {
 	case newest.ClosedDate != nil:
 		st.ClosedAt = newest.ClosedDate.Time
@@ -383,20 +431,17 @@ func fromTOPdesk(st *incidentState, found []topdesk.Incident) {
 	}
 }
 
-// newestOpen returns the most recently created incident that is neither
-// closed nor archived.
-func newestOpen(found []topdesk.Incident) *topdesk.Incident {
-	var best *topdesk.Incident
-	for i := range found {
-		inc := &found[i]
-		if inc.Closed || isArchived(inc) {
-			continue
-		}
-		if best == nil || created(inc).After(created(best)) {
-			best = inc
+// openIncidents returns the incidents that are neither closed nor
+// archived, oldest first.
+func openIncidents(found []topdesk.Incident) []topdesk.Incident {
+	var open []topdesk.Incident
+	for _, inc := range found {
+		if !inc.Closed && !isArchived(&inc) {
+			open = append(open, inc)
 		}
 	}
-	return best
+	slices.SortStableFunc(open, func(a, b topdesk.Incident) int { return created(&a).Compare(created(&b)) })
+	return open
 }
 
 func isArchived(inc *topdesk.Incident) bool {
@@ -411,29 +456,8 @@ func created(inc *topdesk.Incident) time.Time {
 }
 
 func maxTime(a, b time.Time) time.Time {
-	return slices.MaxFunc([]time.Time{a, b}, time.Time.Compare)
-}
-
-// busyWait paces re-reads of a key that another worker holds: short,
-// growing pauses within a total budget.
-type busyWait struct {
-	next, budget time.Duration
-}
-
-// wait pauses once and reports whether the budget allowed it.
-func (b *busyWait) wait(ctx context.Context) bool {
-	if b.budget <= 0 {
-		return false
+	if a.After(b) {
+		return a
 	}
-	d := min(b.next, b.budget)
-	b.budget -= d
-	b.next = min(2*b.next, 100*time.Millisecond)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return b
 }

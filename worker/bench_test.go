@@ -72,7 +72,7 @@ func (e *testEnv) publishAsync(ev event) {
 // encoded: the claim and the final state for a TOPdesk write, the final
 // state alone for a newer duplicate.
 func BenchmarkTransition(b *testing.B) {
-	w := &Worker{mapping: mapping.Default(), opts: Options{ID: "bench-worker"}}
+	w := &Worker{mapping: mapping.Default(), opts: Options{ID: "bench-worker"}, m: newMetrics(nil)}
 	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	alert := func(status mapping.Status, summary string) mapping.Alert {
 		return mapping.Alert{Key: "db-17/disk", Status: status, Severity: "critical", Summary: summary,
@@ -101,7 +101,7 @@ func BenchmarkTransition(b *testing.B) {
 		want   decision
 	}{
 		{"create", nil, same, doCreate},
-		{"duplicate", encode(open), same, doNothing},
+		{"duplicate", encode(open), same, doDuplicate},
 		{"update", encode(open), alert(mapping.StatusFiring, "Disk full on db-17: 99%"), doUpdate},
 		{"resolve", encode(open), alert(mapping.StatusResolved, "Disk full on db-17"), doResolve},
 		{"reopen", encode(closed), same, doReopen},
@@ -116,13 +116,16 @@ func BenchmarkTransition(b *testing.B) {
 					}
 				}
 				a := c.a
-				d, err := w.decide(&st, &a, at, &lazyFingerprint{m: w.mapping, a: &a, key: a.Key})
-				if err != nil || d != c.want {
-					b.Fatalf("decide = %v, %v; want %v", d, err, c.want)
+				ev, err := w.newEvent(&a, at)
+				if err != nil {
+					b.Fatal(err)
 				}
-				if d != doNothing {
+				if d := decide(&st, &ev, w.mapping.Lifecycle()); d != c.want {
+					b.Fatalf("decide = %v; want %v", d, c.want)
+				}
+				if op, ok := decisionOp[c.want]; ok {
 					claimed := st
-					claimed.Claim = &claim{Owner: w.opts.ID, Op: decisionOp[d].String(), Until: at.Add(time.Minute)}
+					claimed.Claim = &claim{Owner: w.opts.ID, Op: op.String()}
 					if _, err := json.Marshal(&claimed); err != nil {
 						b.Fatal(err)
 					}

@@ -85,7 +85,7 @@ func fastOptions() Options {
 		RedeliverMin:     50 * time.Millisecond,
 		RedeliverMax:     300 * time.Millisecond,
 		ClaimTTL:         12 * time.Second,
-		ClockSkew:        100 * time.Millisecond,
+		OutcomeWait:      300 * time.Millisecond,
 		BreakerThreshold: 1000,
 		BreakerCooldown:  100 * time.Millisecond,
 		AuthRetry:        100 * time.Millisecond,

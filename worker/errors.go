@@ -23,6 +23,14 @@ const (
 // errKeyBusy says that another worker holds the claim for the key.
 var errKeyBusy = errors.New("another worker is writing this alert key")
 
+// errOutcomePending says that a write for the key whose outcome is unknown
+// may still land in TOPdesk: no write for the key until it could not.
+var errOutcomePending = errors.New("an earlier write for this alert key has an unknown outcome")
+
+// errPanic is the result of a message whose handling panicked; it is
+// redelivered.
+var errPanic = errors.New("panic while handling the event")
+
 // errShutdown is the result of a message that was not handled because the
 // worker is stopping; it is redelivered at once to another worker.
 var errShutdown = errors.New("worker shutting down")

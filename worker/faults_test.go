@@ -83,11 +83,18 @@ func TestCreateLostResponse(t *testing.T) {
 	e.startWorker(fastOptions())
 	e.publish(firing("lost-response", "critical", "created but lost", time.Now()))
 	e.waitSettled(10 * time.Second)
-	if incs := e.incidentsFor("lost-response"); len(incs) != 1 {
-		t.Fatalf("got %d incidents, want exactly 1", len(incs))
+	e.wantOneCreate("lost-response")
+}
+
+// wantOneCreate checks that TOPdesk got one create and holds one incident
+// for key.
+func (e *testEnv) wantOneCreate(key string) {
+	e.t.Helper()
+	if incs := e.incidentsFor(key); len(incs) != 1 {
+		e.t.Fatalf("got %d incidents, want exactly 1", len(incs))
 	}
 	if creates, _ := e.writes(); creates != 1 {
-		t.Fatalf("got %d creates, want 1 (the lost one, then adoption)", creates)
+		e.t.Fatalf("TOPdesk got %d creates, want 1", creates)
 	}
 }
 
@@ -298,7 +305,7 @@ func TestShutdownHandsBack(t *testing.T) {
 	first := e.startWorker(opts)
 	e.publish(firing("handover", "critical", "x", time.Now()))
 	waitFor(t, 5*time.Second, "the first worker has claimed the key", func() bool {
-		st, _, err := (&stateStore{kv: e.res.State}).get(t.Context(), mapping.ExternalNumber("handover"))
+		st, _, _, err := (&stateStore{kv: e.res.State}).load(t.Context(), mapping.ExternalNumber("handover"), true)
 		return err == nil && st.Claim != nil
 	})
 	first.stop()

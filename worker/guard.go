@@ -185,10 +185,10 @@ func (w *Worker) probe(ctx context.Context) {
 
 // call runs one TOPdesk request with in-process retries: exponential
 // backoff with jitter, Retry-After honoured, bounded by RetryMaxElapsed and
-// ctx. A non-idempotent request (a create) is not retried when its outcome
-// is unknown: the caller must look the incident up first. When the wait
+// ctx. A write whose outcome is unknown is not retried: it may still land,
+// so the key waits for it (OutcomeWait) and a lookup decides. When the wait
 // would outlast ctx, the error asks for a later redelivery instead.
-func (w *Worker) call(ctx context.Context, op string, idempotent bool, fn func(context.Context) error) error {
+func (w *Worker) call(ctx context.Context, op string, fn func(context.Context) error) error {
 	b := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(w.opts.RetryInitial),
 		backoff.WithMaxInterval(w.opts.RetryMax),
@@ -202,10 +202,7 @@ func (w *Worker) call(ctx context.Context, op string, idempotent bool, fn func(c
 		if err == nil {
 			return nil
 		}
-		if !topdesk.IsRetryable(err) || ctx.Err() != nil {
-			return err
-		}
-		if !idempotent && topdesk.IsOutcomeUnknown(err) {
+		if !topdesk.IsRetryable(err) || topdesk.IsOutcomeUnknown(err) || ctx.Err() != nil {
 			return err
 		}
 		if w.gate.paused() {

@@ -20,19 +20,21 @@ const (
 
 // metrics are the worker's Prometheus metrics (docs/operations.md, "Observability").
 type metrics struct {
-	events          *prometheus.CounterVec
-	topdeskRequests *prometheus.CounterVec
-	topdeskLatency  *prometheus.HistogramVec
-	stateLatency    *prometheus.HistogramVec
-	dlq             *prometheus.CounterVec
-	inFlight        prometheus.Gauge
-	endToEnd        prometheus.Histogram
-	breakerOpen     prometheus.Gauge
-	authOK          prometheus.Gauge
-	pending         prometheus.Gauge
-	ackPending      prometheus.Gauge
-	outcomes        map[string]prometheus.Counter // events by outcome, looked up once
-	stateOps        map[stateOp]prometheus.Observer
+	events             *prometheus.CounterVec
+	topdeskRequests    *prometheus.CounterVec
+	topdeskLatency     *prometheus.HistogramVec
+	stateLatency       *prometheus.HistogramVec
+	dlq                *prometheus.CounterVec
+	inFlight           prometheus.Gauge
+	endToEnd           prometheus.Histogram
+	breakerOpen        prometheus.Gauge
+	authOK             prometheus.Gauge
+	pending            prometheus.Gauge
+	ackPending         prometheus.Gauge
+	clamped            prometheus.Counter
+	duplicatesRepaired prometheus.Counter
+	outcomes           map[string]prometheus.Counter // events by outcome, looked up once
+	stateOps           map[stateOp]prometheus.Observer
 }
 
 // outcome is the events counter of outcome o.
@@ -60,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"operation"}),
 		stateLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "alertdesk_state_operation_duration_seconds",
-			Help:    "Latency of state operations on the KV bucket by operation (read, claim, commit, write), waiting for a batched read included.",
+			Help:    "Latency of state operations on the KV bucket by operation (read, claim, commit, write).",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"operation"}),
 		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -93,6 +95,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Events delivered to workers and not yet settled, across all workers.",
 		}),
 	}
+	m.clamped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "alertdesk_event_time_clamped_total",
+		Help: "Events whose time lay more than lifecycle.maxClockAhead after their publish time and was replaced by it.",
+	})
+	m.duplicatesRepaired = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "alertdesk_duplicates_repaired_total",
+		Help: "Open incidents closed because an older open incident of the same alert key exists.",
+	})
 	m.authOK.Set(1)
 	m.outcomes = make(map[string]prometheus.Counter)
 	for _, o := range []string{outcomeCreated, outcomeUpdated, outcomeClosed, outcomeReopened, outcomeDuplicate, outcomeStale, outcomeDeadLettered, outcomeRetried} {
@@ -107,7 +117,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.topdeskRequests, m.topdeskLatency, m.stateLatency, m.dlq, m.inFlight, m.endToEnd,
-			m.breakerOpen, m.authOK, m.pending, m.ackPending)
+			m.breakerOpen, m.authOK, m.pending, m.ackPending, m.clamped, m.duplicatesRepaired)
 	}
 	return m
 }

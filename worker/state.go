@@ -24,20 +24,27 @@ type incidentState struct {
 	LastEvent   time.Time `json:"last_event,omitzero"` // event time of the newest applied event
 	LastStatus  string    `json:"last_status,omitempty"`
 	Fingerprint string    `json:"fingerprint,omitempty"` // content fingerprint of the last applied firing event
-	// Uncertain says that a write to TOPdesk may or may not have happened
-	// (a lost response, a worker killed mid-call): before creating, the
-	// incident must be looked up by externalNumber.
-	Uncertain bool   `json:"uncertain,omitempty"`
-	Claim     *claim `json:"claim,omitempty"`
+	// LastPublished is the publish time of the newest applied event's
+	// message: an Alertmanager re-fire is told from a late HA copy by it.
+	LastPublished time.Time `json:"last_published,omitzero"`
+	// Uncertain says that TOPdesk must be asked by externalNumber before
+	// the next write (the state was unreadable, or TOPdesk holds several
+	// open incidents for the key).
+	Uncertain bool `json:"uncertain,omitempty"`
+	// SentAt is the NATS server time after a write whose outcome is
+	// unknown: no write for the key before SentAt + OutcomeWait; then a
+	// lookup by externalNumber decides.
+	SentAt time.Time `json:"sent_at,omitzero"`
+	Claim  *claim    `json:"claim,omitempty"`
 }
 
 // claim marks a TOPdesk write in progress for a key. While it is valid no
-// other worker writes to TOPdesk for that key. A claim that outlives its
-// owner (a killed worker) lapses at Until.
+// other worker writes to TOPdesk for that key. Its age is judged by the NATS
+// server's clock: the timestamp of the bucket entry that carries it against
+// the server's time now (NATS.md §8), never by a worker's wall clock.
 type claim struct {
-	Owner string    `json:"owner"`
-	Op    string    `json:"op"`
-	Until time.Time `json:"until"`
+	Owner string `json:"owner"`
+	Op    string `json:"op"`
 }
 
 // stateStore reads and writes incident state with compare-and-swap on the
@@ -47,10 +54,10 @@ type stateStore struct {
 	kv jetstream.KeyValue
 	// recreate makes the bucket again after it was deleted; nil = don't.
 	recreate func(context.Context) (jetstream.KeyValue, error)
-	// batch reads unknown keys together with the reconciliation mark; nil
-	// = one by one.
-	batch *batchReader
-	known knownStates
+	known    knownStates
+	// reconciledUntil is when a positive answer of reconciled expires
+	// (guarded by mu).
+	reconciledUntil time.Time
 	// opTime observes how long a state operation that went to NATS took;
 	// nil = not observed.
 	opTime func(op stateOp, d time.Duration)
@@ -60,10 +67,10 @@ type stateStore struct {
 type stateOp string
 
 const (
-	opRead   stateOp = "read"   // a key's state read from the bucket (batched or alone)
+	opRead   stateOp = "read"   // a key's state read from the bucket
 	opClaim  stateOp = "claim"  // the claim written before a TOPdesk write
 	opCommit stateOp = "commit" // the state written after a TOPdesk write, releasing the claim
-	opWrite  stateOp = "write"  // any other state write (a newer duplicate, reconciliation)
+	opWrite  stateOp = "write"  // any other state write of an event (a newer duplicate, a lookup's result)
 )
 
 // observe records an operation started at start.
@@ -94,85 +101,69 @@ func (s *stateStore) recovered(ctx context.Context, err error) bool {
 	}
 	s.kv = kv
 	s.known.clear()
+	s.reconciledUntil = time.Time{}
 	return true
 }
 
 var errStateConflict = errors.New("state changed concurrently")
 
-// mark is what a read of a key's state says about the bucket's
-// reconciliation mark.
-type mark uint8
-
-const (
-	markUnread  mark = iota // not read with the state
-	markAbsent              // read with the state: the bucket is not reconciled
-	markPresent             // read with the state: the bucket is reconciled
-)
-
-// look is the first read of a key for an event: the state this worker
-// last read or wrote, else a batched read, else a read of its own. Any of
-// them may be stale by the time it is used, which is harmless: every write
-// is a compare-and-swap on the revision, and a lost one reads again with
-// get. A batched read also says whether the bucket's reconciliation mark
-// was there.
-func (s *stateStore) look(ctx context.Context, bucketKey string) (st incidentState, rev uint64, m mark, err error) {
-	if st, rev, ok := s.known.get(bucketKey); ok {
-		return st, rev, markUnread, nil
-	}
-	defer s.observe(opRead, time.Now())
-	if s.batch != nil {
-		e, found, marked, err := s.batch.read(ctx, bucketKey)
-		m := markAbsent
-		if marked {
-			m = markPresent
-		}
-		switch {
-		case err == nil && !found:
-			return incidentState{}, 0, m, nil
-		case err == nil:
-			st, rev := s.decode(bucketKey, e.value, e.rev)
-			return st, rev, m, nil
-		case ctx.Err() != nil:
-			return incidentState{}, 0, markUnread, err
+// load returns a key's state, its revision and, from a read of the
+// bucket, the server time the entry was written. The state this worker last
+// read or wrote is taken from memory unless fresh is set; it may be stale,
+// which is harmless: every write is a compare-and-swap on the revision, and
+// a lost one reads again. States under a claim are never taken from memory.
+func (s *stateStore) load(ctx context.Context, bucketKey string, fresh bool) (incidentState, uint64, time.Time, error) {
+	if !fresh {
+		if st, rev, ok := s.known.get(bucketKey); ok {
+			return st, rev, time.Time{}, nil
 		}
 	}
-	st, rev, err = s.read(ctx, bucketKey)
-	return st, rev, markUnread, err
-}
-
-// get reads a key's state from the bucket.
-func (s *stateStore) get(ctx context.Context, bucketKey string) (incidentState, uint64, error) {
 	defer s.observe(opRead, time.Now())
-	return s.read(ctx, bucketKey)
-}
-
-func (s *stateStore) read(ctx context.Context, bucketKey string) (incidentState, uint64, error) {
 	e, err := s.bucket().Get(ctx, bucketKey)
 	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && s.recovered(ctx, err) {
 		e, err = s.bucket().Get(ctx, bucketKey)
 	}
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		s.known.forget(bucketKey)
-		return incidentState{}, 0, nil
+		return incidentState{}, 0, time.Time{}, nil
 	}
 	if err != nil {
-		return incidentState{}, 0, fmt.Errorf("read state: %w", err)
+		return incidentState{}, 0, time.Time{}, fmt.Errorf("read state: %w", err)
 	}
-	st, rev := s.decode(bucketKey, e.Value(), e.Revision())
-	return st, rev, nil
-}
-
-// decode reads a stored state and remembers it as known.
-func (s *stateStore) decode(bucketKey string, value []byte, rev uint64) (incidentState, uint64) {
 	var st incidentState
-	if err := json.Unmarshal(value, &st); err != nil {
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
 		// Unreadable state is treated as lost: the TOPdesk lookup by
 		// externalNumber rebuilds it, and the write below replaces it.
 		s.known.forget(bucketKey)
-		return incidentState{Uncertain: true}, rev
+		return incidentState{Uncertain: true}, e.Revision(), e.Created(), nil
 	}
-	s.known.put(bucketKey, &st, rev)
-	return st, rev
+	s.known.put(bucketKey, &st, e.Revision())
+	return st, e.Revision(), e.Created(), nil
+}
+
+// info is the state bucket's stream info: its creation time tells one
+// bucket from another of the same name, and its timestamp is the NATS
+// server's time now.
+func (s *stateStore) info(ctx context.Context) (*jetstream.StreamInfo, error) {
+	st, err := s.bucket().Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read state bucket info: %w", err)
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok || bs.StreamInfo() == nil || bs.StreamInfo().TimeStamp.IsZero() {
+		return nil, errors.New("read state bucket info: the NATS server gives no timestamp (needs 2.10 or later)")
+	}
+	return bs.StreamInfo(), nil
+}
+
+// serverNow is the NATS server's time now, the one clock by which claims
+// and unknown write outcomes are judged.
+func (s *stateStore) serverNow(ctx context.Context) (time.Time, error) {
+	info, err := s.info(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return info.TimeStamp, nil
 }
 
 // put writes st if the key is still at rev (0 = absent) and returns the new
@@ -208,9 +199,9 @@ func (s *stateStore) put(ctx context.Context, op stateOp, bucketKey string, st *
 }
 
 // knownStates is, per key, the state at the revision this worker last read
-// or wrote. It spares the read before a write when no other worker wrote
-// the key since; when one did, the compare-and-swap fails and the key is
-// read again. States under a claim are not kept: they are about to change.
+// or wrote: the worker's one cache of state, bounded by Options.SeenKeys.
+// It spares the read of a key that no other worker wrote since; when one
+// did, the compare-and-swap fails and the key is read again. States under a claim are not kept: they are about to change.
 type knownStates struct {
 	mu sync.Mutex
 	m  bounded[string, knownState]
@@ -292,40 +283,4 @@ func (l *keyLocks) lock(ctx context.Context, key string) (func(), error) {
 		release()
 		return nil, ctx.Err()
 	}
-}
-
-// seen is the newest applied event of a key that this worker observed.
-type seen struct {
-	at          time.Time
-	status      string
-	fingerprint string
-}
-
-// seenCache remembers, per key, the newest applied event this worker saw in
-// the KV state. An applied event time only ever grows, so an event that is
-// older than one seen here, or the same event again, changes nothing
-// whatever other workers did since: it is settled without reading the
-// state. That keeps duplicate storms off the KV bucket.
-type seenCache struct {
-	mu sync.Mutex
-	m  bounded[string, seen]
-}
-
-func (c *seenCache) get(key string) (seen, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.m.get(key)
-}
-
-// remember records st's newest applied event for key.
-func (c *seenCache) remember(key string, st *incidentState) {
-	if st.LastEvent.IsZero() {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if old, ok := c.m.get(key); ok && old.at.After(st.LastEvent) {
-		return
-	}
-	c.m.put(key, seen{at: st.LastEvent, status: st.LastStatus, fingerprint: st.Fingerprint})
 }

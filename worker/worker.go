@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"strings"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,8 +46,10 @@ type Options struct {
 	RetryMaxElapsed time.Duration // in-process retry budget per delivery [15s]
 	RedeliverMin    time.Duration // redelivery delay after the first failed delivery [1s]
 	RedeliverMax    time.Duration // longest redelivery delay [5m]
-	ClaimTTL        time.Duration // how long a key's claim holds [HandleTimeout+15s]
-	ClockSkew       time.Duration // tolerated clock difference between workers [2s]
+	ClaimTTL        time.Duration // how long a key's claim holds, by the NATS server's clock [HandleTimeout+15s]
+	// OutcomeWait is how long after a write whose outcome is unknown no
+	// other write for its key is sent: 3 × TOPDESK_TIMEOUT [3/4 HandleTimeout].
+	OutcomeWait time.Duration
 
 	BreakerThreshold int           // consecutive failed TOPdesk requests that open the breaker [5]
 	BreakerCooldown  time.Duration // probe interval while the breaker is open [5s]
@@ -55,7 +57,7 @@ type Options struct {
 	ShutdownTimeout  time.Duration // how long in-flight events may finish after Run's ctx ends [20s]
 	LagInterval      time.Duration // how often consumer lag is read for the metrics [10s]
 	ReconcileRetry   time.Duration // how often an unreconciled state bucket is reconciled [1m]
-	SeenKeys         int           // keys whose newest applied event is remembered in memory [20000]
+	SeenKeys         int           // keys whose state is cached in memory [20000]
 
 	Decode mapping.DecodeOptions
 
@@ -84,7 +86,7 @@ func (o *Options) setDefaults() {
 	def(&o.RedeliverMin, time.Second)
 	def(&o.RedeliverMax, 5*time.Minute)
 	def(&o.ClaimTTL, o.HandleTimeout+15*time.Second)
-	def(&o.ClockSkew, 2*time.Second)
+	def(&o.OutcomeWait, 3*o.HandleTimeout/4)
 	def(&o.BreakerCooldown, 5*time.Second)
 	def(&o.AuthRetry, 30*time.Second)
 	def(&o.ShutdownTimeout, 20*time.Second)
@@ -111,20 +113,19 @@ const pullRetry = 250 * time.Millisecond
 
 // Worker consumes alert events and keeps TOPdesk incidents in line with them.
 type Worker struct {
-	res      *Resources
-	api      incidentAPI
-	names    nameResolver
-	mapping  *mapping.Mapping
-	opts     Options
-	log      zerolog.Logger
-	m        *metrics
-	state    stateStore
-	locks    keyLocks
-	seen     seenCache
-	payloads *payloadCache
-	dlq      *dlq.Stream
-	gate     gate
-	breaker  breaker
+	res     *Resources
+	api     incidentAPI
+	names   nameResolver
+	mapping *mapping.Mapping
+	opts    Options
+	log     zerolog.Logger
+	m       *metrics
+	state   stateStore
+	locks   keyLocks
+	fates   fatePolicy
+	dlq     *dlq.Stream
+	gate    gate
+	breaker breaker
 
 	heartbeat time.Duration
 	authErr   atomic.Pointer[string] // last credentials failure, nil while accepted
@@ -159,10 +160,10 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 		heartbeat: ackWait / 3,
 	}
 	w.breaker.threshold = opts.BreakerThreshold
-	w.seen.m.max = opts.SeenKeys
 	w.state.known.m.max = opts.SeenKeys
 	w.state.opTime = func(op stateOp, d time.Duration) { w.m.stateOps[op].Observe(d.Seconds()) }
-	w.payloads = newPayloadCache(max(opts.SeenKeys/4, 1024))
+	w.fates = fatePolicy{maxDeliver: opts.MaxDeliver, redeliverMin: opts.RedeliverMin, redeliverMax: opts.RedeliverMax,
+		breakerCooldown: opts.BreakerCooldown, authRetry: opts.AuthRetry, jitter: halfJitter}
 	return w, nil
 }
 
@@ -192,20 +193,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	)
 	if err != nil {
 		return fmt.Errorf("start consuming: %w", err)
-	}
-	br, err := newBatchReader(ctx, w.res.JS, w.state.bucket(), w.log)
-	switch {
-	case err != nil:
-		w.log.Warn().Err(err).Msg("state reads go one by one")
-	case br == nil:
-		w.log.Info().Msg("the state bucket does not allow direct gets; state reads go one by one")
-	default:
-		w.state.batch = br
-		defer func() {
-			if err := br.close(); err != nil {
-				w.log.Debug().Err(err).Msg("closing batched state reads")
-			}
-		}()
 	}
 	// In-flight work outlives ctx by up to ShutdownTimeout.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -266,7 +253,7 @@ loop:
 		}
 		if ctx.Err() != nil {
 			idle <- struct{}{}
-			w.settleUnstarted(msg)
+			w.handBack(msg)
 			continue
 		}
 		work <- msg // a handler is idle: it takes it at once
@@ -281,7 +268,7 @@ loop:
 		if err != nil {
 			break
 		}
-		w.settleUnstarted(msg)
+		w.handBack(msg)
 	}
 
 	done := make(chan struct{})
@@ -302,7 +289,7 @@ loop:
 
 // result is what handling a message did, for settling and logging.
 type result struct {
-	key            string // alert key (of the first alert of a message)
+	key            string // alert key (of the first alert of a message, or of the one that failed)
 	incidentNumber string
 	outcomes       []string
 }
@@ -311,25 +298,18 @@ type result struct {
 func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 	md, err := msg.Metadata()
 	if err != nil {
-		w.log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without JetStream metadata; terminating it")
-		if err := msg.Term(); err != nil {
-			w.log.Warn().Err(err).Msg("term failed")
-		}
+		// Not a JetStream message: there is nothing to redeliver or settle.
+		w.log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without JetStream metadata; ignoring it")
 		return
 	}
 	w.m.inFlight.Inc()
 	defer w.m.inFlight.Dec()
-	sum := w.payloads.sum(msg.Data())
-	if res, ok := w.fromMemory(sum); ok {
-		// Nothing to do and nothing to wait for: no deadline, no heartbeats.
-		w.settle(msg, md, res, nil)
-		return
-	}
 	hctx, cancel := context.WithTimeout(ctx, w.opts.HandleTimeout)
+	defer cancel()
 	stop := w.keepAlive(msg)
-	res, err := w.handle(hctx, msg, md, sum)
+	var res result
+	err = w.handle(hctx, msg, md, &res)
 	stop()
-	cancel()
 	if err != nil && ctx.Err() != nil {
 		err = errors.Join(errShutdown, err)
 	}
@@ -364,210 +344,60 @@ func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
 	}
 }
 
-// fromMemory settles payload bytes applied before without decoding them,
-// when the key's newest applied event shows that they change nothing.
-func (w *Worker) fromMemory(sum payloadSum) (result, bool) {
-	p, ok := w.payloads.get(sum)
-	if !ok {
-		return result{}, false
-	}
-	out, settled, err := w.settledFromSeen(p.ext, p.at, p.status, func() (string, error) { return p.fingerprint, nil })
-	if err != nil || !settled {
-		return result{}, false
-	}
-	return result{key: p.key, outcomes: []string{out}}, true
-}
-
-// handle decodes a message and applies each alert in it. A single-alert
-// payload that was applied is remembered under sum for fromMemory.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, sum payloadSum) (result, error) {
-	var res result
-	alerts, err := mapping.Decode(msg.Data(), w.opts.Decode)
+// handle decodes a message and applies each alert in it. A panic is
+// recovered and logged with the alert key; the message is then redelivered.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, res *result) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error().Str("alert_key", res.key).Uint64("stream_seq", md.Sequence.Stream).
+				Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).Msg("panic while handling an event")
+			err = fmt.Errorf("%w: %v", errPanic, r)
+		}
+	}()
+	alerts, err := w.mapping.Decode(msg.Data(), w.opts.Decode)
 	if err != nil {
-		return res, err
+		return err
 	}
+	published := publishTime(msg, md)
 	for i := range alerts {
-		a := &alerts[i]
-		key, err := w.mapping.Key(a)
-		if err != nil {
-			return res, err
+		ev, err := w.newEvent(&alerts[i], published)
+		if i == 0 || err != nil {
+			res.key = ev.key
 		}
-		if i == 0 {
-			res.key = key
-		}
-		at := a.EventTime(md.Timestamp)
-		fp := &lazyFingerprint{m: w.mapping, a: a, key: key}
-		ext := mapping.ExternalNumber(key)
-		out, number, err := w.apply(ctx, a, key, ext, at, fp)
 		if err != nil {
-			res.key = key
-			return res, fmt.Errorf("alert %s: %w", key, err)
+			return err
+		}
+		out, number, err := w.apply(ctx, ev)
+		if err != nil {
+			res.key = ev.key
+			return fmt.Errorf("alert %s: %w", ev.key, err)
 		}
 		if i == 0 {
 			res.incidentNumber = number
 		}
 		res.outcomes = append(res.outcomes, out)
-		if v, known := fp.known(); len(alerts) == 1 && (known || a.Status == mapping.StatusResolved) {
-			w.payloads.put(sum, settledPayload{ext: ext, key: key, at: at, status: a.Status, fingerprint: v})
-		}
 	}
-	return res, nil
+	return nil
 }
 
-// settle decides the fate of a message: ack, delayed nak, or dead-letter
-// then term. It is the only place that acknowledges messages, and it logs
-// the fate once.
-func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result, err error) {
-	if err == nil {
-		ackErr := msg.Ack()
-		w.m.endToEnd.Observe(w.opts.Now().Sub(md.Timestamp).Seconds())
-		lvl := zerolog.DebugLevel
-		for _, o := range res.outcomes {
-			w.m.outcome(o).Inc()
-			if o != outcomeDuplicate && o != outcomeStale {
-				lvl = zerolog.InfoLevel
-			}
-		}
-		if ackErr != nil {
-			// The state is written, so the redelivery is a duplicate.
-			l := w.msgLog(msg, md, res)
-			l.Warn().Err(ackErr).Msg("ack failed; the event will be redelivered as a duplicate")
-		}
-		// Duplicates are the bulk of the traffic: build their log line only
-		// when the level is on.
-		if w.log.GetLevel() <= lvl && zerolog.GlobalLevel() <= lvl {
-			l := w.msgLog(msg, md, res)
-			ev := l.WithLevel(lvl).Str("outcome", strings.Join(res.outcomes, ","))
-			if res.incidentNumber != "" {
-				ev = ev.Str("incident_number", res.incidentNumber)
-			}
-			ev.Msg("event handled")
-		}
-		return
-	}
-	l := w.msgLog(msg, md, res)
-
-	if errors.Is(err, errShutdown) {
-		if nakErr := msg.Nak(); nakErr != nil {
-			l.Warn().Err(nakErr).Msg("nak on shutdown failed; redelivered after the ack wait")
-		}
-		l.Debug().Msg("handed back on shutdown")
-		return
-	}
-
-	k, class := classify(err)
-	if k == kindRetry && int(md.NumDelivered) >= w.opts.MaxDeliver {
-		switch {
-		case w.gate.paused():
-			// TOPdesk is down or refusing us: an outage never dead-letters.
-			l.Warn().Err(err).Msg("delivery limit reached while TOPdesk is unavailable; keeping the event")
-		case errors.Is(err, errKeyBusy):
-			// Another worker's claim on the key always lapses, so waiting
-			// for it is bounded; deliveries spent waiting (or lost to killed
-			// workers) must not dead-letter the event.
-			l.Warn().Err(err).Msg("delivery limit reached while the key is claimed by another worker; keeping the event")
-		default:
-			k, class = kindPermanent, dlq.ClassExhausted
+// publishTime is when the event's message was first published: the
+// Alertdesk-Original-Time header of a replayed dead letter, else the
+// message's own JetStream timestamp.
+func publishTime(msg jetstream.Msg, md *jetstream.MsgMetadata) time.Time {
+	if v := msg.Headers().Get(dlq.HeaderOriginalTime); v != "" {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			return t
 		}
 	}
-	switch k {
-	case kindPermanent:
-		w.deadLetter(msg, md, res, err, class, l)
-	case kindAuth:
-		w.authFailed(err)
-		w.nak(msg, w.opts.AuthRetry, l)
-		l.Warn().Err(err).Str("outcome", outcomeRetried).Dur("delay", w.opts.AuthRetry).Msg("TOPdesk rejected the credentials; event will be retried")
-		w.m.outcome(outcomeRetried).Inc()
-	default:
-		delay := w.redeliverDelay(md.NumDelivered)
-		var rl *retryLaterError
-		if errors.As(err, &rl) && rl.within > 0 && delay > rl.within {
-			// A busy key: deliveries lost to killed workers must not push
-			// the retry far past the moment the claim lapses.
-			delay = rl.within
-		}
-		if ra, ok := retryAfter(err); ok && ra > delay {
-			delay = ra
-		}
-		if w.gate.paused() && delay < w.opts.BreakerCooldown {
-			delay = w.opts.BreakerCooldown
-		}
-		w.nak(msg, delay, l)
-		w.m.outcome(outcomeRetried).Inc()
-		ev := l.Warn()
-		if errors.Is(err, errKeyBusy) {
-			ev = l.Debug()
-		}
-		ev.Err(err).Str("outcome", outcomeRetried).Dur("delay", delay).Msg("event will be retried")
-	}
+	return md.Timestamp
 }
 
-func (w *Worker) nak(msg jetstream.Msg, delay time.Duration, l zerolog.Logger) {
-	if err := msg.NakWithDelay(delay); err != nil {
-		l.Warn().Err(err).Msg("nak failed; redelivered after the ack wait")
-	}
-}
-
-// settleUnstarted hands a message back that was pulled but not started
-// because the worker is stopping.
-func (w *Worker) settleUnstarted(msg jetstream.Msg) {
-	if err := msg.Nak(); err != nil {
-		w.log.Debug().Err(err).Str("subject", msg.Subject()).Msg("nak on shutdown failed; redelivered after the ack wait")
-	}
-}
-
-// msgLog is the logger with a message's fixed fields.
-func (w *Worker) msgLog(msg jetstream.Msg, md *jetstream.MsgMetadata, res result) zerolog.Logger {
-	c := w.log.With().Str("subject", msg.Subject()).Uint64("stream_seq", md.Sequence.Stream).
-		Uint64("deliveries", md.NumDelivered)
-	if res.key != "" {
-		c = c.Str("alert_key", res.key)
-	}
-	return c.Logger()
-}
-
-// redeliverDelay grows exponentially with the delivery count, with jitter.
-func (w *Worker) redeliverDelay(deliveries uint64) time.Duration {
-	d := w.opts.RedeliverMin
-	for i := uint64(1); i < deliveries && d < w.opts.RedeliverMax; i++ {
-		d *= 2
-	}
-	d = min(d, w.opts.RedeliverMax)
-	return d/2 + rand.N(d/2+1)
-}
-
-// deadLetter publishes the evidence to the DLQ stream and terminates the
-// original only after the DLQ publish was acked; otherwise the original is
-// redelivered.
-func (w *Worker) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, res result, cause error, class dlq.Class, l zerolog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := w.dlq.Publish(ctx, dlq.Failure{
-		OriginalStream:  md.Stream,
-		OriginalSubject: msg.Subject(),
-		OriginalSeq:     md.Sequence.Stream,
-		Published:       md.Timestamp,
-		Header:          msg.Headers(),
-		Data:            msg.Data(),
-		Err:             cause.Error(),
-		Class:           class,
-		Deliveries:      int(md.NumDelivered),
-		FailedAt:        w.opts.Now(),
-		AlertKey:        res.key,
-	})
+// handBack settles a message that was pulled but not started because the
+// worker is stopping: it goes to another worker at once.
+func (w *Worker) handBack(msg jetstream.Msg) {
+	md, err := msg.Metadata()
 	if err != nil {
-		w.nak(msg, w.redeliverDelay(md.NumDelivered), l)
-		l.Error().Err(errors.Join(cause, err)).Str("class", string(class)).Str("outcome", outcomeRetried).
-			Msg("dead-letter publish failed; event will be redelivered")
-		w.m.outcome(outcomeRetried).Inc()
 		return
 	}
-	if err := msg.TermWithReason(string(class)); err != nil {
-		// The DLQ holds it; a redelivery dead-letters it again under the same
-		// Nats-Msg-Id, which the DLQ stream drops as a duplicate.
-		l.Warn().Err(err).Msg("term failed after dead-lettering")
-	}
-	w.m.dlq.WithLabelValues(string(class)).Inc()
-	w.m.events.WithLabelValues(outcomeDeadLettered).Inc()
-	l.Error().Err(cause).Str("class", string(class)).Str("outcome", outcomeDeadLettered).Msg("event dead-lettered")
+	w.settle(msg, md, result{}, errShutdown)
 }

@@ -359,6 +359,7 @@ func (c *config) workerOptions(log zerolog.Logger, reg prometheus.Registerer) wo
 		MaxDeliver:      c.MaxDeliver,
 		HandleTimeout:   4 * c.TopdeskTimeout,
 		RetryMaxElapsed: 2 * c.TopdeskTimeout,
+		OutcomeWait:     3 * c.TopdeskTimeout, // the unknown-outcome rule of the README's Guarantees
 		ClaimTTL:        c.ClaimTTL,
 		ShutdownTimeout: c.ShutdownTimeout,
 		BreakerCooldown: c.BreakerCooldown,

@@ -1,0 +1,192 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/alertdesk/alertdesk/dlq"
+	"github.com/alertdesk/alertdesk/topdesk"
+)
+
+// fateKind is what becomes of a message.
+type fateKind int
+
+const (
+	fateAck        fateKind = iota // done: acknowledge
+	fateNak                        // redeliver after the fate's delay
+	fateDeadLetter                 // publish to the DLQ, then terminate
+)
+
+// fate is the settlement of a message: ack, nak after delay, or dead-letter
+// with class.
+type fate struct {
+	kind  fateKind
+	delay time.Duration
+	class dlq.Class
+}
+
+// fatePolicy is what decideFate needs of the worker's options.
+type fatePolicy struct {
+	maxDeliver                 int
+	redeliverMin, redeliverMax time.Duration
+	breakerCooldown, authRetry time.Duration
+	jitter                     func(time.Duration) time.Duration // spreads a redelivery delay
+}
+
+// decideFate is the one place that maps the result of handling a message
+// (err), its delivery count and whether TOPdesk is unavailable (the
+// breaker is open or the credentials are refused: paused) to its fate:
+//   - nil: ack;
+//   - shutdown: nak at once, for another worker;
+//   - a permanent error: dead-letter with its class;
+//   - rejected credentials: nak after AuthRetry, never dead-letter;
+//   - a retryable error: nak after an exponential delay (at least a
+//     Retry-After, at most until a claim lapses, at least the breaker
+//     cooldown while paused); past MaxDeliver deliveries dead-letter,
+//     class exhausted, unless TOPdesk is unavailable or the event waits
+//     for its key (another worker's claim, an unknown outcome), which
+//     always ends; a write whose outcome is unknown gets one delivery
+//     more, whose lookup learns the outcome.
+func decideFate(err error, deliveries uint64, paused bool, p fatePolicy) fate {
+	if err == nil {
+		return fate{kind: fateAck}
+	}
+	if errors.Is(err, errShutdown) {
+		return fate{kind: fateNak}
+	}
+	switch k, class := classify(err); k {
+	case kindPermanent:
+		return fate{kind: fateDeadLetter, class: class}
+	case kindAuth:
+		return fate{kind: fateNak, delay: p.authRetry}
+	}
+	waiting := errors.Is(err, errKeyBusy) || errors.Is(err, errOutcomePending)
+	limit := p.maxDeliver
+	if topdesk.IsOutcomeUnknown(err) {
+		// A write whose outcome is unknown has not failed until a lookup
+		// says so: one more delivery looks it up.
+		limit++
+	}
+	if int(deliveries) >= limit && !paused && !waiting {
+		return fate{kind: fateDeadLetter, class: dlq.ClassExhausted}
+	}
+	d := p.redeliverMin
+	for i := uint64(1); i < deliveries && d < p.redeliverMax; i++ {
+		d *= 2
+	}
+	delay := p.jitter(min(d, p.redeliverMax))
+	var rl *retryLaterError
+	if errors.As(err, &rl) && rl.within > 0 {
+		delay = min(delay, rl.within)
+	}
+	if ra, ok := retryAfter(err); ok {
+		delay = max(delay, ra)
+	}
+	if paused {
+		delay = max(delay, p.breakerCooldown)
+	}
+	return fate{kind: fateNak, delay: delay}
+}
+
+// halfJitter returns a delay between d/2 and d.
+func halfJitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
+
+// settle performs the fate of a message and logs it once. Nothing else
+// acknowledges, naks or terminates a message.
+func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result, err error) {
+	f := decideFate(err, md.NumDelivered, w.gate.paused(), w.fates)
+	l := w.msgLog(msg, md, res)
+	switch f.kind {
+	case fateAck:
+		ackErr := msg.Ack()
+		w.m.endToEnd.Observe(w.opts.Now().Sub(md.Timestamp).Seconds())
+		lvl := zerolog.DebugLevel
+		for _, o := range res.outcomes {
+			w.m.outcome(o).Inc()
+			if o != outcomeDuplicate && o != outcomeStale {
+				lvl = zerolog.InfoLevel
+			}
+		}
+		if ackErr != nil {
+			// The state is written, so the redelivery is a duplicate.
+			l.Warn().Err(ackErr).Msg("ack failed; the event will be redelivered as a duplicate")
+		}
+		ev := l.WithLevel(lvl).Str("outcome", strings.Join(res.outcomes, ","))
+		if res.incidentNumber != "" {
+			ev = ev.Str("incident_number", res.incidentNumber)
+		}
+		ev.Msg("event handled")
+	case fateDeadLetter:
+		w.deadLetter(msg, md, res, err, f.class, l)
+	case fateNak:
+		if f.delay > 0 {
+			err = errors.Join(err, msg.NakWithDelay(f.delay))
+		} else {
+			err = errors.Join(err, msg.Nak())
+		}
+		if errors.Is(err, errShutdown) {
+			l.Debug().Err(err).Msg("handed back on shutdown")
+			return
+		}
+		w.m.outcome(outcomeRetried).Inc()
+		ev := l.Warn()
+		if errors.Is(err, errKeyBusy) || errors.Is(err, errOutcomePending) {
+			ev = l.Debug()
+		}
+		ev.Err(err).Str("outcome", outcomeRetried).Dur("delay", f.delay).Msg("event will be retried")
+	}
+}
+
+// msgLog is the logger with a message's fixed fields.
+func (w *Worker) msgLog(msg jetstream.Msg, md *jetstream.MsgMetadata, res result) zerolog.Logger {
+	c := w.log.With().Str("subject", msg.Subject()).Uint64("stream_seq", md.Sequence.Stream).
+		Uint64("deliveries", md.NumDelivered)
+	if res.key != "" {
+		c = c.Str("alert_key", res.key)
+	}
+	return c.Logger()
+}
+
+// deadLetter publishes the evidence to the DLQ stream and terminates the
+// original only after the DLQ publish was acked; otherwise the original is
+// redelivered.
+func (w *Worker) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, res result, cause error, class dlq.Class, l zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := w.dlq.Publish(ctx, dlq.Failure{
+		OriginalStream:  md.Stream,
+		OriginalSubject: msg.Subject(),
+		OriginalSeq:     md.Sequence.Stream,
+		Published:       md.Timestamp,
+		Header:          msg.Headers(),
+		Data:            msg.Data(),
+		Err:             cause.Error(),
+		Class:           class,
+		Deliveries:      int(md.NumDelivered),
+		FailedAt:        w.opts.Now(),
+		AlertKey:        res.key,
+	})
+	if err != nil {
+		if nakErr := msg.NakWithDelay(w.fates.redeliverMin); nakErr != nil {
+			err = errors.Join(err, nakErr)
+		}
+		l.Error().Err(errors.Join(cause, err)).Str("class", string(class)).Str("outcome", outcomeRetried).
+			Msg("dead-letter publish failed; event will be redelivered")
+		w.m.outcome(outcomeRetried).Inc()
+		return
+	}
+	if err := msg.TermWithReason(string(class)); err != nil {
+		// The DLQ holds it; a redelivery dead-letters it again under the same
+		// Nats-Msg-Id, which the DLQ stream drops as a duplicate.
+		l.Warn().Err(err).Msg("term failed after dead-lettering")
+	}
+	w.m.dlq.WithLabelValues(string(class)).Inc()
+	w.m.events.WithLabelValues(outcomeDeadLettered).Inc()
+	l.Error().Err(cause).Str("class", string(class)).Str("outcome", outcomeDeadLettered).Msg("event dead-lettered")
+}
