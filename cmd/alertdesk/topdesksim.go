@@ -90,7 +90,8 @@ func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
 	fmt.Fprintf(c.stdout, "TOPdesk simulator listening on %s\n", url)
 	fmt.Fprintf(c.stdout, "  API:         %s/tas/api (Basic auth, username %q, password from %s)\n", url, opts.Username, source)
 	fmt.Fprintf(c.stdout, "  incidents:   %s/\n", url)
-	fmt.Fprintf(c.stdout, "  control:     %s/_sim/ (faults, credentials, reset, incidents, requests)\n", url)
+	fmt.Fprintf(c.stdout, "  control:     GET %[1]s/_sim/incidents, %[1]s/_sim/requests, %[1]s/_sim/faults\n", url)
+	fmt.Fprintf(c.stdout, "               POST /_sim/faults, /_sim/credentials, /_sim/reset; DELETE /_sim/faults\n")
 
 	select {
 	case err := <-served:
