@@ -69,7 +69,7 @@ func cmdDev(ctx context.Context, c *cli, args []string) int {
 
 	sim := topdesktest.New(topdesktest.Options{Username: cfg.TopdeskUsername, Password: string(cfg.TopdeskPassword)})
 	sim.SetURL(cfg.TopdeskURL)
-	simSrv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	simSrv := newHTTPServer(sim, httpReadTimeout)
 	go func() {
 		if err := simSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error().Err(err).Msg("TOPdesk simulator stopped")

@@ -141,7 +141,7 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 	if err != nil {
 		return fmt.Errorf("%s_HTTP_ADDR: listen on %s: %w", envPrefix, cfg.HTTPAddr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(mux, httpReadTimeout)
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
 	defer func() {
@@ -186,6 +186,24 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 	wReady := w.Ready
 	ready.Store(&wReady)
 	return w.Run(ctx)
+}
+
+// httpReadTimeout bounds reading one request, body included: a client that
+// sends its body a byte a second is cut off instead of holding a connection
+// (and a handler) for ever. An ingest body of a few hundred KiB needs well
+// under a second on any working network.
+const httpReadTimeout = 15 * time.Second
+
+// newHTTPServer is the HTTP server of every command: headers must arrive
+// within 10s and the whole request within readTimeout; idle keep-alive
+// connections close after a minute.
+func newHTTPServer(h http.Handler, readTimeout time.Duration) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: min(10*time.Second, readTimeout),
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       time.Minute,
+	}
 }
 
 // provision creates or checks the JetStream resources. A resource that

@@ -79,11 +79,9 @@ func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
 	// Requests waiting on a Delay fault end when the server shuts down.
 	baseCtx, cancelRequests := context.WithCancel(ctx)
 	defer cancelRequests()
-	srv := &http.Server{
-		Handler:           sim,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
-	}
+	srv := newHTTPServer(sim, httpReadTimeout)
+	srv.BaseContext = func(net.Listener) context.Context { return baseCtx }
+
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
