@@ -189,7 +189,7 @@ func TestDevEndToEnd(t *testing.T) {
 	// The log went to a file: no terminal colours; durations carry a unit.
 	if log := devLog(); strings.Contains(log, "\x1b[") {
 		t.Errorf("the console log to a file has ANSI escapes:\n%.500s", log)
-	} else if !regexp.MustCompile(`\btook=[0-9.]+(ns|µs|ms|s|m)\b`).MatchString(log) {
+	} else if !regexp.MustCompile(`\btook="?[0-9.]+(ns|µs|ms|s|m)\b`).MatchString(log) {
 		t.Errorf("no took=<duration with unit> in the log:\n%s", log)
 	}
 
