@@ -261,7 +261,7 @@ func waitTopdesk(ctx context.Context, td *topdesk.Client, r *topdesk.Resolver, m
 }
 
 // causeCredentials is the start-up wait for accepted TOPdesk credentials.
-const causeCredentials = "TOPdesk rejects the credentials (check ALERTDESK_TOPDESK_USERNAME and the application password)"
+const causeCredentials = "TOPdesk rejects the credentials"
 
 // startup is what the process shows while it starts, before the worker
 // takes over: /readyz names what start-up waits for, the credentials gauge
@@ -309,7 +309,7 @@ func (st *startup) wait(ctx context.Context, maxInterval time.Duration, try func
 		cause, err := try()
 		if cause == "" {
 			if waiting != "" && err == nil {
-				st.log.Info().Dur("waited", time.Since(since)).Msgf("start-up continues: no longer waiting because %s", waiting)
+				st.log.Info().Dur("waited", time.Since(since)).Msgf("start-up continues; it waited because %s", waiting)
 			}
 			return err
 		}
@@ -317,11 +317,11 @@ func (st *startup) wait(ctx context.Context, maxInterval time.Duration, try func
 			st.credentialsOK.Set(0)
 		}
 		if cause != waiting {
-			lvl := zerolog.WarnLevel
+			lvl, fix := zerolog.WarnLevel, ""
 			if cause == causeCredentials {
-				lvl = zerolog.ErrorLevel
+				lvl, fix = zerolog.ErrorLevel, "; check ALERTDESK_TOPDESK_USERNAME and the application password"
 			}
-			st.log.WithLevel(lvl).Err(err).Msgf("start-up waits: %s; retrying until this is fixed", cause)
+			st.log.WithLevel(lvl).Err(err).Msgf("start-up waits (retrying until it ends): %s%s", cause, fix)
 			waiting, since = cause, time.Now()
 		}
 		why := "starting: " + cause + ": " + err.Error()

@@ -163,7 +163,7 @@ func TestStartupWaitsOnWrongPassword(t *testing.T) {
 		code, _ := get("/readyz")
 		return code == http.StatusOK
 	})
-	if n := strings.Count(logs.String(), "no longer waiting because TOPdesk rejects the credentials"); n != 1 {
+	if n := strings.Count(logs.String(), "start-up continues; it waited because TOPdesk rejects the credentials"); n != 1 {
 		t.Errorf("the end of the wait is logged %d times, want once:\n%s", n, logs.String())
 	}
 	if _, metrics := get("/metrics"); !strings.Contains(metrics, "\nalertdesk_topdesk_credentials_ok 1\n") || !strings.Contains(metrics, "alertdesk_events_total") {
