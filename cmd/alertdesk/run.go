@@ -307,6 +307,9 @@ func (st *startup) wait(ctx context.Context, maxInterval time.Duration, try func
 	var since time.Time
 	for {
 		cause, err := try()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if cause == "" {
 			if waiting != "" && err == nil {
 				st.log.Info().Dur("waited", time.Since(since)).Msgf("start-up continues; it waited because %s", waiting)
