@@ -320,13 +320,10 @@ func (c *config) topdeskPassword() (string, error) {
 	return p, nil
 }
 
-// natsSchemes are the URL schemes nats.go connects with.
-var natsSchemes = []string{"nats", "tls", "ws", "wss"}
-
 // checkNATSURL explains what is wrong with one NATS URL. A URL without a
 // scheme, such as 127.0.0.1:4222, gets the nats:// form to use instead.
 func checkNATSURL(u string) error {
-	if p, err := url.Parse(u); err == nil && p.Host != "" && slices.Contains(natsSchemes, p.Scheme) {
+	if p, err := url.Parse(u); err == nil && p.Host != "" && slices.Contains([]string{"nats", "tls", "ws", "wss"}, p.Scheme) {
 		return nil
 	}
 	if !strings.Contains(u, "://") {
