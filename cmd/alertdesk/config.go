@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -79,21 +80,40 @@ type simConfig struct {
 
 // loadConfig reads the settings with one envconfig.Process and checks them
 // with validate (nil checks the syntax only). The error joins every
-// problem, one line each: a value that does not parse, each ALERTDESK_*
+// problem, one line each: the values that do not parse, each ALERTDESK_*
 // variable alertdesk does not know (an error, so that a misspelling cannot
 // pass silently), and what validate finds. cfg is nil only when a value does
-// not parse: envconfig stops there, so the rest cannot be checked.
+// not parse: envconfig stops there, so validate cannot run.
 func loadConfig(validate func(*config) error) (*config, error) {
 	var c config
 	err := envconfig.Process(envPrefix, &c)
 	unknown := c.readSet()
 	if err != nil {
-		return nil, errors.Join(append([]error{envError(err)}, unknown...)...)
+		return nil, errors.Join(append(parseErrors(), unknown...)...)
 	}
 	if validate != nil {
 		unknown = append(unknown, validate(&c))
 	}
 	return &c, errors.Join(unknown...)
+}
+
+// parseErrors lists every variable whose value does not parse.
+// envconfig.Process stops at the first; after it did, this runs Process on
+// each field of config alone.
+func parseErrors() []error {
+	typ := reflect.TypeFor[config]()
+	var errs []error
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		one := reflect.New(reflect.StructOf([]reflect.StructField{f}))
+		if err := envconfig.Process(envPrefix, one.Interface()); err != nil {
+			errs = append(errs, envError(err))
+		}
+	}
+	return errs
 }
 
 // knownVariables lists every variable alertdesk reads: the config's and
@@ -300,13 +320,10 @@ func (c *config) topdeskPassword() (string, error) {
 	return p, nil
 }
 
-// natsSchemes are the URL schemes nats.go connects with.
-var natsSchemes = []string{"nats", "tls", "ws", "wss"}
-
 // checkNATSURL explains what is wrong with one NATS URL. A URL without a
 // scheme, such as 127.0.0.1:4222, gets the nats:// form to use instead.
 func checkNATSURL(u string) error {
-	if p, err := url.Parse(u); err == nil && p.Host != "" && slices.Contains(natsSchemes, p.Scheme) {
+	if p, err := url.Parse(u); err == nil && p.Host != "" && slices.Contains([]string{"nats", "tls", "ws", "wss"}, p.Scheme) {
 		return nil
 	}
 	if !strings.Contains(u, "://") {

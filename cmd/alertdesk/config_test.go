@@ -60,21 +60,30 @@ func TestRunReportsAllProblemsAtOnce(t *testing.T) {
 	}
 }
 
-// TestUnparseableValueWithUnknownVariable: envconfig stops at the first value
-// that does not parse; the unknown variables are still reported with it.
-func TestUnparseableValueWithUnknownVariable(t *testing.T) {
+// TestUnparseableValues: every value that does not parse is reported at
+// once (envconfig stops at the first), with the unknown variables.
+func TestUnparseableValues(t *testing.T) {
 	isolateEnv(t)
 	t.Setenv("ALERTDESK_CONCURRENCY", "many")
+	t.Setenv("ALERTDESK_ACK_WAIT", "30")
+	t.Setenv("ALERTDESK_TOPDESK_RATE_LIMIT", "fast")
 	t.Setenv("ALERTDESK_LOGLEVEL", "debug")
 	cfg, err := loadConfig((*config).validateWorker)
 	if cfg != nil {
 		t.Errorf("config = %+v, want nil after a value that does not parse", cfg)
 	}
-	got := flatten(err)
-	if len(got) != 2 ||
-		got[0].Error() != `ALERTDESK_CONCURRENCY: cannot parse "many" as a number` ||
-		got[1].Error() != "ALERTDESK_LOGLEVEL is not a known variable; did you mean ALERTDESK_LOG_LEVEL?" {
-		t.Errorf("problems = %q", got)
+	var got []string
+	for _, e := range flatten(err) {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		`ALERTDESK_CONCURRENCY: cannot parse "many" as a number`,
+		`ALERTDESK_TOPDESK_RATE_LIMIT: cannot parse "fast" as a number`,
+		`ALERTDESK_ACK_WAIT: cannot parse "30" as a duration such as 15s or 500ms`,
+		"ALERTDESK_LOGLEVEL is not a known variable; did you mean ALERTDESK_LOG_LEVEL?",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -75,7 +75,7 @@ func cmdDev(ctx context.Context, c *cli, args []string) int {
 		return 1
 	}
 	sim.SetURL(cfg.TopdeskURL)
-	simSrv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	simSrv := newHTTPServer(sim, httpReadTimeout)
 	go func() {
 		if err := simSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error().Err(err).Msg("TOPdesk simulator stopped")

@@ -67,8 +67,7 @@ func run(args []string, c *cli) int {
 			return cmd.run(ctx, c, args[1:])
 		}
 	}
-	fmt.Fprintf(c.stderr, "alertdesk: unknown command %q\n\n", args[0])
-	usage(c.stderr)
+	fmt.Fprintf(c.stderr, "alertdesk: unknown command %q\nRun 'alertdesk -h' for the commands.\n", args[0])
 	return 2
 }
 

@@ -42,3 +42,13 @@ func TestUsageErrorOneHint(t *testing.T) {
 		t.Errorf("alertdesk check now: exit %d, stderr\n%s\nwant exit 2 and\n%s", code, stderr.String(), want)
 	}
 }
+
+// TestUnknownCommand: the problem and one line pointing to -h.
+func TestUnknownCommand(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"rnu"}, &cli{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr})
+	want := "alertdesk: unknown command \"rnu\"\nRun 'alertdesk -h' for the commands.\n"
+	if code != 2 || stderr.String() != want {
+		t.Errorf("alertdesk rnu: exit %d, stderr\n%s\nwant exit 2 and\n%s", code, stderr.String(), want)
+	}
+}

@@ -141,7 +141,7 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 	if err != nil {
 		return fmt.Errorf("%s_HTTP_ADDR: listen on %s: %w", envPrefix, cfg.HTTPAddr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(mux, httpReadTimeout)
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
 	defer func() {
@@ -186,6 +186,24 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 	wReady := w.Ready
 	ready.Store(&wReady)
 	return w.Run(ctx)
+}
+
+// httpReadTimeout bounds reading one request, body included: a client that
+// sends its body a byte a second is cut off instead of holding a connection
+// (and a handler) for ever. An ingest body of a few hundred KiB needs well
+// under a second on any working network.
+const httpReadTimeout = 15 * time.Second
+
+// newHTTPServer is the HTTP server of every command: headers must arrive
+// within 10s and the whole request within readTimeout; idle keep-alive
+// connections close after a minute.
+func newHTTPServer(h http.Handler, readTimeout time.Duration) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: min(10*time.Second, readTimeout),
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       time.Minute,
+	}
 }
 
 // provision creates or checks the JetStream resources. A resource that
@@ -243,7 +261,7 @@ func waitTopdesk(ctx context.Context, td *topdesk.Client, r *topdesk.Resolver, m
 }
 
 // causeCredentials is the start-up wait for accepted TOPdesk credentials.
-const causeCredentials = "TOPdesk rejects the credentials (check ALERTDESK_TOPDESK_USERNAME and the application password)"
+const causeCredentials = "TOPdesk rejects the credentials"
 
 // startup is what the process shows while it starts, before the worker
 // takes over: /readyz names what start-up waits for, the credentials gauge
@@ -289,9 +307,12 @@ func (st *startup) wait(ctx context.Context, maxInterval time.Duration, try func
 	var since time.Time
 	for {
 		cause, err := try()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if cause == "" {
 			if waiting != "" && err == nil {
-				st.log.Info().Dur("waited", time.Since(since)).Msgf("start-up continues: no longer waiting because %s", waiting)
+				st.log.Info().Dur("waited", time.Since(since)).Msgf("start-up continues; it waited because %s", waiting)
 			}
 			return err
 		}
@@ -299,11 +320,11 @@ func (st *startup) wait(ctx context.Context, maxInterval time.Duration, try func
 			st.credentialsOK.Set(0)
 		}
 		if cause != waiting {
-			lvl := zerolog.WarnLevel
+			lvl, fix := zerolog.WarnLevel, ""
 			if cause == causeCredentials {
-				lvl = zerolog.ErrorLevel
+				lvl, fix = zerolog.ErrorLevel, "; check ALERTDESK_TOPDESK_USERNAME and the application password"
 			}
-			st.log.WithLevel(lvl).Err(err).Msgf("start-up waits: %s; retrying until this is fixed", cause)
+			st.log.WithLevel(lvl).Err(err).Msgf("start-up waits (retrying until it ends): %s%s", cause, fix)
 			waiting, since = cause, time.Now()
 		}
 		why := "starting: " + cause + ": " + err.Error()

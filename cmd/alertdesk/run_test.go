@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -161,7 +163,7 @@ func TestStartupWaitsOnWrongPassword(t *testing.T) {
 		code, _ := get("/readyz")
 		return code == http.StatusOK
 	})
-	if n := strings.Count(logs.String(), "no longer waiting because TOPdesk rejects the credentials"); n != 1 {
+	if n := strings.Count(logs.String(), "start-up continues; it waited because TOPdesk rejects the credentials"); n != 1 {
 		t.Errorf("the end of the wait is logged %d times, want once:\n%s", n, logs.String())
 	}
 	if _, metrics := get("/metrics"); !strings.Contains(metrics, "\nalertdesk_topdesk_credentials_ok 1\n") || !strings.Contains(metrics, "alertdesk_events_total") {
@@ -222,4 +224,66 @@ func startWorker(t *testing.T, cfg *config, log zerolog.Logger) string {
 		t.Fatal("the worker did not start serving HTTP within 30s")
 	}
 	return ""
+}
+
+// TestHTTPServerCutsSlowBodies: clients that send their body a byte at a
+// time are cut off after the read timeout, and do not keep others from
+// being served meanwhile.
+func TestHTTPServerCutsSlowBodies(t *testing.T) {
+	const readTimeout = 300 * time.Millisecond
+	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}), readTimeout)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		// Serve returns only ErrServerClosed, at Close.
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() { srv.Close() })
+
+	const slowClients = 5
+	cut := make(chan time.Duration, slowClients)
+	for range slowClients {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		go func() {
+			start := time.Now()
+			fmt.Fprintf(conn, "POST /v1/alerts HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for range tick.C {
+				if _, err := conn.Write([]byte("x")); err != nil {
+					break // the server closed the connection
+				}
+				if time.Since(start) > 10*time.Second {
+					break
+				}
+			}
+			cut <- time.Since(start)
+		}()
+	}
+
+	resp, err := http.Post("http://"+ln.Addr().String()+"/v1/alerts", "application/json", strings.NewReader(`{"key":"k"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("a normal client got %s while slow ones were connected, want 202", resp.Status)
+	}
+	for range slowClients {
+		if d := <-cut; d > 5*time.Second {
+			t.Errorf("a slow client was connected for %s; the read timeout is %s", d, readTimeout)
+		}
+	}
 }

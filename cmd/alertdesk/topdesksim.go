@@ -99,18 +99,17 @@ func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
 	// Requests waiting on a Delay fault end when the server shuts down.
 	baseCtx, cancelRequests := context.WithCancel(ctx)
 	defer cancelRequests()
-	srv := &http.Server{
-		Handler:           sim,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
-	}
+	srv := newHTTPServer(sim, httpReadTimeout)
+	srv.BaseContext = func(net.Listener) context.Context { return baseCtx }
+
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
 	fmt.Fprintf(c.stdout, "TOPdesk simulator listening on %s\n", url)
 	fmt.Fprintf(c.stdout, "  API:         %s/tas/api (Basic auth, username %q, password from %s)\n", url, opts.Username, source)
 	fmt.Fprintf(c.stdout, "  incidents:   %s/\n", url)
-	fmt.Fprintf(c.stdout, "  control:     %s/_sim/ (faults, credentials, reset, incidents, requests)\n", url)
+	fmt.Fprintf(c.stdout, "  control:     GET %[1]s/_sim/incidents, %[1]s/_sim/requests, %[1]s/_sim/faults\n", url)
+	fmt.Fprintf(c.stdout, "               POST /_sim/faults, /_sim/credentials, /_sim/reset; DELETE /_sim/faults\n")
 
 	select {
 	case err := <-served:
