@@ -57,9 +57,10 @@ type flow struct {
 	wins     int       // successes since the last change of the limit
 	recent   time.Duration
 	baseline time.Duration
-	// After an overload cut: the requests that were in flight then (pending)
-	// and how many of those succeeded.
+	// After an overload cut that started round measured: the requests that
+	// were in flight then (pending) and how many of those succeeded.
 	measuring        bool
+	measured         uint64
 	pending, pendOK  int
 	ceiling          int // the level TOPdesk refused; 0 = none
 	holdUntil        time.Time
@@ -152,7 +153,7 @@ func (f *flow) release(t ticket, resp *http.Response, err error) {
 		slow = f.observe(now.Sub(t.start))
 	}
 	ok := err == nil && !overload
-	if f.measuring && t.epoch < f.epoch {
+	if f.measuring && t.epoch < f.measured {
 		f.pending--
 		if ok {
 			f.pendOK++
@@ -207,7 +208,7 @@ func (f *flow) cut(now time.Time, overload bool) {
 	}
 	f.ceiling = before
 	f.holdUntil = now.Add(f.hold)
-	f.measuring, f.pending, f.pendOK = f.inFlight > 0, f.inFlight, 0
+	f.measuring, f.measured, f.pending, f.pendOK = f.inFlight > 0, f.epoch, f.inFlight, 0
 }
 
 // raise adds one to the limit unless that would reach the refused level
