@@ -27,7 +27,7 @@ lint: vet fmt-check
 	else echo "golangci-lint not installed; ran go vet and the gofmt check only"; fi
 
 # Go benchmarks of the hot paths, then the load harness against a baseline
-# measured in the same run (BENCHFLAGS, e.g. -scenarios a,b -runs 5 -scale 0.5).
+# measured in the same run (BENCHFLAGS, e.g. -scenarios new,limit -runs 5 -scale 0.5).
 BENCHFLAGS ?= -runs 3
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./mapping ./topdesk ./worker

@@ -110,6 +110,33 @@ func TestFlowLearnsTheRefusedConcurrency(t *testing.T) {
 	}
 }
 
+// TestFlowMeasuresOnlyTheRequestsOfTheOverload: after an overload, the
+// limit settles on the successes among the requests in flight at that
+// moment, even when a later cut (a slow answer) starts another round
+// before they are all back.
+func TestFlowMeasuresOnlyTheRequestsOfTheOverload(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	f := newFlow(10, clk.now)
+	old := acquireN(t, f, 4)
+	f.release(old[0], answer(503), nil)
+	later := acquireN(t, f, 2)
+	f.mu.Lock()
+	f.cut(clk.now(), false)
+	f.mu.Unlock()
+	for _, tk := range later {
+		f.release(tk, answer(200), nil)
+	}
+	f.release(old[1], answer(200), nil)
+	f.release(old[2], answer(503), nil)
+	if f.limit == 1 {
+		t.Fatal("limit settled before the requests of the overload were back")
+	}
+	f.release(old[3], answer(503), nil)
+	if f.limit != 1 {
+		t.Fatalf("limit %d, want 1: one of the three requests in flight at the overload succeeded", f.limit)
+	}
+}
+
 // TestFlowCutsOnLatencyRise: a latency well above the baseline cuts the
 // limit once per round, not once per slow answer.
 func TestFlowCutsOnLatencyRise(t *testing.T) {

@@ -437,7 +437,9 @@ func measure(ctx context.Context, sc scenario, impl string, mode runMode, worker
 			return err
 		}
 		published[i] = time.Now()
-		_, err = js.PublishAsync("alerts.bench", b)
+		// A busy machine may take a while to store a 100,000-event backlog:
+		// wait for room instead of failing the run.
+		_, err = js.PublishAsync("alerts.bench", b, jetstream.WithStallWait(30*time.Second))
 		return err
 	}
 	if sc.paced == 0 {
