@@ -163,6 +163,10 @@ func (s *Spec) compileSchedule(bad func(field, format string, args ...any)) cron
 	loc := time.UTC
 	if s.Timezone != "" {
 		l, err := time.LoadLocation(s.Timezone)
+		if s.Timezone == "Local" {
+			// The host's zone would make the window depend on where a worker runs.
+			err = errors.New("not an IANA zone name")
+		}
 		if err != nil {
 			bad("timezone", "%q is not a known time zone (IANA name such as Europe/Amsterdam)", s.Timezone)
 		} else {

@@ -140,6 +140,7 @@ func TestCompileNamesEveryProblem(t *testing.T) {
 		{Match: map[string]string{"host": "a"}, Schedule: "0 1 * * *", From: from, To: from.Add(time.Hour)},
 		{Match: map[string]string{"host": "a"}, To: from},
 		{Match: map[string]string{"host": "a"}},
+		{Match: map[string]string{"host": "a"}, Schedule: "0 1 * * *", Duration: time.Hour, Timezone: "Local"},
 	})
 	if err == nil {
 		t.Fatal("Compile succeeded, want errors")
@@ -159,6 +160,7 @@ func TestCompileNamesEveryProblem(t *testing.T) {
 		"maintenance[6].schedule: a window has either schedule and duration or from and to, not both",
 		"maintenance[7].from: missing",
 		"maintenance[8].schedule: missing: a window needs schedule and duration, or from and to",
+		`maintenance[9].timezone: "Local" is not a known time zone`,
 	}
 	lines := strings.Split(err.Error(), "\n")
 	if len(lines) != len(want) {
