@@ -47,25 +47,12 @@ Run 'alertdesk dlq <subcommand> -h' for its flags.`
 // cmdDLQ is `alertdesk dlq list|show|replay|purge`: inspect and manage the
 // dead-letter stream (ALERTDESK_DLQ_STREAM).
 func cmdDLQ(ctx context.Context, c *cli, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintln(c.stderr, dlqUsage)
-		return 2
-	}
-	switch args[0] {
-	case "list":
-		return dlqList(ctx, c, args[1:])
-	case "show":
-		return dlqShow(ctx, c, args[1:])
-	case "replay":
-		return dlqReplay(ctx, c, args[1:])
-	case "purge":
-		return dlqPurge(ctx, c, args[1:])
-	case "-h", "--help", "help":
-		fmt.Fprintln(c.stderr, dlqUsage)
-		return 0
-	}
-	fmt.Fprintf(c.stderr, "alertdesk dlq: unknown subcommand %q\n\n%s\n", args[0], dlqUsage)
-	return 2
+	return runSubcommand(ctx, c, "dlq", dlqUsage, args, map[string]subcommand{
+		"list":   dlqList,
+		"show":   dlqShow,
+		"replay": dlqReplay,
+		"purge":  dlqPurge,
+	})
 }
 
 // dlqFilterFlags are the filter flags shared by list, replay and purge.
@@ -145,11 +132,6 @@ func newDLQFlagSet(c *cli, name, synopsis string) *flag.FlagSet {
 	return newFlagSet(c, "dlq "+name, "usage: alertdesk dlq "+name+" "+synopsis+"\n\nflags:")
 }
 
-// dlqUsageError prints a usage problem and where to read the usage; exit 2.
-func dlqUsageError(_ *cli, fs *flag.FlagSet, format string, args ...any) int {
-	return usageError(fs, format, args...)
-}
-
 // dlqSelection reads what replay and purge act on: sequence numbers, --all,
 // or filters, exactly one of them.
 func dlqSelection(c *cli, fs *flag.FlagSet, pos []string, all bool, ff *dlqFilterFlags) (dlq.Filter, int) {
@@ -160,7 +142,7 @@ func dlqSelection(c *cli, fs *flag.FlagSet, pos []string, all bool, ff *dlqFilte
 		}
 	}
 	if modes != 1 {
-		return dlq.Filter{}, dlqUsageError(c, fs, "select dead letters with sequence numbers, --all, or filters (exactly one of them)")
+		return dlq.Filter{}, usageError(fs, "select dead letters with sequence numbers, --all, or filters (exactly one of them)")
 	}
 	if all {
 		return dlq.Filter{All: true}, 0
@@ -168,13 +150,13 @@ func dlqSelection(c *cli, fs *flag.FlagSet, pos []string, all bool, ff *dlqFilte
 	if len(pos) > 0 {
 		seqs, err := parseDLQSeqs(pos)
 		if err != nil {
-			return dlq.Filter{}, dlqUsageError(c, fs, "%v", err)
+			return dlq.Filter{}, usageError(fs, "%v", err)
 		}
 		return dlq.Filter{Seqs: seqs}, 0
 	}
 	f, err := ff.filter(time.Now())
 	if err != nil {
-		return dlq.Filter{}, dlqUsageError(c, fs, "%v", err)
+		return dlq.Filter{}, usageError(fs, "%v", err)
 	}
 	return f, 0
 }
@@ -230,11 +212,11 @@ func dlqList(ctx context.Context, c *cli, args []string) int {
 		return cmdFlagExit(err)
 	}
 	if len(pos) > 0 {
-		return dlqUsageError(c, fs, "unexpected argument %q (list takes filters only; see dlq show SEQ)", pos[0])
+		return usageError(fs, "unexpected argument %q (list takes filters only; see dlq show SEQ)", pos[0])
 	}
 	f, err := ff.filter(time.Now())
 	if err != nil {
-		return dlqUsageError(c, fs, "%v", err)
+		return usageError(fs, "%v", err)
 	}
 	d, cfg, closeFn, code := openDLQ(c)
 	if code != 0 {
@@ -281,11 +263,11 @@ func dlqShow(ctx context.Context, c *cli, args []string) int {
 		return cmdFlagExit(err)
 	}
 	if len(pos) != 1 {
-		return dlqUsageError(c, fs, "want exactly one sequence number, got %d", len(pos))
+		return usageError(fs, "want exactly one sequence number, got %d", len(pos))
 	}
 	seqs, err := parseDLQSeqs(pos)
 	if err != nil {
-		return dlqUsageError(c, fs, "%v", err)
+		return usageError(fs, "%v", err)
 	}
 	d, cfg, closeFn, code := openDLQ(c)
 	if code != 0 {

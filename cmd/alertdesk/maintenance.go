@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os/user"
 	"slices"
@@ -58,18 +57,6 @@ func runSubcommand(ctx context.Context, c *cli, cmd, usage string, args []string
 	return 2
 }
 
-// newSubcommandFlagSet returns the flag set of `alertdesk cmd name`, whose
-// usage is the synopsis and the flags.
-func newSubcommandFlagSet(c *cli, cmd, name, synopsis string) *flag.FlagSet {
-	fs := flag.NewFlagSet(cmd+" "+name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "usage: alertdesk %s %s\n\nflags:\n", fs.Name(), synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
 // openMaintenance connects and opens the window store, creating its bucket
 // when missing. closeFn must be called when done; code is non-zero on
 // failure.
@@ -88,7 +75,7 @@ func openMaintenance(ctx context.Context, c *cli) (s *maintenance.Store, closeFn
 }
 
 func maintenanceAdd(ctx context.Context, c *cli, args []string) int {
-	fs := newSubcommandFlagSet(c, "maintenance", "add", "--match k=v... --for D [--from T] --reason R [--by NAME]")
+	fs := newFlagSet(c, "maintenance add", "usage: alertdesk maintenance add --match k=v... --for D [--from T] --reason R [--by NAME]\n\nflags:")
 	match := keyValueFlag{}
 	fs.Var(match, "match", "label `k=v` the alert must have (repeatable; all must hold)")
 	dur := fs.Duration("for", 0, "how long the window lasts, e.g. 2h or 90m")
@@ -119,7 +106,7 @@ func maintenanceAdd(ctx context.Context, c *cli, args []string) int {
 		}
 	}
 	if len(problems) > 0 {
-		return dlqUsageError(c, fs, "%s", strings.Join(problems, "\n"))
+		return usageError(fs, "%s", strings.Join(problems, "\n"))
 	}
 	s, closeFn, code := openMaintenance(ctx, c)
 	if code != 0 {
@@ -148,9 +135,9 @@ func currentUser() string {
 }
 
 func maintenanceList(ctx context.Context, c *cli, args []string) int {
-	fs := newSubcommandFlagSet(c, "maintenance", "list", "[--json]")
+	fs := newFlagSet(c, "maintenance list", "usage: alertdesk maintenance list [--json]\n\nflags:")
 	asJSON := fs.Bool("json", false, "print one JSON object per line (for scripts)")
-	if code, done := parseFlags(c, fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	s, closeFn, code := openMaintenance(ctx, c)
@@ -196,13 +183,13 @@ func maintenanceList(ctx context.Context, c *cli, args []string) int {
 }
 
 func maintenanceRemove(ctx context.Context, c *cli, args []string) int {
-	fs := newSubcommandFlagSet(c, "maintenance", "remove", "ID...")
+	fs := newFlagSet(c, "maintenance remove", "usage: alertdesk maintenance remove ID...\n\nflags:")
 	ids, err := parseFlagsAnywhere(fs, args)
 	if err != nil {
 		return cmdFlagExit(err)
 	}
 	if len(ids) == 0 {
-		return dlqUsageError(c, fs, "name the windows to remove by ID (see maintenance list)")
+		return usageError(fs, "name the windows to remove by ID (see maintenance list)")
 	}
 	s, closeFn, code := openMaintenance(ctx, c)
 	if code != 0 {
