@@ -68,13 +68,19 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out, errs, err := s.create(body, login(r))
+	writeChange(w, http.StatusCreated, out, errs, err)
+}
+
+// writeChange answers a create or update: 400 with the request's problems,
+// 500 when the change could not be saved, else status with the incident.
+func writeChange(w http.ResponseWriter, status int, out []byte, errs []string, err error) {
 	switch {
 	case len(errs) > 0:
 		writeError(w, http.StatusBadRequest, errs...)
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	default:
-		writeRaw(w, http.StatusCreated, out)
+		writeRaw(w, status, out)
 	}
 }
 
@@ -91,16 +97,11 @@ func (s *Sim) handleUpdate(by string) http.HandlerFunc {
 			return
 		}
 		out, found, errs, err := s.update(by, key, body, login(r))
-		switch {
-		case !found:
+		if !found {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("No incident found with %s '%s'.", by, key))
-		case len(errs) > 0:
-			writeError(w, http.StatusBadRequest, errs...)
-		case err != nil:
-			writeError(w, http.StatusInternalServerError, err.Error())
-		default:
-			writeRaw(w, http.StatusOK, out)
+			return
 		}
+		writeChange(w, http.StatusOK, out, errs, err)
 	}
 }
 
