@@ -145,7 +145,7 @@ func (s *Sim) fieldsParam(q url.Values) ([]string, string) {
 	var want []string
 	for f := range strings.SplitSeq(v, ",") {
 		f = strings.TrimSpace(f)
-		if !s.modelFields[f] {
+		if _, ok := s.modelFields[f]; !ok {
 			return nil, fmt.Sprintf("Unknown field '%s' in the fields parameter.", f)
 		}
 		want = append(want, f)
