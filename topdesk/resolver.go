@@ -271,19 +271,7 @@ func (r *Resolver) matchOrSuggest(ctx context.Context, ref NameRef, found []Opti
 // match finds the one entry named ref.Name: exact matches first, then
 // case-insensitive ones.
 func match(ref NameRef, opts []Option) (string, error) {
-	var hits []Option
-	for _, o := range opts {
-		if o.Name == ref.Name {
-			hits = append(hits, o)
-		}
-	}
-	if len(hits) == 0 {
-		for _, o := range opts {
-			if strings.EqualFold(o.Name, ref.Name) {
-				hits = append(hits, o)
-			}
-		}
-	}
+	hits := named(opts, func(o Option) string { return o.Name }, ref.Name)
 	switch len(hits) {
 	case 1:
 		return hits[0].ID, nil
@@ -295,6 +283,25 @@ func match(ref NameRef, opts []Option) (string, error) {
 		return "", &NameError{Field: ref.Field, Value: ref.Name, Nearest: nearest(ref.Name, names)}
 	}
 	return "", &NameError{Field: ref.Field, Value: ref.Name, Ambiguous: true, Candidates: describe(hits)}
+}
+
+// named returns the items whose name is want: the exact matches, or when
+// there are none the case-insensitive ones.
+func named[T any](items []T, name func(T) string, want string) []T {
+	var hits []T
+	for _, it := range items {
+		if name(it) == want {
+			hits = append(hits, it)
+		}
+	}
+	if len(hits) == 0 {
+		for _, it := range items {
+			if strings.EqualFold(name(it), want) {
+				hits = append(hits, it)
+			}
+		}
+	}
+	return hits
 }
 
 // describe lists entries as "name (id)" for an ambiguity report.
@@ -315,34 +322,13 @@ func (r *Resolver) lookupSubcategory(ctx context.Context, k resolveKey) (string,
 		return "", err
 	}
 	inScope := subs
-	if ref.Category != "" || k.catID != "" {
-		inScope = nil
-		for _, s := range subs {
-			if k.catID != "" && s.Category.ID == k.catID || k.catID == "" && s.Category.Name == ref.Category {
-				inScope = append(inScope, s)
-			}
-		}
-		if len(inScope) == 0 && k.catID == "" {
-			for _, s := range subs {
-				if strings.EqualFold(s.Category.Name, ref.Category) {
-					inScope = append(inScope, s)
-				}
-			}
-		}
+	switch {
+	case k.catID != "":
+		inScope = slices.DeleteFunc(slices.Clone(subs), func(s Subcategory) bool { return s.Category.ID != k.catID })
+	case ref.Category != "":
+		inScope = named(subs, func(s Subcategory) string { return s.Category.Name }, ref.Category)
 	}
-	var hits []Subcategory
-	for _, s := range inScope {
-		if s.Name == ref.Name {
-			hits = append(hits, s)
-		}
-	}
-	if len(hits) == 0 {
-		for _, s := range inScope {
-			if strings.EqualFold(s.Name, ref.Name) {
-				hits = append(hits, s)
-			}
-		}
-	}
+	hits := named(inScope, func(s Subcategory) string { return s.Name }, ref.Name)
 	catLabel := ref.Category
 	if catLabel == "" && k.catID != "" {
 		catLabel = "id " + k.catID

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"html"
 	"html/template"
 	"io"
 	"net/http"
+	"net/url"
+	"regexp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -121,7 +125,87 @@ func pageFuncs() template.FuncMap {
 			}
 			return t.Format("2006-01-02 15:04:05")
 		},
+		"memo": memoHTML,
 	}
+}
+
+// memoTag matches a start or end tag: the slash, the name and the
+// attributes.
+var memoTag = regexp.MustCompile(`(?s)<(/?)([A-Za-z][A-Za-z0-9]*)([^>]*)>`)
+
+// hrefAttr matches an href attribute, its value quoted either way or bare.
+var hrefAttr = regexp.MustCompile(`(?is)\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))`)
+
+// memoTagAllowed reports whether TOPdesk shows the tag as markup in a
+// request or action; other tags show as text.
+func memoTagAllowed(name string) bool {
+	switch name {
+	case "b", "strong", "i", "em", "u", "br", "h5", "h6", "a":
+		return true
+	}
+	return false
+}
+
+// memoHTML renders request or action text as TOPdesk shows it: the tags
+// memoTagAllowed names as markup, without attributes but a link's http,
+// https or mailto href; everything else, other tags included, escaped by
+// html.EscapeString. Tags left open are closed at the end, so that one entry
+// cannot restyle the page.
+func memoHTML(s string) template.HTML {
+	var b strings.Builder
+	var open []string
+	closeFrom := func(i int) {
+		for j := len(open) - 1; j >= i; j-- {
+			b.WriteString("</" + open[j] + ">")
+		}
+		open = open[:i]
+	}
+	last := 0
+	for _, m := range memoTag.FindAllStringSubmatchIndex(s, -1) {
+		b.WriteString(html.EscapeString(html.UnescapeString(s[last:m[0]])))
+		last = m[1]
+		closing, name, attrs := m[3] > m[2], strings.ToLower(s[m[4]:m[5]]), s[m[6]:m[7]]
+		switch {
+		case !memoTagAllowed(name):
+			b.WriteString(html.EscapeString(s[m[0]:m[1]]))
+		case name == "br":
+			b.WriteString("<br>")
+		case closing:
+			for i := len(open) - 1; i >= 0; i-- {
+				if open[i] == name {
+					closeFrom(i)
+					break
+				}
+			}
+		case name == "a":
+			open = append(open, name)
+			b.WriteString("<a")
+			if href := safeHref(attrs); href != "" {
+				b.WriteString(` href="` + html.EscapeString(href) + `"`)
+			}
+			b.WriteString(">")
+		default:
+			open = append(open, name)
+			b.WriteString("<" + name + ">")
+		}
+	}
+	b.WriteString(html.EscapeString(html.UnescapeString(s[last:])))
+	closeFrom(0)
+	return template.HTML(b.String()) // every piece above is escaped or a fixed tag
+}
+
+// safeHref returns the href of a tag's attributes if it is an absolute
+// http, https or mailto URL, else "".
+func safeHref(attrs string) string {
+	m := hrefAttr.FindStringSubmatch(attrs)
+	if m == nil {
+		return ""
+	}
+	u, err := url.Parse(strings.TrimSpace(html.UnescapeString(m[1] + m[2] + m[3])))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "mailto") {
+		return ""
+	}
+	return u.String()
 }
 
 const pageTemplate = `<!doctype html>
@@ -154,23 +238,22 @@ refreshed {{when .Now}}</p>
 {{if .Shown}}
 {{if lt (len .Shown) .Total}}<p class="meta">Showing the newest {{len .Shown}} of {{.Total}} incidents.</p>{{end}}
 <table>
-<tr><th>Number</th><th>Brief description</th><th>Processing status</th><th>Priority</th><th>Operator group</th><th>Closed</th><th>External number</th><th>Created</th><th>Modified</th></tr>
+<tr><th>Number</th><th>Brief description</th><th>Status</th><th>Priority</th><th>Operator group</th><th>External number</th><th>Created</th><th>Modified</th></tr>
 {{range .Shown}}
 <tr class="{{if .Closed}}closed{{end}}">
 <td><strong>{{.Number}}</strong>{{if .Archived}} (archived){{end}}</td>
 <td>{{.BriefDescription}}</td>
-<td>{{.ProcessingStatus}}</td>
+<td class="status">{{if .Closed}}closed {{when .ClosedDate}}{{else if .Completed}}completed {{when .CompletedDate}}{{else}}open{{end}}{{with .ProcessingStatus}} · {{.}}{{end}}</td>
 <td>{{.Priority}}</td>
 <td>{{.OperatorGroup}}</td>
-<td>{{if .Closed}}yes, {{when .ClosedDate}}{{else}}no{{end}}</td>
 <td><code>{{.ExternalNumber}}</code></td>
 <td>{{when .CreationDate}}</td>
 <td>{{when .ModificationDate}}</td>
 </tr>
-<tr><td></td><td colspan="8">
-{{if .Request}}<div class="meta">Request:</div><ul class="trail"><li>{{.Request}}</li></ul>{{end}}
+<tr><td></td><td colspan="7">
+{{if .Request}}<div class="meta">Request:</div><ul class="trail"><li>{{memo .Request}}</li></ul>{{end}}
 {{if .Actions}}<div class="meta">Actions ({{len .Actions}}):</div>
-<ol class="trail">{{range .Actions}}<li{{if .InvisibleForCaller}} class="internal"{{end}}><span class="meta">{{when .Date}}{{if .InvisibleForCaller}} · internal{{end}}</span><br>{{.Text}}</li>{{end}}</ol>{{end}}
+<ol class="trail">{{range .Actions}}<li{{if .InvisibleForCaller}} class="internal"{{end}}><span class="meta">{{when .Date}}{{if .InvisibleForCaller}} · internal{{end}}</span><br>{{memo .Text}}</li>{{end}}</ol>{{end}}
 </td></tr>
 {{end}}
 </table>

@@ -115,6 +115,7 @@ func TestPage(t *testing.T) {
 		"briefDescription": "Disk <full> & on fire",
 		"externalNumber":   "alertdesk-page",
 		"action":           "<script>alert('x')</script> first action",
+		"request":          "Free space <b>below</b> 3%.<br>Graph: <a href=\"https://grafana.example/d/1?a=1&amp;b=2\">disk</a>",
 	})
 	c.mustCall(http.MethodPatch, "/tas/api/incidents/id/"+inc["id"].(string),
 		map[string]any{"action": "second action", "actionInvisibleForCaller": true, "closed": true}, http.StatusOK)
@@ -131,6 +132,10 @@ func TestPage(t *testing.T) {
 		"alertdesk-page",
 		"&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; first action",
 		"second action",
+		// Request HTML as TOPdesk shows it: its tags as markup.
+		`Free space <b>below</b> 3%.<br>Graph: <a href="https://grafana.example/d/1?a=1&amp;b=2">disk</a>`,
+		// Closed and the processing status in one place.
+		`<td class="status">closed 2026-11-05 10:30:00 · Logged</td>`,
 		"internal",
 		`http-equiv="refresh"`,
 		s.URL(),
@@ -150,6 +155,32 @@ func TestPage(t *testing.T) {
 	}
 	if status, _, _ := c.call(http.MethodGet, "/favicon.ico", nil); status != http.StatusNotFound {
 		t.Errorf("GET /favicon.ico: %d, want 404", status)
+	}
+}
+
+func TestMemoHTML(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain & <simple>", "plain &amp; &lt;simple&gt;"},
+		{"a &lt;b&gt; &amp; &#43;", "a &lt;b&gt; &amp; +"},
+		{"<B>bold</B> <i>it</i> <em>em</em> <strong>s</strong> <u>u</u> <h5>h</h5> <h6>h</h6>",
+			"<b>bold</b> <i>it</i> <em>em</em> <strong>s</strong> <u>u</u> <h5>h</h5> <h6>h</h6>"},
+		{"line<br>next<BR/>third<br />", "line<br>next<br>third<br>"},
+		{`<b onclick="x()">b</b>`, "<b>b</b>"},
+		{`<script>alert("x")</script><p>para</p><img src=x onerror=y>`,
+			"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;p&gt;para&lt;/p&gt;&lt;img src=x onerror=y&gt;"},
+		{`<a href="https://example.com/?q=1&amp;r=&quot;2&quot;">ok</a>`, `<a href="https://example.com/?q=1&amp;r=&#34;2&#34;">ok</a>`},
+		{`<a href='mailto:ops@example.com'>m</a> <a href=http://x/y>bare</a>`, `<a href="mailto:ops@example.com">m</a> <a href="http://x/y">bare</a>`},
+		{`<a href="javascript:alert(1)">js</a> <a href=" JaVaScRiPt:x">js</a> <a>none</a>`, "<a>js</a> <a>js</a> <a>none</a>"},
+		{"<b>left <i>open", "<b>left <i>open</i></b>"},
+		{"<b>a <i>b</b> c</i>", "<b>a <i>b</i></b> c"},
+		{"</b>stray", "stray"},
+		{"<a <b>x</b>", "<a>x</a>"},
+		{"x < y > z <3 <!-- c -->", "x &lt; y &gt; z &lt;3 &lt;!-- c --&gt;"},
+	}
+	for _, tc := range tests {
+		if got := string(memoHTML(tc.in)); got != tc.want {
+			t.Errorf("memoHTML(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+		}
 	}
 }
 

@@ -68,13 +68,19 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out, errs, err := s.create(body, login(r))
+	writeChange(w, http.StatusCreated, out, errs, err)
+}
+
+// writeChange answers a create or update: 400 with the request's problems,
+// 500 when the change could not be saved, else status with the incident.
+func writeChange(w http.ResponseWriter, status int, out []byte, errs []string, err error) {
 	switch {
 	case len(errs) > 0:
 		writeError(w, http.StatusBadRequest, errs...)
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	default:
-		writeRaw(w, http.StatusCreated, out)
+		writeRaw(w, status, out)
 	}
 }
 
@@ -91,16 +97,11 @@ func (s *Sim) handleUpdate(by string) http.HandlerFunc {
 			return
 		}
 		out, found, errs, err := s.update(by, key, body, login(r))
-		switch {
-		case !found:
+		if !found {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("No incident found with %s '%s'.", by, key))
-		case len(errs) > 0:
-			writeError(w, http.StatusBadRequest, errs...)
-		case err != nil:
-			writeError(w, http.StatusInternalServerError, err.Error())
-		default:
-			writeRaw(w, http.StatusOK, out)
+			return
 		}
+		writeChange(w, http.StatusOK, out, errs, err)
 	}
 }
 
@@ -144,7 +145,7 @@ func (s *Sim) fieldsParam(q url.Values) ([]string, string) {
 	var want []string
 	for f := range strings.SplitSeq(v, ",") {
 		f = strings.TrimSpace(f)
-		if !s.modelFields[f] {
+		if _, ok := s.modelFields[f]; !ok {
 			return nil, fmt.Sprintf("Unknown field '%s' in the fields parameter.", f)
 		}
 		want = append(want, f)
@@ -241,8 +242,8 @@ func (s *Sim) handleSearch(w http.ResponseWriter, r *http.Request) {
 // searchFilter is a parsed incident search.
 type searchFilter struct {
 	start, size int
-	query       fiqlNode // nil = all
-	archived    *bool    // nil = both; else only archived (true) or only not archived (false)
+	query       fiqlQuery // nil = all
+	archived    *bool     // nil = both; else only archived (true) or only not archived (false)
 	sort        []sortKey
 }
 
@@ -297,9 +298,8 @@ func (s *Sim) legacyFilter(q map[string][]string) (searchFilter, string) {
 	if f.start, f.size, msg = legacyPaging(q); msg != "" {
 		return f, msg
 	}
-	var and fiqlAnd
 	if v := first(q, "external_number"); v != "" {
-		and = append(and, &fiqlCmp{field: "externalNumber", op: "==", args: []fiqlValue{{s: v}}})
+		f.query = append(f.query, fiqlCmp{field: "externalNumber", op: "==", arg: fiqlValue{s: v}})
 	}
 	for _, name := range []string{"closed", "completed", "archived"} {
 		v := first(q, name)
@@ -313,10 +313,7 @@ func (s *Sim) legacyFilter(q map[string][]string) (searchFilter, string) {
 			f.archived = new(v == "true")
 			continue
 		}
-		and = append(and, &fiqlCmp{field: name, op: "==", args: []fiqlValue{{b: v == "true"}}})
-	}
-	if len(and) > 0 {
-		f.query = and
+		f.query = append(f.query, fiqlCmp{field: name, op: "==", arg: fiqlValue{b: v == "true"}})
 	}
 	return f, ""
 }
@@ -341,20 +338,15 @@ func first(q map[string][]string, k string) string {
 // An externalNumber term is answered from the index. The caller holds s.mu.
 func (s *Sim) match(f searchFilter) []*incident {
 	candidates := s.incidents
-	if keys, ok := indexable(f.query); ok {
-		candidates = nil
-		for _, k := range keys {
-			candidates = append(candidates, s.byExternal[k]...)
-		}
-		slices.SortFunc(candidates, func(a, b *incident) int { return a.seq - b.seq })
-		candidates = slices.Compact(candidates)
+	if key, ok := f.query.externalNumber(); ok {
+		candidates = s.byExternal[key]
 	}
 	var out []*incident
 	for _, inc := range candidates {
 		if f.archived != nil && inc.archived != *f.archived {
 			continue
 		}
-		if f.query != nil && !f.query.eval(inc.queryField) {
+		if !f.query.eval(inc.queryField) {
 			continue
 		}
 		out = append(out, inc)
@@ -649,7 +641,7 @@ func (s *Sim) handleDirectory(list string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		start, size, msg := legacyPaging(q)
-		var query fiqlNode
+		var query fiqlQuery
 		if v := first(q, "query"); v != "" && msg == "" {
 			n, err := parseFIQL(v, directoryQueryFields(list))
 			if err != nil {
@@ -665,7 +657,7 @@ func (s *Sim) handleDirectory(list string) http.HandlerFunc {
 		var matches []*entity
 		for _, e := range s.cat.lists[list].all {
 			get := func(f string) fiqlValue { return directoryField(e, f) }
-			if (query == nil || query.eval(get)) && (email == "" || strings.EqualFold(email, e.email)) {
+			if query.eval(get) && (email == "" || strings.EqualFold(email, e.email)) {
 				matches = append(matches, e)
 			}
 		}

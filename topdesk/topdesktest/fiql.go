@@ -2,11 +2,17 @@ package topdesktest
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
+
+// The simulator understands the FIQL that alertdesk sends: an AND (;) of
+// comparisons such as externalNumber=='alertdesk-…' (a find),
+// externalNumber=sw=alertdesk- (a list) and
+// externalNumber=sw=alertdesk-;modificationDate=gt=2026-11-05T10:00:00Z (a
+// two-way sync), and the lookups' email=='…' or groupName=='…'. OR (,),
+// parentheses, =in= and =out=, which TOPdesk also has, answer 400 "Error
+// parsing query" here.
 
 // fieldType is the type of a field FIQL can query.
 type fieldType int
@@ -25,97 +31,42 @@ type fiqlValue struct {
 	t    time.Time
 }
 
-// fiqlNode is a parsed FIQL expression.
-type fiqlNode interface {
-	eval(get func(field string) fiqlValue) bool
-}
-
-type fiqlAnd []fiqlNode
-
-func (n fiqlAnd) eval(get func(string) fiqlValue) bool {
-	for _, c := range n {
-		if !c.eval(get) {
-			return false
-		}
-	}
-	return true
-}
-
-type fiqlOr []fiqlNode
-
-func (n fiqlOr) eval(get func(string) fiqlValue) bool {
-	for _, c := range n {
-		if c.eval(get) {
-			return true
-		}
-	}
-	return false
-}
-
-// fiqlCmp is one comparison, with its arguments parsed for the field's type.
+// fiqlCmp is one comparison, with its argument parsed for the field's type.
 type fiqlCmp struct {
 	field string
-	op    string // ==, !=, =gt=, =ge=, =lt=, =le=, =sw=, =in=, =out=
-	args  []fiqlValue
+	op    string // ==, !=, =sw=, =gt=, =ge=, =lt=, =le=
+	arg   fiqlValue
 }
 
-func (c *fiqlCmp) eval(get func(string) fiqlValue) bool {
-	v := get(c.field)
+// fiqlQuery is an AND of comparisons; nil matches everything.
+type fiqlQuery []fiqlCmp
+
+func (q fiqlQuery) eval(get func(field string) fiqlValue) bool {
+	for _, c := range q {
+		if !c.eval(get(c.field)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c fiqlCmp) eval(v fiqlValue) bool {
 	switch c.op {
-	case "==", "=in=":
-		return slices.ContainsFunc(c.args, func(a fiqlValue) bool { return v.equal(a) })
-	case "!=", "=out=":
-		return !slices.ContainsFunc(c.args, func(a fiqlValue) bool { return v.equal(a) })
+	case "==":
+		return v.equal(c.arg)
+	case "!=":
+		return !v.equal(c.arg)
 	case "=sw=":
-		return !v.null && hasPrefixFold(v.s, c.args[0].s)
-	}
-	if v.null {
-		return false
-	}
-	a := c.args[0].t
-	switch c.op {
+		return !v.null && strings.HasPrefix(strings.ToLower(v.s), strings.ToLower(c.arg.s))
 	case "=gt=":
-		return v.t.After(a)
+		return !v.null && v.t.After(c.arg.t)
 	case "=ge=":
-		return !v.t.Before(a)
+		return !v.null && !v.t.Before(c.arg.t)
 	case "=lt=":
-		return v.t.Before(a)
+		return !v.null && v.t.Before(c.arg.t)
 	default: // =le=
-		return !v.t.After(a)
+		return !v.null && !v.t.After(c.arg.t)
 	}
-}
-
-// hasPrefixFold reports whether the lower-case form of s starts with that of
-// prefix; ASCII text is compared without building the lower-case forms.
-func hasPrefixFold(s, prefix string) bool {
-	if !isASCII(s) || !isASCII(prefix) {
-		return strings.HasPrefix(strings.ToLower(s), strings.ToLower(prefix))
-	}
-	if len(s) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		a, b := s[i], prefix[i]
-		if 'A' <= a && a <= 'Z' {
-			a += 'a' - 'A'
-		}
-		if 'A' <= b && b <= 'Z' {
-			b += 'a' - 'A'
-		}
-		if a != b {
-			return false
-		}
-	}
-	return true
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
 }
 
 // equal compares like TOPdesk's database does: text case-insensitively.
@@ -130,24 +81,43 @@ func (v fiqlValue) equal(a fiqlValue) bool {
 	}
 }
 
+// externalNumber returns the value of an externalNumber==… term, so that
+// matching incidents can be found through the index; ok is false when the
+// query has none and needs a scan.
+func (q fiqlQuery) externalNumber() (key string, ok bool) {
+	for _, c := range q {
+		if c.field == "externalNumber" && c.op == "==" && !c.arg.null {
+			return strings.ToLower(c.arg.s), true
+		}
+	}
+	return "", false
+}
+
 // parseFIQL parses query for the fields in types. Errors start with "Error
 // parsing query", as TOPdesk's do.
-func parseFIQL(query string, types map[string]fieldType) (fiqlNode, error) {
-	p := &fiqlParser{in: query, types: types}
-	n, err := p.or()
-	if err == nil && p.pos < len(p.in) {
-		err = p.errorf("unexpected %q", p.in[p.pos:])
+func parseFIQL(query string, types map[string]fieldType) (fiqlQuery, error) {
+	p := &fiqlParser{in: query}
+	var q fiqlQuery
+	for {
+		c, err := p.comparison(types)
+		if err != nil {
+			return nil, err
+		}
+		q = append(q, c)
+		switch p.peek() {
+		case 0:
+			return q, nil
+		case ';':
+			p.pos++
+		default:
+			return nil, p.errorf("unexpected %q (the simulator supports only comparisons joined by ';')", p.in[p.pos:])
+		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	return n, nil
 }
 
 type fiqlParser struct {
-	in    string
-	pos   int
-	types map[string]fieldType
+	in  string
+	pos int
 }
 
 func (p *fiqlParser) errorf(format string, args ...any) error {
@@ -161,177 +131,71 @@ func (p *fiqlParser) peek() byte {
 	return 0
 }
 
-func (p *fiqlParser) or() (fiqlNode, error) {
-	var ns fiqlOr
-	for {
-		n, err := p.and()
-		if err != nil {
-			return nil, err
-		}
-		ns = append(ns, n)
-		if p.peek() != ',' {
-			break
-		}
-		p.pos++
-	}
-	if len(ns) == 1 {
-		return ns[0], nil
-	}
-	return ns, nil
-}
+// reserved are the characters that end a field name or a bare value.
+const reserved = `'"();,=!~<>`
 
-func (p *fiqlParser) and() (fiqlNode, error) {
-	var ns fiqlAnd
-	for {
-		n, err := p.primary()
-		if err != nil {
-			return nil, err
-		}
-		ns = append(ns, n)
-		if p.peek() != ';' {
-			break
-		}
-		p.pos++
-	}
-	if len(ns) == 1 {
-		return ns[0], nil
-	}
-	return ns, nil
-}
-
-func (p *fiqlParser) primary() (fiqlNode, error) {
-	if p.peek() == '(' {
-		p.pos++
-		n, err := p.or()
-		if err != nil {
-			return nil, err
-		}
-		if p.peek() != ')' {
-			return nil, p.errorf("missing ')'")
-		}
-		p.pos++
-		return n, nil
-	}
-	return p.comparison()
-}
-
-func (p *fiqlParser) comparison() (fiqlNode, error) {
+func (p *fiqlParser) comparison(types map[string]fieldType) (fiqlCmp, error) {
 	start := p.pos
-	for p.pos < len(p.in) && !strings.ContainsRune("=!<>~'\"();,", rune(p.in[p.pos])) {
+	for p.pos < len(p.in) && !strings.ContainsRune(reserved, rune(p.in[p.pos])) {
 		p.pos++
 	}
-	field := p.in[start:p.pos]
-	ft, ok := p.types[field]
+	c := fiqlCmp{field: p.in[start:p.pos]}
+	ft, ok := types[c.field]
 	if !ok {
 		p.pos = start
-		return nil, p.errorf("unknown or unsupported field %q", field)
+		return c, p.errorf("unknown or unsupported field %q", c.field)
 	}
-	var op string
-	switch rest := p.in[p.pos:]; {
-	case strings.HasPrefix(rest, "=="), strings.HasPrefix(rest, "!="):
-		op = rest[:2]
-	case strings.HasPrefix(rest, "="):
-		end := strings.IndexByte(rest[1:], '=')
-		if end < 0 {
-			return nil, p.errorf("bad operator")
+	for _, op := range []string{"==", "!=", "=sw=", "=gt=", "=ge=", "=lt=", "=le="} {
+		if strings.HasPrefix(p.in[p.pos:], op) {
+			c.op = op
+			break
 		}
-		op = rest[:end+2]
-	default:
-		return nil, p.errorf("expected an operator after %q", field)
-	}
-	p.pos += len(op)
-	c := &fiqlCmp{field: field, op: op}
-	var raws []fiqlToken
-	switch op {
-	case "==", "!=", "=sw=", "=gt=", "=ge=", "=lt=", "=le=":
-		t, err := p.value()
-		if err != nil {
-			return nil, err
-		}
-		raws = []fiqlToken{t}
-	case "=in=", "=out=":
-		if p.peek() != '(' {
-			return nil, p.errorf("%s needs a list like (a,b)", op)
-		}
-		p.pos++
-		for {
-			t, err := p.value()
-			if err != nil {
-				return nil, err
-			}
-			raws = append(raws, t)
-			if p.peek() == ')' {
-				p.pos++
-				break
-			}
-			if p.peek() != ',' {
-				return nil, p.errorf("expected ',' or ')'")
-			}
-			p.pos++
-		}
-	default:
-		return nil, p.errorf("unknown operator %q", op)
 	}
 	switch {
-	case (op == "=gt=" || op == "=ge=" || op == "=lt=" || op == "=le=") && ft != ftDate:
-		return nil, p.errorf("%s is only available for dates and numbers, not for %q", op, field)
-	case op == "=sw=" && ft != ftString:
-		return nil, p.errorf("=sw= is only available for text, not for %q", field)
+	case c.op == "":
+		return c, p.errorf("expected one of ==, !=, =sw=, =gt=, =ge=, =lt=, =le= after %q", c.field)
+	case c.op == "=sw=" && ft != ftString:
+		return c, p.errorf("=sw= is only available for text, not for %q", c.field)
+	case c.op != "==" && c.op != "!=" && c.op != "=sw=" && ft != ftDate:
+		return c, p.errorf("%s is only available for dates, not for %q", c.op, c.field)
 	}
-	for _, t := range raws {
-		v, err := t.typed(ft)
-		if err != nil {
-			return nil, p.errorf("%q: %v", field, err)
+	p.pos += len(c.op)
+	s, quoted, err := p.value()
+	if err != nil {
+		return c, err
+	}
+	switch {
+	case !quoted && s == "null":
+		if c.op != "==" && c.op != "!=" {
+			return c, p.errorf("null is only allowed with == and !=")
 		}
-		if v.null && op != "==" && op != "!=" {
-			return nil, p.errorf("null is only allowed with == and !=")
+		c.arg.null = true
+	case ft == ftBool && (s == "true" || s == "false"):
+		c.arg.b = s == "true"
+	case ft == ftBool:
+		return c, p.errorf("%q: %q is not true or false", c.field, s)
+	case ft == ftDate:
+		if c.arg.t, err = parseDate(s); err != nil {
+			return c, p.errorf("%q: %q is not an ISO 8601 date", c.field, s)
 		}
-		c.args = append(c.args, v)
+	default:
+		c.arg.s = s
 	}
 	return c, nil
 }
 
-// fiqlToken is a value as written: quoted or not.
-type fiqlToken struct {
-	s      string
-	quoted bool
-}
-
-func (t fiqlToken) typed(ft fieldType) (fiqlValue, error) {
-	if !t.quoted && t.s == "null" {
-		return fiqlValue{null: true}, nil
-	}
-	switch ft {
-	case ftBool:
-		switch t.s {
-		case "true":
-			return fiqlValue{b: true}, nil
-		case "false":
-			return fiqlValue{}, nil
-		}
-		return fiqlValue{}, fmt.Errorf("%q is not true or false", t.s)
-	case ftDate:
-		tm, err := parseDate(t.s)
-		if err != nil {
-			return fiqlValue{}, fmt.Errorf("%q is not an ISO 8601 date", t.s)
-		}
-		return fiqlValue{t: tm}, nil
-	}
-	return fiqlValue{s: t.s}, nil
-}
-
 // value reads a quoted ('…' or "…", backslash escapes) or bare value.
-func (p *fiqlParser) value() (fiqlToken, error) {
+func (p *fiqlParser) value() (s string, quoted bool, err error) {
 	q := p.peek()
 	if q != '\'' && q != '"' {
 		start := p.pos
-		for p.pos < len(p.in) && !strings.ContainsRune("'\"();,=!~<>", rune(p.in[p.pos])) {
+		for p.pos < len(p.in) && !strings.ContainsRune(reserved, rune(p.in[p.pos])) {
 			p.pos++
 		}
 		if p.pos == start {
-			return fiqlToken{}, p.errorf("missing value")
+			return "", false, p.errorf("missing value")
 		}
-		return fiqlToken{s: p.in[start:p.pos]}, nil
+		return p.in[start:p.pos], false, nil
 	}
 	p.pos++
 	var b strings.Builder
@@ -343,46 +207,10 @@ func (p *fiqlParser) value() (fiqlToken, error) {
 			b.WriteByte(p.in[p.pos])
 			p.pos++
 		case c == q:
-			return fiqlToken{s: b.String(), quoted: true}, nil
+			return b.String(), true, nil
 		default:
 			b.WriteByte(c)
 		}
 	}
-	return fiqlToken{}, p.errorf("unterminated quoted value")
-}
-
-// indexable returns the externalNumber values the query requires one of, so
-// that matching incidents can be found through the index: for
-// externalNumber==x, for =in=, for an AND with such a term, and for an OR
-// whose every branch has one. ok is false when the query needs a scan.
-func indexable(n fiqlNode) (keys []string, ok bool) {
-	switch n := n.(type) {
-	case *fiqlCmp:
-		if n.field != "externalNumber" || (n.op != "==" && n.op != "=in=") {
-			return nil, false
-		}
-		for _, a := range n.args {
-			if a.null {
-				return nil, false
-			}
-			keys = append(keys, strings.ToLower(a.s))
-		}
-		return keys, true
-	case fiqlAnd:
-		for _, c := range n {
-			if keys, ok := indexable(c); ok {
-				return keys, true
-			}
-		}
-	case fiqlOr:
-		for _, c := range n {
-			k, ok := indexable(c)
-			if !ok {
-				return nil, false
-			}
-			keys = append(keys, k...)
-		}
-		return keys, true
-	}
-	return nil, false
+	return "", false, p.errorf("unterminated quoted value")
 }

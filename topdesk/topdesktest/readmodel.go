@@ -3,7 +3,8 @@ package topdesktest
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
+	"reflect"
+	"strings"
 	"time"
 )
 
@@ -189,40 +190,31 @@ func (s *Sim) readModel(inc *incident) *readModel {
 	return m
 }
 
-// readModelFields returns the names of the read model's properties, which
-// fields= may ask for.
-func readModelFields() []string {
-	var all map[string]json.RawMessage
-	b, err := json.Marshal(readModel{})
-	if err == nil {
-		err = json.Unmarshal(b, &all)
+// readModelFields maps the name of each read model property, which fields=
+// may ask for, to its field in readModel.
+func readModelFields() map[string]int {
+	t := reflect.TypeFor[readModel]()
+	m := make(map[string]int, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		m[name] = i
 	}
-	if err != nil {
-		panic(fmt.Sprintf("topdesktest: read model: %v", err)) // a bug in readModel's field types
-	}
-	return slices.Sorted(func(yield func(string) bool) {
-		for k := range all {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	return m
 }
 
 // render encodes inc's read model, limited to the properties fields names
 // when it is not nil (in name order, then). The caller holds s.mu.
 func (s *Sim) render(inc *incident, fields []string) json.RawMessage {
-	b, err := json.Marshal(s.readModel(inc))
-	if err == nil && fields != nil {
-		var all map[string]json.RawMessage
-		if err = json.Unmarshal(b, &all); err == nil {
-			some := make(map[string]json.RawMessage, len(fields))
-			for _, f := range fields {
-				some[f] = all[f]
-			}
-			b, err = json.Marshal(some)
+	var v any = s.readModel(inc)
+	if fields != nil {
+		all := reflect.ValueOf(v).Elem()
+		some := make(map[string]any, len(fields))
+		for _, f := range fields {
+			some[f] = all.Field(s.modelFields[f]).Interface()
 		}
+		v = some
 	}
+	b, err := json.Marshal(v)
 	if err != nil {
 		// Every value is a string, number, bool, nil or JSON the simulator
 		// checked; only a bug gets here.

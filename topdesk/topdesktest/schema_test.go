@@ -214,7 +214,7 @@ func TestReadModelMatchesSchema(t *testing.T) {
 		}
 	})
 	var got []string
-	for _, k := range readModelFields() {
+	for k := range readModelFields() {
 		got = append(got, k)
 	}
 	slices.Sort(got)

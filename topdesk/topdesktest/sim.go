@@ -98,7 +98,7 @@ type Sim struct {
 	createRules map[string]rule
 	updateRules map[string]rule
 	modelled    map[string]bool
-	modelFields map[string]bool      // the read model's properties, for fields=
+	modelFields map[string]int       // the read model's properties, for fields=
 	queryFields map[string]fieldType // what FIQL may query on incidents
 	api         *http.ServeMux
 	admin       *http.ServeMux
@@ -176,7 +176,7 @@ func newSim(opts Options) *Sim {
 		createRules: createRules(),
 		updateRules: updateRules(),
 		modelled:    modelledFields(),
-		modelFields: map[string]bool{},
+		modelFields: readModelFields(),
 		queryFields: incidentQueryFields(),
 		username:    opts.Username,
 		password:    opts.Password,
@@ -184,9 +184,6 @@ func newSim(opts Options) *Sim {
 		byNumber:    map[string]*incident{},
 		byExternal:  map[string][]*incident{},
 		page:        template.Must(template.New("page").Funcs(pageFuncs()).Parse(pageTemplate)),
-	}
-	for _, f := range readModelFields() {
-		s.modelFields[f] = true
 	}
 	s.api = s.apiRoutes()
 	s.admin = s.adminRoutes()

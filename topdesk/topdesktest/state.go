@@ -193,8 +193,8 @@ func (s *Sim) load() error {
 	return nil
 }
 
-// saveLocked writes the incidents to the state file, if there is one: to a
-// temporary file first, renamed over the old one, so that a crash leaves
+// saveLocked writes the incidents to the state file, if there is one (its
+// directory is created when missing): to a temporary file first, renamed over the old one, so that a crash leaves
 // either the old state or the new. The caller holds s.mu.
 func (s *Sim) saveLocked() error {
 	if s.opts.StateFile == "" {
@@ -208,7 +208,11 @@ func (s *Sim) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("topdesktest: save state: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(s.opts.StateFile), filepath.Base(s.opts.StateFile)+".*.tmp")
+	dir := filepath.Dir(s.opts.StateFile)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("topdesktest: save state: %w", err)
+	}
+	f, err := os.CreateTemp(dir, filepath.Base(s.opts.StateFile)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("topdesktest: save state: %w", err)
 	}

@@ -75,6 +75,17 @@ func TestStateFileKeepsIncidents(t *testing.T) {
 	}
 }
 
+// TestStateFileDirectoryCreated checks that the state file's directory is
+// created with the first change, as a data directory may not exist yet.
+func TestStateFileDirectoryCreated(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "data", "sim.json")
+	s := Start(t, Options{StateFile: file})
+	newClient(t, s).createIncident(map[string]any{"caller": map[string]any{"dynamicName": "Monitoring"}, "briefDescription": "x"})
+	if again, err := Open(Options{StateFile: file}); err != nil || len(again.Incidents()) != 1 {
+		t.Errorf("reopened state: err %v, want one incident", err)
+	}
+}
+
 func TestStateFileErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.json")
@@ -87,7 +98,11 @@ func TestStateFileErrors(t *testing.T) {
 
 	// A change that cannot be stored is answered with 500, like a TOPdesk
 	// whose database failed.
-	s := Start(t, Options{StateFile: filepath.Join(dir, "missing", "sim.json")})
+	sub := filepath.Join(dir, "sub")
+	s := Start(t, Options{StateFile: filepath.Join(sub, "sim.json")})
+	if err := os.WriteFile(sub, nil, 0o600); err != nil { // a file where the directory should be
+		t.Fatal(err)
+	}
 	status, _, b := newClient(t, s).call(http.MethodPost, "/tas/api/incidents",
 		map[string]any{"caller": map[string]any{"dynamicName": "Monitoring"}, "briefDescription": "x"})
 	if status != http.StatusInternalServerError || !strings.Contains(string(b), "save state") {
