@@ -43,6 +43,10 @@ const SubjectPrefix = "alertdesk.timer."
 // on every timer message.
 const HeaderAt = "Alertdesk-Timer-At"
 
+// errCodeInvalidJSON is the JetStream API error a strict server returns for
+// a request with a field it does not know; nats.go has no name for it.
+const errCodeInvalidJSON jetstream.ErrorCode = 10025
+
 // Mode says how a Scheduler makes timers fire.
 type Mode int
 
@@ -69,8 +73,12 @@ type Options struct {
 	Stream   string // timer stream; "" = ALERTDESK_TIMERS
 	Consumer string // durable pull consumer on the due timers; "" = alertdesk-timers
 	Replicas int    // replicas of stream and consumer; 0 = 1
-	AckWait  time.Duration
+	// AckWait is the consumer's ack wait: a fired timer not settled within
+	// it is delivered again; 0 = 30 s.
+	AckWait time.Duration
 	// Redelivery forces ModeRedelivery even where schedules are available.
+	// Every worker sharing the stream must use the same setting: a timer
+	// set in one mode is not replaced by a Set in the other.
 	Redelivery bool
 	// Now is the clock that decides whether a timer is due; nil = time.Now.
 	Now func() time.Time
@@ -109,7 +117,7 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Scheduler, er
 	s := &Scheduler{js: js, now: o.Now}
 	stream, err := js.Stream(ctx, o.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		stream, err = js.CreateStream(ctx, jetstream.StreamConfig{
+		want := jetstream.StreamConfig{
 			Name:        o.Stream,
 			Description: "alertdesk: durable timers",
 			Subjects:    []string{SubjectPrefix + ">"},
@@ -120,7 +128,14 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Scheduler, er
 			Replicas:          o.Replicas,
 			AllowRollup:       true,
 			AllowMsgSchedules: !o.Redelivery,
-		})
+		}
+		stream, err = js.CreateStream(ctx, want)
+		if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeInvalidJSON {
+			// A strict server before 2.12 rejects the unknown setting (one
+			// that is not strict drops it, which the check below sees).
+			want.AllowMsgSchedules = false
+			stream, err = js.CreateStream(ctx, want)
+		}
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			stream, err = js.Stream(ctx, o.Stream) // another worker was faster
 		}
