@@ -17,8 +17,15 @@ import (
 // test ends.
 func StartJetStream(t testing.TB) *server.Server {
 	t.Helper()
+	return StartJetStreamIn(t, t.TempDir())
+}
+
+// StartJetStreamIn is StartJetStream with the store in dir: a server
+// started again on the same dir (on a new port) restarts the first one.
+func StartJetStreamIn(t testing.TB, dir string) *server.Server {
+	t.Helper()
 	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true,
 	})
 	if err != nil {
 		t.Fatalf("embedded NATS: %v", err)
