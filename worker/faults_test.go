@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -313,5 +314,62 @@ func TestShutdownHandsBack(t *testing.T) {
 	e.waitSettled(30 * time.Second)
 	if incs := e.incidentsFor("handover"); len(incs) != 1 {
 		t.Fatalf("got %d incidents, want 1", len(incs))
+	}
+}
+
+// TestRetryAfterWorkerWide is item 10 of the worker-core issue: after a 429
+// with Retry-After, no request for a key that met it reaches TOPdesk before
+// the Retry-After ran out — neither from the worker that got the 429 (its
+// client pauses all its traffic) nor from the other worker the event is
+// redelivered to (the nak waits at least as long). Two workers, each with
+// its own client; TOPdesk answers 429 Retry-After: 2 to every incident
+// request for six seconds.
+func TestRetryAfterWorkerWide(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	e.startWorker(fastOptions())
+	td2, err := topdesk.NewClient(e.sim.URL(), topdesk.Options{
+		Username: simUser(topdesktest.Options{}), Password: simPass(topdesktest.Options{}), Timeout: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.api = td2
+	e.startWorker(fastOptions())
+
+	const retryAfter = 2 * time.Second
+	e.sim.Inject(topdesktest.Fault{Path: "/tas/api/incidents", Status: http.StatusTooManyRequests, RetryAfter: "2"})
+	stopFaults := time.AfterFunc(6*time.Second, e.sim.ClearFaults)
+	t.Cleanup(func() { stopFaults.Stop() })
+	keys := []string{"ra/1", "ra/2", "ra/3", "ra/4", "ra/5", "ra/6"}
+	now := time.Now()
+	for _, k := range keys {
+		e.publish(firing(k, "critical", "x", now))
+	}
+	e.waitSettled(60 * time.Second)
+
+	ext := regexp.MustCompile(`alertdesk-[0-9a-f]{32}`)
+	refused := map[string]time.Time{} // externalNumber -> its latest 429
+	for _, r := range e.sim.Requests() {
+		x := ext.FindString(r.RawQuery + string(r.Body))
+		if x == "" {
+			continue
+		}
+		if at, ok := refused[x]; ok && r.At.Before(at.Add(retryAfter)) {
+			t.Errorf("%s %s for %s %s after its 429 with Retry-After: 2", r.Method, r.Path, x, r.At.Sub(at))
+		}
+		if r.Status == http.StatusTooManyRequests {
+			refused[x] = r.At
+		}
+	}
+	if len(refused) == 0 {
+		t.Fatal("no request met a 429: the test proves nothing")
+	}
+	for _, k := range keys {
+		if n := len(e.incidentsFor(k)); n != 1 {
+			t.Errorf("key %s has %d incidents, want 1", k, n)
+		}
+	}
+	if dl := e.dlqEntries(); len(dl) != 0 {
+		t.Errorf("%d events dead-lettered; rate limiting must dead-letter nothing", len(dl))
 	}
 }

@@ -37,7 +37,12 @@ type nameResolver interface {
 
 // Options tunes a Worker. Zero values get the defaults in brackets.
 type Options struct {
-	Concurrency int // events in flight [16]
+	// Concurrency is the number of TOPdesk requests in flight that the
+	// topdesk client allows (ALERTDESK_CONCURRENCY). The worker handles
+	// twice as many events at once, so that the state steps of some
+	// (read, claim, commit) overlap the TOPdesk calls of others and the
+	// TOPdesk slots stay busy [16].
+	Concurrency int
 	MaxDeliver  int // deliveries of a retryable failure before it is dead-lettered [10]
 
 	HandleTimeout   time.Duration // bound on one delivery, in-process retries included [60s]
@@ -183,12 +188,13 @@ func (w *Worker) Ready() error {
 // messages back to the stream, lets in-flight events finish for up to
 // ShutdownTimeout (then cancels them, and they are redelivered), and returns.
 func (w *Worker) Run(ctx context.Context) error {
-	// Prefetch 16 messages per handler (256..1024) so that pull round trips
-	// overlap with handling: with 4 per handler a duplicate storm ran at
-	// 32k events/s, with 16 at 48k (alertdesk-bench scenario b). The buffer
-	// is bounded, and its messages are kept alive by the ack wait.
+	handlers := 2 * w.opts.Concurrency
+	// Prefetch 8 messages per handler (256..1024) so that pull round trips
+	// overlap with handling (the duplicate-storm row of docs/perf-notes.md
+	// measured why). The buffer is bounded, and its messages are kept alive
+	// by the ack wait.
 	it, err := w.res.Consumer.Messages(
-		jetstream.PullMaxMessages(min(max(16*w.opts.Concurrency, 256), 1024)),
+		jetstream.PullMaxMessages(min(max(8*handlers, 256), 1024)),
 		jetstream.WithMessagesErrOnMissingHeartbeat(false),
 	)
 	if err != nil {
@@ -205,14 +211,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	})
 	bg.Go(func() { w.probe(ctx) })
 	bg.Go(func() { w.keepReconciled(ctx) })
-	w.log.Info().Int("concurrency", w.opts.Concurrency).Int("max_deliver", w.opts.MaxDeliver).Msg("worker started")
+	w.log.Info().Int("concurrency", w.opts.Concurrency).Int("handlers", handlers).Int("max_deliver", w.opts.MaxDeliver).Msg("worker started")
 
 	// A fixed pool of handlers: their stacks, grown once by template
 	// execution and JSON decoding, are reused instead of grown per message.
 	work := make(chan jetstream.Msg)
-	idle := make(chan struct{}, w.opts.Concurrency)
+	idle := make(chan struct{}, handlers)
 	var inflight sync.WaitGroup
-	for range w.opts.Concurrency {
+	for range handlers {
 		idle <- struct{}{}
 		inflight.Go(func() {
 			for msg := range work {

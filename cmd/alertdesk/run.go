@@ -167,12 +167,17 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 		Timeout:   cfg.TopdeskTimeout,
 		UserAgent: "alertdesk/" + version,
 		RateLimit: cfg.TopdeskRateLimit,
-		// Handlers, plus the probe and the reconciliation.
-		Concurrency: cfg.Concurrency + 2,
+		// Every request of the worker counts: events, the probe and the
+		// reconciliation share the slots TOPdesk gives.
+		Concurrency: cfg.Concurrency,
 	})
 	if err != nil {
 		return fmt.Errorf("%s_TOPDESK_URL: %w", envPrefix, err)
 	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "alertdesk_topdesk_concurrency_limit",
+		Help: "TOPdesk requests this worker lets be in flight now: ALERTDESK_CONCURRENCY, lowered while TOPdesk answers 429/503 or slows down.",
+	}, func() float64 { return float64(td.ConcurrencyLimit()) }))
 	resolver := topdesk.NewResolver(td)
 	if err := waitTopdesk(ctx, td, resolver, m, st); err != nil {
 		return err
