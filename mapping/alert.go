@@ -148,17 +148,19 @@ func decode(data []byte, opts DecodeOptions, statusOptional bool) ([]Alert, erro
 	}
 	out := make([]Alert, len(events))
 	for i, w := range events {
-		err := errors.New("not a JSON object")
-		if w != nil {
+		var err error
+		if w == nil {
+			err = errors.New("not a JSON object")
+		} else {
 			out[i], err = w.alert(statusOptional)
 		}
-		if err == nil {
-			continue
-		}
-		if payload.Kind() == '[' {
+		switch {
+		case err == nil:
+		case payload.Kind() == '[':
 			return nil, invalidf("event %d: %s", i, err)
+		default:
+			return nil, invalidf("%s", err)
 		}
-		return nil, invalidf("%s", err)
 	}
 	return out, nil
 }
