@@ -191,7 +191,7 @@ func load(data []byte, base *Mapping) (*Mapping, error) {
 // decoded: the value of the wrong type, or the section with the unknown
 // or duplicate key.
 func scope(d *LoadError) string {
-	if strings.HasPrefix(d.Msg, "has the wrong type") {
+	if strings.HasPrefix(d.Msg, "must be") {
 		return d.Path
 	}
 	return d.Path[:max(strings.LastIndexAny(d.Path, ".["), 0)]
@@ -572,7 +572,7 @@ func (p positions) line(path string) int {
 var (
 	unknownKeyRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type mapping\.(\w+)$`)
 	duplicateRE  = regexp.MustCompile(`^line (\d+): mapping key "(.+)" already defined at line (\d+)$`)
-	wrongTypeRE  = regexp.MustCompile(`^line (\d+): cannot unmarshal (!!\w+)`)
+	wrongTypeRE  = regexp.MustCompile(`^line (\d+): cannot unmarshal (!!\w+)(?: .+)? into (\S+)$`)
 )
 
 // typeError turns one of the decoder's type errors into a LoadError with
@@ -590,12 +590,21 @@ func (p positions) typeError(msg string) *LoadError {
 	}
 	if m := wrongTypeRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		what := map[string]string{"!!str": "a string", "!!seq": "a list", "!!map": "a mapping", "!!int": "a number",
-			"!!float": "a number", "!!bool": "a boolean", "!!null": "empty"}[m[2]]
-		if what == "" {
-			what = m[2]
+		want := "must be a mapping of keys to values"
+		switch into := m[3]; {
+		case into == "string":
+			want = "must be a string"
+		case into == "bool":
+			want = "must be true or false"
+		case strings.HasPrefix(into, "[]"):
+			want = "must be a list"
 		}
-		return &LoadError{Line: line, Path: p.find(line, "", m[2]), Msg: "has the wrong type: " + what + " is not allowed here"}
+		got := map[string]string{"!!str": "a string", "!!seq": "a list", "!!map": "a mapping", "!!int": "a number",
+			"!!float": "a number", "!!bool": "true or false"}[m[2]]
+		if got == "" {
+			got = m[2]
+		}
+		return &LoadError{Line: line, Path: p.find(line, "", m[2]), Msg: want + ", not " + got}
 	}
 	return &LoadError{Msg: strings.TrimPrefix(msg, "yaml: ")}
 }
