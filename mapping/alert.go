@@ -148,17 +148,19 @@ func decode(data []byte, opts DecodeOptions, statusOptional bool) ([]Alert, erro
 	}
 	out := make([]Alert, len(events))
 	for i, w := range events {
-		err := errors.New("not a JSON object")
-		if w != nil {
+		var err error
+		if w == nil {
+			err = errors.New("not a JSON object")
+		} else {
 			out[i], err = w.alert(statusOptional)
 		}
-		if err == nil {
-			continue
-		}
-		if payload.Kind() == '[' {
+		switch {
+		case err == nil:
+		case payload.Kind() == '[':
 			return nil, invalidf("event %d: %s", i, err)
+		default:
+			return nil, invalidf("%s", err)
 		}
-		return nil, invalidf("%s", err)
 	}
 	return out, nil
 }
@@ -191,9 +193,12 @@ func jsonProblem(err error) string {
 	}
 	at, names := splitPointer(me.JSONPointer)
 	field, got := strings.Join(names, "."), kindName(me.JSONKind)
-	var kind reflect.Kind
+	var kind, elem reflect.Kind
 	if me.GoType != nil {
 		kind = me.GoType.Kind()
+		if kind == reflect.Map {
+			elem = me.GoType.Elem().Kind()
+		}
 	}
 	switch {
 	case errors.Is(me.Err, json.ErrUnknownName):
@@ -203,6 +208,8 @@ func jsonProblem(err error) string {
 	case len(names) > 1 && isMap(names[len(names)-2]):
 		parent := strings.Join(names[:len(names)-1], ".")
 		return fmt.Sprintf("%sfield %q: value of %q must be %s, got %s", at, parent, names[len(names)-1], want(kind), got)
+	case kind == reflect.Map:
+		return fmt.Sprintf("%sfield %q: want an object of %ss, got %s", at, field, strings.TrimPrefix(want(elem), "a "), got)
 	default:
 		return fmt.Sprintf("%sfield %q: want %s, got %s", at, field, want(kind), got)
 	}
@@ -214,8 +221,6 @@ func isMap(name string) bool { return name == "labels" || name == "annotations" 
 // want names what a Go kind takes in JSON.
 func want(k reflect.Kind) string {
 	switch k {
-	case reflect.Map:
-		return "an object of strings"
 	case reflect.Slice:
 		return "an array"
 	case reflect.Float64:

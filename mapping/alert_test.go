@@ -389,7 +389,8 @@ func TestDecodeGrafanaRefuses(t *testing.T) {
 		{"alertmanager webhook", `{"version":"4","alerts":[{"status":"firing","fingerprint":"f"}]}`, "not a Grafana webhook"},
 		{"no alerts", `{"version":"1","alerts":[]}`, `grafana webhook: field "alerts" is empty`},
 		{"alert without status", `{"version":"1","alerts":[{"fingerprint":"f"}]}`, "grafana webhook: alerts[0].status: is required"},
-		{"value not a number", `{"version":"1","alerts":[{"status":"firing","values":{"B":"x"}}]}`, `field "alerts.values"`},
+		{"value not a number", `{"version":"1","alerts":[{"status":"firing","values":{"B":"x"}}]}`, `field "alerts.values": value of "B" must be a number, got a string`},
+		{"values not an object", `{"version":"1","alerts":[{"status":"firing","values":[1]}]}`, `field "alerts.values": want an object of numbers, got an array`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

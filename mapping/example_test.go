@@ -106,3 +106,46 @@ func ExampleLoad() {
 	// Output:
 	// line 3: incident.categroy: unknown key (known keys: briefDescription, request, caller, callerLookup, status, entryType, callType, category, subcategory, operatorGroup, operator, duration)
 }
+
+func ExampleMapping_Decode() {
+	m, err := mapping.Load([]byte("status: {from: '{{ .Severity }}', resolved: [Clear]}"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	alerts, err := m.Decode([]byte(`[{"key": "opmanager/sw-1", "severity": "Critical"},
+		{"key": "opmanager/sw-1", "severity": "Clear"}]`), mapping.DecodeOptions{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, a := range alerts {
+		fmt.Println(a.Key, a.Severity, a.Status)
+	}
+	// Output:
+	// opmanager/sw-1 Critical firing
+	// opmanager/sw-1 Clear resolved
+}
+
+func ExampleDecodeGrafana() {
+	alerts, err := mapping.DecodeGrafana([]byte(`{"version": "1", "status": "firing", "orgId": 1, "alerts": [
+		{"status": "firing", "labels": {"alertname": "High memory", "severity": "warning"},
+		 "annotations": {}, "fingerprint": "c6eadffa33fcdf37", "startsAt": "2026-11-22T10:00:00Z",
+		 "panelURL": "https://grafana.internal/d/mem?viewPanel=2", "values": {"B": 93.5}}]}`), mapping.DecodeOptions{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	a := alerts[0]
+	fmt.Println(a.Source, a.Fingerprint, a.Status, a.Summary)
+	fmt.Println(a.Annotations["panelURL"], a.Annotations["value.B"])
+	// Output:
+	// grafana c6eadffa33fcdf37 firing High memory
+	// https://grafana.internal/d/mem?viewPanel=2 93.5
+}
+
+func ExampleMapping_ResolvedBrief() {
+	fmt.Println(mapping.Default().ResolvedBrief("Disk / at 97% on db-7"))
+	// Output:
+	// [RESOLVED] Disk / at 97% on db-7
+}

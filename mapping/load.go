@@ -142,7 +142,7 @@ func load(data []byte, base *Mapping) (*Mapping, error) {
 		if !errors.As(err, &te) {
 			return nil, yamlError(err)
 		}
-		for _, msg := range te.Errors {
+		for _, msg := range te.Errors[:min(len(te.Errors), maxProblems)] {
 			problems = append(problems, pos.typeError(msg))
 		}
 	}
@@ -164,6 +164,11 @@ func load(data []byte, base *Mapping) (*Mapping, error) {
 		m.invisible = base.invisible
 	}
 	v := &validator{pos: pos}
+	for path, n := range pos {
+		if n.Tag == "!!merge" {
+			problems = append(problems, &LoadError{Line: n.Line, Path: path, Msg: "merge keys are not supported"})
+		}
+	}
 	f.Validate(v, m)
 	// A value the decoder refused leaves its part of the file half decoded:
 	// what Validate says about that part follows from the same problem.
@@ -190,7 +195,7 @@ func load(data []byte, base *Mapping) (*Mapping, error) {
 // decoded: the value of the wrong type, or the section with the unknown
 // or duplicate key.
 func scope(d *LoadError) string {
-	if strings.HasPrefix(d.Msg, "has the wrong type") {
+	if strings.HasPrefix(d.Msg, "must be") {
 		return d.Path
 	}
 	return d.Path[:max(strings.LastIndexAny(d.Path, ".["), 0)]
@@ -513,11 +518,18 @@ func join(path, key string) string {
 type positions map[string]*yaml.Node
 
 // newPositions indexes doc. A node of the index carries the line of the
-// key and the kind and tag of the value.
+// key and the kind and tag of the value; a merge key ("<<") has tag
+// "!!merge".
 func newPositions(doc *yaml.Node) positions {
 	p := positions{}
+	visits := 0
 	var walk func(path string, key, n *yaml.Node)
 	walk = func(path string, key, n *yaml.Node) {
+		// Aliases of aliases can expand without bound; the decoder refuses
+		// such a document, and the index needs no more of it.
+		if visits++; visits > maxPositions {
+			return
+		}
 		for n.Kind == yaml.AliasNode && n.Alias != nil {
 			n = n.Alias
 		}
@@ -528,6 +540,10 @@ func newPositions(doc *yaml.Node) positions {
 			return // a duplicate key: the decoder reports it
 		}
 		p[path] = &yaml.Node{Line: key.Line, Kind: n.Kind, Tag: n.Tag}
+		if key.Tag == "!!merge" {
+			p[path].Tag = key.Tag
+			return
+		}
 		switch n.Kind {
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {
@@ -546,6 +562,14 @@ func newPositions(doc *yaml.Node) positions {
 	return p
 }
 
+// maxPositions bounds the nodes newPositions visits; a mapping file has a
+// few hundred.
+const maxPositions = 10_000
+
+// maxProblems bounds the decoder problems a load reports: a file with more
+// is not a mapping file with typos.
+const maxProblems = 20
+
 // line returns the line of the key at path; for a path the file does not
 // give, the line of the nearest part it gives; 0 for none.
 func (p positions) line(path string) int {
@@ -562,7 +586,7 @@ func (p positions) line(path string) int {
 var (
 	unknownKeyRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type mapping\.(\w+)$`)
 	duplicateRE  = regexp.MustCompile(`^line (\d+): mapping key "(.+)" already defined at line (\d+)$`)
-	wrongTypeRE  = regexp.MustCompile(`^line (\d+): cannot unmarshal (!!\w+)`)
+	wrongTypeRE  = regexp.MustCompile(`^line (\d+): cannot unmarshal (!!\w+)(?: .+)? into (\S+)$`)
 )
 
 // typeError turns one of the decoder's type errors into a LoadError with
@@ -580,12 +604,21 @@ func (p positions) typeError(msg string) *LoadError {
 	}
 	if m := wrongTypeRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		what := map[string]string{"!!str": "a string", "!!seq": "a list", "!!map": "a mapping", "!!int": "a number",
-			"!!float": "a number", "!!bool": "a boolean", "!!null": "empty"}[m[2]]
-		if what == "" {
-			what = m[2]
+		want := "must be a mapping of keys to values"
+		switch into := m[3]; {
+		case into == "string":
+			want = "must be a string"
+		case into == "bool":
+			want = "must be true or false"
+		case strings.HasPrefix(into, "[]"):
+			want = "must be a list"
 		}
-		return &LoadError{Line: line, Path: p.find(line, "", m[2]), Msg: "has the wrong type: " + what + " is not allowed here"}
+		got := map[string]string{"!!str": "a string", "!!seq": "a list", "!!map": "a mapping", "!!int": "a number",
+			"!!float": "a number", "!!bool": "true or false"}[m[2]]
+		if got == "" {
+			got = m[2]
+		}
+		return &LoadError{Line: line, Path: p.find(line, "", m[2]), Msg: want + ", not " + got}
 	}
 	return &LoadError{Msg: strings.TrimPrefix(msg, "yaml: ")}
 }
@@ -689,7 +722,8 @@ func parseHTML(path, src string) (executor, error) {
 // checkFields rejects references to fields the template data does not have
 // (.Sumary instead of .Summary), which would otherwise fail on every alert.
 // Only references whose dot is the template data itself are checked: those
-// outside with/range bodies, and $.Field anywhere.
+// outside with/range bodies, and $.Field anywhere. It also rejects range
+// over a number ({{ range 1000000000 }}), which would hold every render.
 func checkFields(tree *parse.Tree) error {
 	if tree == nil || tree.Root == nil {
 		return nil
@@ -748,6 +782,12 @@ func checkFields(tree *parse.Tree) error {
 		case *parse.WithNode:
 			return branch(walk, pipe, &n.BranchNode, false, root)
 		case *parse.RangeNode:
+			for _, c := range n.Pipe.Cmds {
+				if len(c.Args) == 1 && c.Args[0].Type() == parse.NodeNumber {
+					loc, _ := tree.ErrorContext(n)
+					return fmt.Errorf("%s: range over a number is not supported (it runs at every render)", loc)
+				}
+			}
 			return branch(walk, pipe, &n.BranchNode, false, root)
 		}
 		return nil

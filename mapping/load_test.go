@@ -38,6 +38,7 @@ func TestLoadErrors(t *testing.T) {
 		{"template does not parse", "incident:\n  briefDescription: '{{ .Summary '\n", 2, "incident.briefDescription"},
 		{"template uses an unknown field", "incident:\n  request: |\n    {{ .Sumary }}\n", 2, "incident.request"},
 		{"unknown field through $", "actions:\n  update: '{{ with .Labels }}{{ $.Severty }}{{ end }}'\n", 2, "actions.update"},
+		{"range over a number", "incident:\n  request: '{{ range 300000000 }}x{{ end }}'\n", 2, "incident.request"},
 		{"unknown function", "incident:\n  briefDescription: '{{ env \"HOME\" }}'\n", 2, "incident.briefDescription"},
 		{"markup that ends inside a tag", "incident:\n  request: '<a href=\"{{ .URL }}'\n", 2, "incident.request"},
 		{"template is not a string", "incident:\n  request: {a: b}\n", 2, "incident.request"},
@@ -77,6 +78,7 @@ func TestLoadErrors(t *testing.T) {
 		{"status rule from does not parse", "status:\n  from: '{{ .Severity '\n  resolved: [Clear]\n", 2, "status.from"},
 		{"status rule unknown key", "status:\n  from: x\n  resolved: [Clear]\n  firing: [x]\n", 4, "status.firing"},
 		{"merge key", "base: &b {category: A}\nincident:\n  <<: *b\n", 1, "base"},
+		{"merge key only", "incident:\n  <<: {category: A}\n", 2, "incident.<<"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -353,4 +355,31 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 			t.Errorf("Load() error %q does not say %q", err, want)
 		}
 	}
+}
+
+// FuzzLoad checks that Load never panics on any mapping file, and fails
+// only with *LoadError problems.
+func FuzzLoad(f *testing.F) {
+	files, err := filepath.Glob("testdata/*.mapping.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range append(files, "../deploy/mappings/example.yaml", "../deploy/sources/opmanager/mapping.yaml") {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("incident:\n  categroy: X\nseverity: {a: {}}\nroutes: [{match: {a: [b]}}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, err := mapping.Load(data)
+		if err == nil {
+			return
+		}
+		var le *mapping.LoadError
+		if !errors.As(err, &le) {
+			t.Fatalf("Load error %v is not a *LoadError", err)
+		}
+	})
 }
