@@ -308,6 +308,11 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 	if err != nil {
 		return "", err
 	}
+	if op == mapping.OpResolve && r.Request.BriefDescription == "" && st.Brief != "" {
+		// A resolve without a summary keeps the incident's own brief
+		// description, with the resolved prefix.
+		r.Request.BriefDescription = w.mapping.ResolvedBrief(st.Brief)
+	}
 	if err := w.names.Apply(ctx, &r.Request); err != nil {
 		return "", err
 	}
@@ -340,6 +345,9 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 	}
 	if inc != nil && inc.ID != "" {
 		st.IncidentID, st.Number = inc.ID, inc.Number
+	}
+	if r.Request.BriefDescription != "" {
+		st.Brief = r.Request.BriefDescription
 	}
 	return decisionOutcome[d], nil
 }
@@ -407,6 +415,7 @@ func fromTOPdesk(st *incidentState, found []topdesk.Incident) {
 	st.Uncertain, st.SentAt, st.Fingerprint = false, time.Time{}, ""
 	if open := openIncidents(found); len(open) > 0 {
 		st.IncidentID, st.Number, st.Open, st.ClosedAt = open[0].ID, open[0].Number, true, time.Time{}
+		st.Brief = open[0].BriefDescription
 		return
 	}
 	var newest *topdesk.Incident
@@ -420,7 +429,7 @@ func fromTOPdesk(st *incidentState, found []topdesk.Incident) {
 		*st = incidentState{Key: st.Key, LastEvent: st.LastEvent, LastStatus: st.LastStatus, LastPublished: st.LastPublished}
 		return
 	}
-	st.IncidentID, st.Number, st.Open = newest.ID, newest.Number, false
+	st.IncidentID, st.Number, st.Open, st.Brief = newest.ID, newest.Number, false, newest.BriefDescription
 	switch {
 	case newest.ClosedDate != nil:
 		st.ClosedAt = newest.ClosedDate.Time

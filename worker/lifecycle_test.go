@@ -97,3 +97,26 @@ func TestCreateCarriesKey(t *testing.T) {
 		t.Fatalf("request text %q does not name the key", incs[0].Request)
 	}
 }
+
+// A resolve that carries no summary keeps the incident's own brief
+// description, with the resolved prefix: never "[RESOLVED] <key>", never
+// the description without the prefix.
+func TestResolveWithoutSummaryKeepsBrief(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	e.startWorker(fastOptions())
+	t0 := time.Now().Add(-time.Minute)
+	const key = "db-7/disk-full"
+	e.publish(firing(key, "critical", "Disk / at 97% on db-7", t0))
+	e.waitSettled(10 * time.Second)
+	resolve := resolved(key, t0.Add(time.Second))
+	delete(resolve, "summary")
+	e.publish(resolve)
+	e.waitSettled(10 * time.Second)
+	incs := e.incidentsFor(key)
+	if len(incs) != 1 || !incs[0].Closed {
+		t.Fatalf("got %d incidents (%+v), want one, closed", len(incs), incs)
+	}
+	if got, want := incs[0].BriefDescription, "[RESOLVED] Disk / at 97% on db-7"; got != want {
+		t.Errorf("brief description = %q, want %q", got, want)
+	}
+}
