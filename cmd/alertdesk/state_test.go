@@ -169,12 +169,23 @@ func TestStateCommands(t *testing.T) {
 }
 
 // TestStateUsage: bad arguments are usage errors (exit 2) before any
-// connection.
+// connection; a bad flag and -h behave as for every command (TestFlagErrors).
 func TestStateUsage(t *testing.T) {
 	isolateEnv(t)
 	for _, args := range [][]string{{"get"}, {"get", "a", "b"}, {"list", "x"}, {"list", "--since", "yesterday"}, {"nope"}} {
 		if code, _, errOut := runState(t, args...); code != 2 || errOut == "" {
 			t.Errorf("state %q = %d %q, want 2 and a message", args, code, errOut)
+		}
+	}
+	for _, sub := range []string{"get", "list"} {
+		code, out, errOut := runState(t, sub, "--no-such-flag")
+		want := "alertdesk state " + sub + ": flag provided but not defined: -no-such-flag\n" +
+			"Run 'alertdesk state " + sub + " -h' for its usage.\n"
+		if code != 2 || out != "" || errOut != want {
+			t.Errorf("state %s --no-such-flag = %d %q %q, want 2 and %q", sub, code, out, errOut, want)
+		}
+		if code, _, errOut := runState(t, sub, "-h"); code != 0 || !strings.HasPrefix(errOut, "usage: alertdesk state "+sub) {
+			t.Errorf("state %s -h = %d %q, want 0 and the usage", sub, code, errOut)
 		}
 	}
 }
