@@ -161,6 +161,33 @@ func TestStateCommands(t *testing.T) {
 		t.Errorf("state get = %d %q, want the claim's holder", code, out)
 	}
 
+	// An unknown outcome: the create lands but its answer is lost, so the
+	// key waits 3 × TOPDESK_TIMEOUT before TOPdesk is asked.
+	const lost = "web-1/http"
+	sim.Inject(topdesktest.Fault{Method: "POST", Path: "/tas/api/incidents", LoseResponse: true, Count: 1})
+	if code, _, errOut := runCommand(t, cmdPublish, "", "--key", lost, "--summary", "HTTP down"); code != 0 {
+		t.Fatalf("publish = %d: %s", code, errOut)
+	}
+	var waiting worker.KeyState
+	waitFor(t, 20*time.Second, "the key to wait for an unknown outcome", func() bool {
+		code, out, _ := runState(t, "get", lost, "--json")
+		if code != 0 {
+			return false
+		}
+		waiting = stateJSONLines(t, out)[0]
+		return waiting.Wait != nil
+	})
+	if got := waiting.Wait.Until.Sub(waiting.Wait.SentAt); got != 3*cfg.TopdeskTimeout || !waiting.Waiting() || waiting.Claim != nil {
+		t.Errorf("state = %+v, wait %+v, want a wait of %s and no claim", waiting, waiting.Wait, 3*cfg.TopdeskTimeout)
+	}
+	if code, out, _ := runState(t, "get", lost); code != 0 ||
+		!strings.Contains(stateField(out, "unknown outcome"), "events of the key wait until "+waiting.Wait.Until.UTC().Format(time.RFC3339)) {
+		t.Errorf("state get = %d %q, want the unknown-outcome wait and its end", code, out)
+	}
+	if code, out, _ := runState(t, "list"); code != 0 || !strings.Contains(out, waiting.Wait.Until.UTC().Format(time.RFC3339)+" (outcome)") {
+		t.Errorf("state list = %d %q, want the wait of %s", code, out, lost)
+	}
+
 	// Unknown key.
 	code, out, errOut = runState(t, "get", "no-such-key")
 	if code != 1 || out != "" || !strings.Contains(errOut, `no state for key "no-such-key"`) {
