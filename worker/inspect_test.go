@@ -23,6 +23,9 @@ func TestReadStateJudgesLikeTheWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if states, err := ListStates(ctx, kv, StateFilter{}, Options{}); err != nil || len(states) != 0 {
+		t.Fatalf("list of an empty bucket = %v, %v; want none", states, err)
+	}
 	put := func(key, value string) {
 		t.Helper()
 		if _, err := kv.Put(ctx, key, []byte(value)); err != nil {
