@@ -39,6 +39,7 @@ func commands() []command {
 		{"check", "test the connections to NATS and TOPdesk and the mapping's names", cmdCheck},
 		{"dlq", "list, show, replay or purge dead-lettered events", cmdDLQ},
 		{"maintenance", "add, list or remove ad-hoc maintenance windows", cmdMaintenance},
+		{"state", "show what alertdesk knows of alert keys: incident, claim, waits", cmdState},
 		{"topdesk-sim", "serve the TOPdesk simulator on its own", cmdTopdeskSim},
 		{"healthcheck", "GET /healthz (or --url); exit 0 on a 2xx answer, for container health checks", cmdHealthcheck},
 		{"version", "print the version", cmdVersion},

@@ -1,0 +1,92 @@
+package worker
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alertdesk/alertdesk/mapping"
+	"github.com/alertdesk/alertdesk/worker/workertest"
+)
+
+// TestReadStateJudgesLikeTheWorker: a claim older than ClaimTTL is lapsed
+// and its key waits HandleTimeout + OutcomeWait after the claim was
+// written; members a newer worker writes are kept as they are; an
+// unreadable entry says so; list skips the reconciliation marks and
+// filters.
+func TestReadStateJudgesLikeTheWorker(t *testing.T) {
+	ctx := t.Context()
+	_, js := workertest.Connect(t, workertest.StartJetStream(t))
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "state"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if states, err := ListStates(ctx, kv, StateFilter{}, Options{}); err != nil || len(states) != 0 {
+		t.Fatalf("list of an empty bucket = %v, %v; want none", states, err)
+	}
+	put := func(key, value string) {
+		t.Helper()
+		if _, err := kv.Put(ctx, key, []byte(value)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(mapping.ExternalNumber("dead"), `{"key":"dead","incident_id":"i1","number":"I 1","open":true,"claim":{"owner":"w-dead","op":"update"}}`)
+	put(mapping.ExternalNumber("later"), `{"key":"later","open":false,"closed_by":"operator","flapping":true}`)
+	put(mapping.ExternalNumber("garbage"), `{not json`)
+	put(reconciledKey, `{}`)
+
+	o := Options{ClaimTTL: time.Millisecond, HandleTimeout: time.Second, OutcomeWait: time.Hour}
+	var dead KeyState
+	workertest.WaitFor(t, 10*time.Second, "the claim to lapse by the server's clock", func() bool {
+		if dead, err = ReadState(ctx, kv, "dead", o); err != nil {
+			t.Fatal(err)
+		}
+		return !dead.Claim.Live
+	})
+	if dead.Claim.Holder != "w-dead" || dead.Claim.Op != "update" || dead.Number != "I 1" || !dead.Open || dead.Reconciled {
+		t.Errorf("state = %+v, claim %+v", dead, dead.Claim)
+	}
+	if dead.Wait == nil || !dead.Wait.SentAt.Equal(dead.Written.Add(time.Second)) || !dead.Wait.Until.Equal(dead.Wait.SentAt.Add(time.Hour)) || !dead.Waiting() {
+		t.Errorf("wait = %+v, want from the claim's write + HandleTimeout for OutcomeWait", dead.Wait)
+	}
+
+	later, err := ReadState(ctx, kv, mapping.ExternalNumber("later"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if later.Key != "later" || string(later.Other["closed_by"]) != `"operator"` || string(later.Other["flapping"]) != "true" || len(later.Other) != 2 {
+		t.Errorf("state read by its externalNumber = %+v, want the unknown members closed_by and flapping", later)
+	}
+	if garbage, err := ReadState(ctx, kv, "garbage", Options{}); err != nil || !garbage.Unreadable || garbage.Key != "garbage" {
+		t.Errorf("unreadable state = %+v, %v", garbage, err)
+	}
+	if _, err := ReadState(ctx, kv, "none", Options{}); !errors.Is(err, ErrNoState) {
+		t.Errorf("missing key: err = %v, want ErrNoState", err)
+	}
+
+	list := func(f StateFilter) []string {
+		t.Helper()
+		states, err := ListStates(ctx, kv, f, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, s := range states {
+			keys = append(keys, s.ExternalNumber)
+		}
+		return keys
+	}
+	if got := list(StateFilter{}); len(got) != 3 {
+		t.Errorf("list = %q, want the three keys without the reconciliation mark", got)
+	}
+	for name, f := range map[string]StateFilter{"open": {Open: true}, "claimed": {Claimed: true}} {
+		if got := list(f); len(got) != 1 || got[0] != mapping.ExternalNumber("dead") {
+			t.Errorf("list %s = %q, want only dead", name, got)
+		}
+	}
+	if got := list(StateFilter{Since: time.Now().Add(time.Hour)}); len(got) != 0 {
+		t.Errorf("list since an hour ahead = %q, want none", got)
+	}
+}
