@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/maintenance"
 	"github.com/alertdesk/alertdesk/worker/workertest"
 )
@@ -71,7 +72,7 @@ func TestStoreAddSeenByWatcherThenRemoved(t *testing.T) {
 	}
 
 	var cov maintenance.Coverage
-	workertest.WaitFor(t, waitTimeout, "the watcher on the other connection sees the window", func() bool {
+	wait.For(t, waitTimeout, "the watcher on the other connection sees the window", func() bool {
 		var ok bool
 		cov, ok = set.Cover(db7, time.Now())
 		return ok
@@ -91,7 +92,7 @@ func TestStoreAddSeenByWatcherThenRemoved(t *testing.T) {
 	if err := writer.Remove(t.Context(), added.ID); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
-	workertest.WaitFor(t, waitTimeout, "the watcher sees the window removed", func() bool {
+	wait.For(t, waitTimeout, "the watcher sees the window removed", func() bool {
 		_, ok := set.Cover(db7, time.Now())
 		return !ok
 	})
@@ -121,7 +122,7 @@ func TestStoreWindowExpiresByItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	workertest.WaitFor(t, waitTimeout, "the server expires the entry and the watcher drops it", func() bool {
+	wait.For(t, waitTimeout, "the server expires the entry and the watcher drops it", func() bool {
 		_, err := kv.Get(t.Context(), added.ID)
 		return errors.Is(err, jetstream.ErrKeyNotFound) && len(set.Windows()) == 0
 	})

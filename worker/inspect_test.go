@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/worker/workertest"
 )
@@ -39,7 +40,7 @@ func TestReadStateJudgesLikeTheWorker(t *testing.T) {
 
 	o := Options{ClaimTTL: time.Millisecond, HandleTimeout: time.Second, OutcomeWait: time.Hour}
 	var dead KeyState
-	workertest.WaitFor(t, 10*time.Second, "the claim to lapse by the server's clock", func() bool {
+	wait.For(t, 10*time.Second, "the claim to lapse by the server's clock", func() bool {
 		if dead, err = ReadState(ctx, kv, "dead", o); err != nil {
 			t.Fatal(err)
 		}

@@ -38,6 +38,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
@@ -1366,7 +1367,7 @@ func startDeployWorker(t *testing.T, ingestToken string) *deployWorker {
 
 	addr := startWorker(t, cfg, zerolog.Nop())
 	w := &deployWorker{base: "http://" + addr, sim: sim, hc: &http.Client{Timeout: 10 * time.Second}}
-	waitFor(t, 30*time.Second, "the worker to be ready", func() bool {
+	wait.For(t, 30*time.Second, "the worker to be ready", func() bool {
 		code, _ := w.get(t, "/readyz")
 		return code == http.StatusOK
 	})
@@ -1389,24 +1390,6 @@ func (w *deployWorker) get(t *testing.T, p string) (int, []byte) {
 		t.Fatalf("GET %s: %v", p, err)
 	}
 	return resp.StatusCode, b
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		case <-tick.C:
-		}
-	}
 }
 
 // alertmanagerWebhook is what Alertmanager posts for one alert.
@@ -1451,12 +1434,12 @@ func TestDeployAgainstRunningWorker(t *testing.T) {
 		}
 	}
 	post(alertmanagerWebhook("firing", time.Time{}))
-	waitFor(t, 30*time.Second, "the incident in the simulator", func() bool { return len(w.sim.Incidents()) == 1 })
+	wait.For(t, 30*time.Second, "the incident in the simulator", func() bool { return len(w.sim.Incidents()) == 1 })
 	if got := w.sim.Incidents()[0]; got.BriefDescription != "db-7: Disk / at 97% on db-7" || got.OperatorGroup != "Operations" {
 		t.Errorf("incident %q for group %q, want the example mapping's \"db-7: Disk / at 97%% on db-7\" for Operations", got.BriefDescription, got.OperatorGroup)
 	}
 	post(alertmanagerWebhook("resolved", time.Date(2026, 11, 22, 10, 30, 0, 0, time.UTC)))
-	waitFor(t, 30*time.Second, "the incident to close", func() bool {
+	wait.For(t, 30*time.Second, "the incident to close", func() bool {
 		incs := w.sim.Incidents()
 		return len(incs) == 1 && incs[0].Closed
 	})

@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/maintenance"
-	"github.com/alertdesk/alertdesk/worker/workertest"
 )
 
 var addedRE = regexp.MustCompile(`^added maintenance window ([0-9a-f]{8}): host=db-7,team=dba from (\S+) to (\S+)\n$`)
@@ -45,7 +45,7 @@ func TestMaintenanceCommands(t *testing.T) {
 	}
 
 	labels := map[string]string{"host": "db-7", "team": "dba", "alertname": "DiskFull"}
-	workertest.WaitFor(t, 10*time.Second, "the worker's set holds the window", func() bool {
+	wait.For(t, 10*time.Second, "the worker's set holds the window", func() bool {
 		cov, ok := set.Cover(labels, time.Now())
 		return ok && cov.Window.ID == id
 	})
@@ -103,7 +103,7 @@ func TestMaintenanceCommands(t *testing.T) {
 	if out != "removed maintenance window "+id+"\n" || !strings.Contains(errOut, "no window deadbeef") {
 		t.Errorf("remove printed %q, stderr %q", out, errOut)
 	}
-	workertest.WaitFor(t, 10*time.Second, "the worker's set drops the window", func() bool {
+	wait.For(t, 10*time.Second, "the worker's set drops the window", func() bool {
 		_, ok := set.Cover(labels, time.Now())
 		return !ok
 	})

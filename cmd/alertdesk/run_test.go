@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 	"github.com/alertdesk/alertdesk/worker/workertest"
 )
@@ -140,7 +141,7 @@ func TestStartupWaitsOnWrongPassword(t *testing.T) {
 		return n
 	}
 	// Three rejected requests: start-up has retried twice.
-	waitFor(t, 20*time.Second, "three rejected requests", func() bool { return rejected() >= 3 })
+	wait.For(t, 20*time.Second, "three rejected requests", func() bool { return rejected() >= 3 })
 
 	code, body := get("/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "TOPdesk rejects the credentials") || !strings.Contains(body, "401") {
@@ -159,7 +160,7 @@ func TestStartupWaitsOnWrongPassword(t *testing.T) {
 	}
 
 	sim.SetCredentials(topdesktest.DefaultUsername, "wrong-password")
-	waitFor(t, 60*time.Second, "the worker to be ready", func() bool {
+	wait.For(t, 60*time.Second, "the worker to be ready", func() bool {
 		code, _ := get("/readyz")
 		return code == http.StatusOK
 	})
@@ -180,7 +181,7 @@ func TestRunExitsZeroWhenStoppedDuringStartup(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() { done <- cmdRun(ctx, &cli{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}, nil) }()
-	waitFor(t, 20*time.Second, "a rejected request", func() bool {
+	wait.For(t, 20*time.Second, "a rejected request", func() bool {
 		for _, r := range sim.Requests() {
 			if r.Status == http.StatusUnauthorized {
 				return true

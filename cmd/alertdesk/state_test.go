@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 	"github.com/alertdesk/alertdesk/worker"
 	"github.com/alertdesk/alertdesk/worker/workertest"
@@ -81,7 +82,7 @@ func TestStateCommands(t *testing.T) {
 	get := func(what string, cond func(*worker.KeyState) bool) worker.KeyState {
 		t.Helper()
 		var ks worker.KeyState
-		waitFor(t, 20*time.Second, what, func() bool {
+		wait.For(t, 20*time.Second, what, func() bool {
 			code, out, _ := runState(t, "get", key, "--json")
 			if code != 0 {
 				return false
@@ -148,7 +149,7 @@ func TestStateCommands(t *testing.T) {
 	}
 	sim.Inject(topdesktest.Fault{Path: "/tas/api/incidents/id/", Delay: time.Minute, Count: 1})
 	publish("firing", "Disk full again", base.Add(20*time.Second))
-	waitFor(t, 20*time.Second, "the key to show in list --claimed", func() bool { return len(listKeys("--claimed")) == 1 })
+	wait.For(t, 20*time.Second, "the key to show in list --claimed", func() bool { return len(listKeys("--claimed")) == 1 })
 	ks = get("a claim", func(ks *worker.KeyState) bool { return ks.Claim != nil })
 	if !ks.Claim.Live || ks.Claim.Holder == "" || ks.Claim.Op != "reopen" || ks.Claim.Age < 0 || !ks.Waiting() {
 		t.Errorf("claim = %+v, want a live reopen claim with its holder", ks.Claim)
@@ -169,7 +170,7 @@ func TestStateCommands(t *testing.T) {
 		t.Fatalf("publish = %d: %s", code, errOut)
 	}
 	var waiting worker.KeyState
-	waitFor(t, 20*time.Second, "the key to wait for an unknown outcome", func() bool {
+	wait.For(t, 20*time.Second, "the key to wait for an unknown outcome", func() bool {
 		code, out, _ := runState(t, "get", lost, "--json")
 		if code != 0 {
 			return false

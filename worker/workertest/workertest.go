@@ -53,20 +53,3 @@ func Connect(t testing.TB, ns *server.Server) (*nats.Conn, jetstream.JetStream) 
 	}
 	return nc, js
 }
-
-// WaitFor polls cond until it holds, and fails the test when timeout passes
-// first. what completes "timed out waiting until …".
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting until %s", timeout, what)
-		case <-tick.C:
-		}
-	}
-}
