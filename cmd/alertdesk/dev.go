@@ -48,9 +48,9 @@ func cmdDev(ctx context.Context, c *cli, args []string) int {
 		return 2
 	}
 	// The password file for check and run, and, unless ALERTDESK_DATA_DIR
-	// asks otherwise, the JetStream store: the simulator starts empty every
-	// time, and state about incidents of an earlier simulator would only
-	// confuse a demo.
+	// is set, the JetStream store. The simulator keeps its incidents next to
+	// the store, so both start empty or both carry on: state about incidents
+	// the simulator no longer has would only confuse a demo.
 	tmp, err := os.MkdirTemp("", "alertdesk-dev-")
 	if err != nil {
 		fmt.Fprintf(c.stderr, "alertdesk dev: %v\n", err)

@@ -78,7 +78,7 @@ func usage(w io.Writer) {
 	for _, cmd := range commands() {
 		fmt.Fprintf(w, "  %-12s %s\n", cmd.name, cmd.usage)
 	}
-	fmt.Fprintln(w, "\nRun 'alertdesk <command> -h' for a command's flags. Settings come from ALERTDESK_* variables (README.md).")
+	fmt.Fprintln(w, "\nRun 'alertdesk <command> -h' for a command's flags. Settings come from ALERTDESK_* variables (docs/configuration.md).")
 }
 
 func cmdVersion(_ context.Context, c *cli, args []string) int {

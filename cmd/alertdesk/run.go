@@ -28,7 +28,7 @@ func cmdRun(ctx context.Context, c *cli, args []string) int {
 		"Runs the worker: consumes alert events, dedupes them and keeps TOPdesk incidents\n"+
 		"in line, dead-letters what cannot be handled, and serves /metrics, /healthz, /readyz\n"+
 		"and the ingest endpoints. It takes no flags: settings come from ALERTDESK_*\n"+
-		"variables (README.md).")
+		"variables (docs/configuration.md lists them all).")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
