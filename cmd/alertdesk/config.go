@@ -150,7 +150,7 @@ func (c *config) readSet() []error {
 		if near := nearestName(name, known); near != "" {
 			errs = append(errs, fmt.Errorf("%s is not a known variable; did you mean %s?", name, near))
 		} else {
-			errs = append(errs, fmt.Errorf("%s is not a known variable (README.md lists them)", name))
+			errs = append(errs, fmt.Errorf("%s is not a known variable (docs/configuration.md lists them)", name))
 		}
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })

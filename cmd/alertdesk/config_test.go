@@ -36,7 +36,7 @@ func TestRunReportsAllProblemsAtOnce(t *testing.T) {
 	}
 	got := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
 	want := []string{
-		"alertdesk: ALERTDESK_COMPLETELY_DIFFERENT is not a known variable (README.md lists them)",
+		"alertdesk: ALERTDESK_COMPLETELY_DIFFERENT is not a known variable (docs/configuration.md lists them)",
 		"alertdesk: ALERTDESK_CONCURENCY is not a known variable; did you mean ALERTDESK_CONCURRENCY?",
 		"alertdesk: ALERTDESK_TOPDESK_URLL is not a known variable; did you mean ALERTDESK_TOPDESK_URL?",
 		`alertdesk: ALERTDESK_NATS_URL: "127.0.0.1:4222" has no scheme; write nats://127.0.0.1:4222 (tls:// for TLS)`,
