@@ -67,7 +67,7 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "The request body cannot be read.")
 		return
 	}
-	out, errs, err := s.create(body, login(r))
+	out, errs, err := s.create(body, actor{login: login(r)})
 	writeChange(w, http.StatusCreated, out, errs, err)
 }
 
@@ -96,7 +96,7 @@ func (s *Sim) handleUpdate(by string) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, "The request body cannot be read.")
 			return
 		}
-		out, found, errs, err := s.update(by, key, body, login(r))
+		out, found, errs, err := s.update(by, key, body, actor{login: login(r)})
 		if !found {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("No incident found with %s '%s'.", by, key))
 			return
@@ -520,32 +520,18 @@ func (s *Sim) handleArchive(by string, archive bool) http.HandlerFunc {
 				writeError(w, http.StatusBadRequest, "The request body cannot be read.")
 				return
 			}
-			v, errs := s.check.ref("archivingReason", searchlist(listArchivingReasons), body)
-			if len(errs) > 0 {
+			var errs []string
+			if reason, errs = s.archivingReason(body); len(errs) > 0 {
 				writeError(w, http.StatusBadRequest, errs...)
 				return
 			}
-			reason = v.ents[0]
 		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		inc := s.lookup(by, r.PathValue("key"))
-		switch {
-		case inc == nil:
+		out, found, errs, err := s.archive(by, r.PathValue("key"), reason, archive, actor{login: login(r)})
+		if !found {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("No incident found with %s '%s'.", by, r.PathValue("key")))
 			return
-		case inc.archived == archive:
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("Incident %s is already %s.", inc.number, map[bool]string{true: "archived", false: "not archived"}[archive]))
-			return
 		}
-		inc.archived, inc.archivingReason = archive, reason
-		inc.modificationDate = s.now()
-		inc.modifier = s.cat.operator(login(r))
-		if err := s.saveLocked(); err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		writeRaw(w, http.StatusOK, s.render(inc, nil))
+		writeChange(w, http.StatusOK, out, errs, err)
 	}
 }
 

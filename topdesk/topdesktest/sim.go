@@ -87,6 +87,9 @@ type Options struct {
 	// once: a request beyond it is answered 429 with Retry-After: 1 at once,
 	// like a tenant's undocumented limit.
 	MaxInFlight int
+	// Callback is the automated action called after changes; default none.
+	// SetCallback and /_sim/callback change it.
+	Callback Callback
 }
 
 // Sim is a simulated TOPdesk tenant. It is safe for concurrent use.
@@ -115,6 +118,9 @@ type Sim struct {
 	seq        int
 	faults     []*faultState
 	requests   []Request
+	deleted    []deletion // incidents operators deleted, oldest first
+	callback   Callback
+	callbacks  []CallbackCall
 
 	inFlight atomic.Int64 // API requests waiting out their latency, for MaxInFlight
 }
@@ -183,6 +189,7 @@ func newSim(opts Options) *Sim {
 		byID:        map[string]*incident{},
 		byNumber:    map[string]*incident{},
 		byExternal:  map[string][]*incident{},
+		callback:    opts.Callback,
 		page:        template.Must(template.New("page").Funcs(pageFuncs()).Parse(pageTemplate)),
 	}
 	s.api = s.apiRoutes()
@@ -562,5 +569,6 @@ func (s *Sim) clearLocked() {
 	s.byID = map[string]*incident{}
 	s.byNumber = map[string]*incident{}
 	s.byExternal = map[string][]*incident{}
+	s.deleted = nil
 	s.seq = 0
 }

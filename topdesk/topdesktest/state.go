@@ -38,6 +38,13 @@ type savedEntry struct {
 	Operator  *savedRef `json:"operator,omitempty"`
 }
 
+type savedChange struct {
+	At       time.Time `json:"at"`
+	By       *savedRef `json:"by"`
+	Operator bool      `json:"operator,omitempty"`
+	What     string    `json:"what"`
+}
+
 type savedCaller struct {
 	Person      *savedRef                  `json:"person,omitempty"`
 	DynamicName string                     `json:"dynamicName,omitempty"`
@@ -69,6 +76,7 @@ type savedIncident struct {
 	ModificationDate time.Time                  `json:"modificationDate,omitzero"`
 	Creator          *savedRef                  `json:"creator,omitempty"`
 	Modifier         *savedRef                  `json:"modifier,omitempty"`
+	History          []savedChange              `json:"history,omitempty"`
 	MainIncident     string                     `json:"mainIncident,omitempty"` // its id
 	Other            map[string]json.RawMessage `json:"other,omitempty"`
 }
@@ -100,6 +108,9 @@ func (inc *incident) save() savedIncident {
 		CreationDate: inc.creationDate, ModificationDate: inc.modificationDate,
 		Creator: saveRef(inc.creator), Modifier: saveRef(inc.modifier),
 		Other: inc.other,
+	}
+	for _, ch := range inc.history {
+		out.History = append(out.History, savedChange{At: ch.at, By: saveRef(ch.by), Operator: ch.operator, What: ch.what})
 	}
 	for k, e := range inc.refs {
 		out.Refs[k] = *saveRef(e)
@@ -150,6 +161,9 @@ func (c *catalog) incident(v savedIncident) *incident {
 		other: v.Other,
 	}
 	inc.requestText = plainText(joinNewestFirst(inc.requests))
+	for _, ch := range v.History {
+		inc.history = append(inc.history, change{at: ch.At, by: c.entity(ch.By), operator: ch.Operator, what: ch.What})
+	}
 	for k, r := range v.Refs {
 		inc.refs[k] = c.entity(&r)
 	}
