@@ -66,7 +66,8 @@ type Options struct {
 	// DisablePatch makes PATCH answer 405 Method Not Allowed, like old
 	// on-premises TOPdesk; PUT still works.
 	DisablePatch bool
-	// Now is the clock; default time.Now.
+	// Now is the clock, read to the millisecond as TOPdesk keeps times;
+	// default time.Now.
 	Now func() time.Time
 	// MaxRequests is how many API requests Requests keeps (the oldest are
 	// dropped); default 100000, so that a long-running simulator stays
@@ -175,8 +176,11 @@ func newSim(opts Options) *Sim {
 	opts.Tenant = t
 	cat := newCatalog(t)
 	s := &Sim{
-		opts:        opts,
-		now:         opts.Now,
+		opts: opts,
+		// TOPdesk keeps and answers times to the millisecond; a finer time
+		// would make a read-back from the last modificationDate it answered
+		// find that incident again.
+		now:         func() time.Time { return opts.Now().Truncate(time.Millisecond) },
 		cat:         cat,
 		check:       checker{cat: cat},
 		createRules: createRules(),
