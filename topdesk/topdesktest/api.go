@@ -50,6 +50,7 @@ func (s *Sim) apiRoutes() *http.ServeMux {
 		mux.HandleFunc("GET /tas/api/"+path, s.handleDirectory(list))
 		mux.HandleFunc("GET /tas/api/"+path+"/id/{id}", s.handleDirectoryEntry(list))
 	}
+	mux.HandleFunc("GET /tas/api/assetmgmt/assets", s.handleAssets)
 	mux.HandleFunc("/tas/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("No resource found at %s.", r.URL.Path))
 	})
@@ -671,4 +672,36 @@ func (s *Sim) handleDirectoryEntry(list string) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, directoryJSON(e))
 	}
+}
+
+// handleAssets serves the asset management API's asset list, which finds
+// the objects an incident's "object" can name: nameFragment (part of the
+// name, any case), pageStart and pageSize (default 50, at most 1000). It
+// answers {"dataSet": [{"id", "text"}]}, text being the name, always with
+// 200; errors use the services APIs' {"errors": [{"errorCode",
+// "errorMessage"}]}.
+func (s *Sim) handleAssets(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	start, msg := intParam(q, "pageStart", 0, 0, 1<<31-1)
+	size := 0
+	if msg == "" {
+		size, msg = intParam(q, "pageSize", 50, 1, 1000)
+	}
+	if msg != "" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"errors": []map[string]string{{"errorCode": "invalidParameter", "errorMessage": msg}}})
+		return
+	}
+	frag := strings.ToLower(first(q, "nameFragment"))
+	type asset struct {
+		ID   string `json:"id"`
+		Text string `json:"text"`
+	}
+	set := []asset{}
+	for _, e := range s.cat.lists[listObjects].all {
+		if strings.Contains(strings.ToLower(e.name), frag) {
+			set = append(set, asset{ID: e.id, Text: e.name})
+		}
+	}
+	set = set[min(start, len(set)):min(start+size, len(set))]
+	writeJSON(w, http.StatusOK, map[string]any{"dataSet": set})
 }

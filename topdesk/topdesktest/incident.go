@@ -17,7 +17,7 @@ import (
 func refFields() []string {
 	return []string{
 		"entryType", "callType", "category", "subcategory", "impact", "urgency", "priority",
-		"duration", "operator", "operatorGroup", "processingStatus", "closureCode",
+		"duration", "operator", "operatorGroup", "processingStatus", "closureCode", "object",
 	}
 }
 
@@ -565,6 +565,7 @@ type Incident struct {
 	OperatorGroup    string    `json:"operatorGroup,omitempty"`
 	Operator         string    `json:"operator,omitempty"`
 	ClosureCode      string    `json:"closureCode,omitempty"`
+	Object           string    `json:"object,omitempty"` // the linked asset's name
 	CallerName       string    `json:"callerName,omitempty"`
 	Actions          []Action  `json:"actions"`
 	Archived         bool      `json:"archived"`
@@ -622,6 +623,7 @@ func (inc *incident) snapshot() Incident {
 		OperatorGroup:    name("operatorGroup"),
 		Operator:         name("operator"),
 		ClosureCode:      name("closureCode"),
+		Object:           name("object"),
 		Actions:          make([]Action, len(inc.actions)),
 		Archived:         inc.archived,
 		ArchivingReason:  nameOf(inc.archivingReason),

@@ -31,7 +31,7 @@ type readModel struct {
 	Subcategory                    *wireEntity       `json:"subcategory"`
 	CallType                       *wireEntity       `json:"callType"`
 	EntryType                      *wireEntity       `json:"entryType"`
-	Object                         json.RawMessage   `json:"object"`
+	Object                         *wireEntity       `json:"object"`
 	Asset                          any               `json:"asset"`
 	Branch                         json.RawMessage   `json:"branch"`
 	Location                       json.RawMessage   `json:"location"`
@@ -143,7 +143,7 @@ func (s *Sim) readModel(inc *incident) *readModel {
 		BriefDescription: inc.briefDescription, ExternalNumber: inc.externalNumber,
 		Category: wireRef(inc.refs["category"]), Subcategory: wireRef(inc.refs["subcategory"]),
 		CallType: wireRef(inc.refs["callType"]), EntryType: wireRef(inc.refs["entryType"]),
-		Object: other("object", "null"), Branch: other("branch", "null"), Location: other("location", "null"),
+		Object: wireRef(inc.refs["object"]), Branch: other("branch", "null"), Location: other("location", "null"),
 		Impact: wireRef(inc.refs["impact"]), Urgency: wireRef(inc.refs["urgency"]),
 		Priority: wireRef(inc.refs["priority"]), Duration: wireRef(inc.refs["duration"]),
 		TargetDate: other("targetDate", "null"), SLA: other("sla", "null"), ResponseDate: other("responseDate", "null"),
