@@ -37,8 +37,8 @@ func (s *Sim) adminRoutes() *http.ServeMux {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		if u, err := url.Parse(cb.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("url %q is not an http(s) URL", cb.URL))
+		if err := cb.Check(); err != nil || cb.URL == "" {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("url %q is not an http(s) URL; DELETE /_sim/callback turns the callback off", cb.URL))
 			return
 		}
 		s.SetCallback(cb)

@@ -6,20 +6,33 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 )
 
 // Callback is a TOPdesk automated action on "incident changed" with an HTTP
 // request card: after a change the Sim POSTs {"number": "<incident
 // number>"} to URL, with "Authorization: Bearer <Token>" when Token is set.
-// Like TOPdesk's, the call is made in the background after the change is
-// answered, once, without retries; Callbacks lists the outcomes.
+// Like TOPdesk's, the call is made in the background after the change, once,
+// without retries, in the order of the changes; Callbacks lists the
+// outcomes.
 type Callback struct {
 	URL   string `json:"url"`
 	Token string `json:"token,omitempty"`
 	// APIChanges also calls it after changes made through the API (by
 	// alertdesk's user); by default only operators' changes call it.
 	APIChanges bool `json:"apiChanges,omitempty"`
+}
+
+// Check reports a URL that is set but is not an absolute http(s) URL.
+func (cb Callback) Check() error {
+	if cb.URL == "" {
+		return nil
+	}
+	if u, err := url.Parse(cb.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("callback url %q is not an http(s) URL", cb.URL)
+	}
+	return nil
 }
 
 // callbackClient makes the automated action's calls, each within 10s.
@@ -61,7 +74,17 @@ func (s *Sim) notifyLocked(number string, a actor) {
 	if cb.URL == "" || (!a.operator && !cb.APIChanges) {
 		return
 	}
-	go s.call(cb, number)
+	// Each call waits for the one before, so that the receiver sees them
+	// in the order of the changes.
+	prev, done := s.lastCall, make(chan struct{})
+	s.lastCall = done
+	go func() {
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
+		s.call(cb, number)
+	}()
 }
 
 // call POSTs the automated action's request and records its outcome.

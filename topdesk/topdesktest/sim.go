@@ -122,6 +122,7 @@ type Sim struct {
 	deleted    []deletion // incidents operators deleted, oldest first
 	callback   Callback
 	callbacks  []CallbackCall
+	lastCall   chan struct{} // closed when the newest callback call is done
 
 	inFlight atomic.Int64 // API requests waiting out their latency, for MaxInFlight
 }
