@@ -392,7 +392,7 @@ func boolInt(b bool) int {
 func incidentQueryFields() map[string]fieldType {
 	m := map[string]fieldType{
 		"id": ftString, "number": ftString, "externalNumber": ftString, "briefDescription": ftString,
-		"status": ftString, "closed": ftBool, "completed": ftBool,
+		"status": ftString, "closed": ftBool, "completed": ftBool, "majorCall": ftBool,
 		"creationDate": ftDate, "modificationDate": ftDate, "callDate": ftDate, "closedDate": ftDate, "completedDate": ftDate,
 		"caller.id": ftString, "caller.dynamicName": ftString, "caller.email": ftString,
 	}
@@ -425,6 +425,8 @@ func (inc *incident) queryField(name string) fiqlValue {
 		return fiqlValue{b: inc.closed}
 	case "completed":
 		return fiqlValue{b: inc.completed}
+	case "majorCall":
+		return fiqlValue{b: inc.majorCall}
 	case "creationDate":
 		return date(inc.creationDate)
 	case "modificationDate":

@@ -68,6 +68,8 @@ type incident struct {
 	history          []change // who changed what, oldest first
 	mainIncident     *incident
 	partials         []*incident
+	majorCall        bool                       // the incident is a major call
+	majorCallOf      *incident                  // the major call it is linked to
 	other            map[string]json.RawMessage // accepted fields the simulator echoes as sent
 }
 
@@ -154,6 +156,7 @@ func (s *Sim) apply(inc *incident, ch edit) []string {
 	errs = append(errs, s.applyCaller(inc, ch)...)
 	errs = append(errs, s.applyRefs(inc, ch)...)
 	errs = append(errs, applyState(inc, ch)...)
+	errs = append(errs, s.applyMajorCall(inc, ch)...)
 
 	if ch.create {
 		inc.line = "firstLine"
@@ -186,7 +189,7 @@ func modelledFields() map[string]bool {
 	m := map[string]bool{}
 	for _, k := range []string{"caller", "callerLookup", "briefDescription", "request", "action",
 		"actionInvisibleForCaller", "externalNumber", "completed", "completedDate", "closed",
-		"closedDate", "status", "mainIncident", "callDate"} {
+		"closedDate", "status", "mainIncident", "callDate", "majorCall", "majorCallObject"} {
 		m[k] = true
 	}
 	for _, k := range refFields() {
@@ -342,6 +345,34 @@ func applyState(inc *incident, ch edit) []string {
 	setDate(closed, inc.closed, "closedDate", &inc.closedDate)
 	setDate(completed, inc.completed, "completedDate", &inc.completedDate)
 	inc.closed, inc.completed = closed, completed
+	return nil
+}
+
+// applyMajorCall sets whether inc is a major call and links it to the
+// major call majorCallObject names by id or number ("name").
+func (s *Sim) applyMajorCall(inc *incident, ch edit) []string {
+	v := ch.vals
+	if x, ok := v["majorCall"]; ok {
+		inc.majorCall = x.b
+	}
+	if x, ok := v["majorCallObject"]; ok && x.null {
+		inc.majorCallOf = nil
+	} else if ok {
+		var ref struct{ ID, Name string }
+		// The checker accepted raw as {"id"} or {"name"} with a string.
+		_ = json.Unmarshal(x.raw, &ref)
+		m, what, key := s.byID[strings.ToLower(ref.ID)], "id", ref.ID
+		if ref.ID == "" {
+			m, what, key = s.byNumber[ref.Name], "name", ref.Name
+		}
+		if m == nil || !m.majorCall || m.archived || m.id == inc.id {
+			return []string{fmt.Sprintf("'majorCallObject': no major call found with %s '%s'.", what, key)}
+		}
+		inc.majorCallOf = m
+	}
+	if inc.majorCall && inc.majorCallOf != nil {
+		return []string{"A major call cannot be linked to another major call."}
+	}
 	return nil
 }
 
@@ -566,6 +597,8 @@ type Incident struct {
 	Operator         string    `json:"operator,omitempty"`
 	ClosureCode      string    `json:"closureCode,omitempty"`
 	Object           string    `json:"object,omitempty"` // the linked asset's name
+	MajorCall        bool      `json:"majorCall,omitempty"`
+	MajorCallNumber  string    `json:"majorCallNumber,omitempty"` // of the major call it is linked to
 	CallerName       string    `json:"callerName,omitempty"`
 	Actions          []Action  `json:"actions"`
 	Archived         bool      `json:"archived"`
@@ -629,6 +662,10 @@ func (inc *incident) snapshot() Incident {
 		ArchivingReason:  nameOf(inc.archivingReason),
 		Modifier:         nameOf(inc.modifier),
 		History:          make([]Change, len(inc.history)),
+		MajorCall:        inc.majorCall,
+	}
+	if m := inc.majorCallOf; m != nil {
+		out.MajorCallNumber = m.number
 	}
 	for i, ch := range inc.history {
 		out.History[i] = ch.snapshot()

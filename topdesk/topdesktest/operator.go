@@ -173,6 +173,11 @@ func (s *Sim) Delete(operator, key string) error {
 	for _, p := range inc.partials {
 		p.mainIncident = nil
 	}
+	for _, i := range s.incidents {
+		if i.majorCallOf == inc {
+			i.majorCallOf = nil
+		}
+	}
 	s.deleted = append(s.deleted, deletion{number: inc.number, change: change{at: s.now(), by: s.cat.operator(a.login), operator: a.operator, what: "deleted"}})
 	s.notifyLocked(inc.number, a)
 	return operatorError(key, true, nil, s.saveLocked())

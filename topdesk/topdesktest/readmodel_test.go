@@ -32,7 +32,7 @@ func TestReadModel(t *testing.T) {
 	  "feedbackMessage": "<ok>", "feedbackRating": 4, "operator": ` + id("operators//Jansen, Eva") + `,
 	  "operatorGroup": ` + id("operatorGroups//DBA") + `, "supplier": ` + id("sup") + `,
 	  "processingStatus": {"name": "In progress"}, "closureCode": {"name": "Solved"},
-	  "costs": "0.15", "majorCall": true, "majorCallObject": {"name": "major"}, "publishToSsd": false, "responded": true,
+	  "costs": "0.15", "majorCall": true, "publishToSsd": false, "responded": true,
 	  "optionalFields1": { "text1" : "a<b", "boolean2" : true, "number3": 1.5e3 }, "optionalFields2": {"searchlist1": {"name": "x"}},
 	  "externalLink": { "id" : "ext & <1> \u2028", "type" : "t", "date": "2026-11-05T10:30:00Z" } }`
 	main := c.mustCall(http.MethodPost, "/tas/api/incidents", `{"status": "secondLine", "briefDescription": "main"}`, http.StatusCreated)

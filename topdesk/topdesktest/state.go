@@ -78,6 +78,8 @@ type savedIncident struct {
 	Modifier         *savedRef                  `json:"modifier,omitempty"`
 	History          []savedChange              `json:"history,omitempty"`
 	MainIncident     string                     `json:"mainIncident,omitempty"` // its id
+	MajorCall        bool                       `json:"majorCall,omitempty"`
+	MajorCallObject  string                     `json:"majorCallObject,omitempty"` // the id of the major call it is linked to
 	Other            map[string]json.RawMessage `json:"other,omitempty"`
 }
 
@@ -107,7 +109,7 @@ func (inc *incident) save() savedIncident {
 		ClosedDate: inc.closedDate, CompletedDate: inc.completedDate, CallDate: inc.callDate,
 		CreationDate: inc.creationDate, ModificationDate: inc.modificationDate,
 		Creator: saveRef(inc.creator), Modifier: saveRef(inc.modifier),
-		Other: inc.other,
+		Other: inc.other, MajorCall: inc.majorCall,
 	}
 	for _, ch := range inc.history {
 		out.History = append(out.History, savedChange{At: ch.at, By: saveRef(ch.by), Operator: ch.operator, What: ch.what})
@@ -117,6 +119,9 @@ func (inc *incident) save() savedIncident {
 	}
 	if inc.mainIncident != nil {
 		out.MainIncident = inc.mainIncident.id
+	}
+	if inc.majorCallOf != nil {
+		out.MajorCallObject = inc.majorCallOf.id
 	}
 	if c := inc.caller; c != nil {
 		out.Caller = &savedCaller{Person: saveRef(c.person), DynamicName: c.dynamicName, Email: c.email,
@@ -158,7 +163,7 @@ func (c *catalog) incident(v savedIncident) *incident {
 		closedDate: v.ClosedDate, completedDate: v.CompletedDate, callDate: v.CallDate,
 		creationDate: v.CreationDate, modificationDate: v.ModificationDate,
 		creator: c.entity(v.Creator), modifier: c.entity(v.Modifier),
-		other: v.Other,
+		other: v.Other, majorCall: v.MajorCall,
 	}
 	inc.requestText = plainText(joinNewestFirst(inc.requests))
 	for _, ch := range v.History {
@@ -203,6 +208,7 @@ func (s *Sim) load() error {
 			s.incidents[i].mainIncident = m
 			m.partials = append(m.partials, s.incidents[i])
 		}
+		s.incidents[i].majorCallOf = s.byID[v.MajorCallObject]
 	}
 	return nil
 }
