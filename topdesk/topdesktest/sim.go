@@ -1,8 +1,12 @@
 // Package topdesktest is a stateful TOPdesk simulator: the subset of
 // TOPdesk's incident REST API (/tas/api/…) that alertdesk uses, with Basic
 // auth, TOPdesk's request validation and error bodies, FIQL and legacy
-// searches with 200/206/204 paging, a tenant of searchlists, scripted faults,
-// a record of requests, admin endpoints under /_sim/ and an HTML page at /.
+// searches with 200/206/204 paging, a tenant of searchlists and objects,
+// major calls, scripted faults, a record of requests, admin endpoints under
+// /_sim/ and an HTML page at /. Operators act on incidents as people in
+// TOPdesk do (Edit, Close, Reopen, AddAction, Archive, Unarchive, Delete),
+// and their changes call a configured URL as a TOPdesk automated action
+// does (Callback).
 //
 // It is an independent implementation of the wire protocol (it does not use
 // package topdesk), so that client bugs are not hidden by shared code. Use
