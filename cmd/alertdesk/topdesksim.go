@@ -49,6 +49,9 @@ func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
 		return nil
 	})
 	maxInFlight := fs.Int("max-in-flight", 0, "answer 429 with Retry-After: 1 to API requests beyond this `many` in progress, like a tenant's limit (0 = none)")
+	callbackURL := fs.String("callback-url", "", "call this `URL` like a TOPdesk automated action on \"incident changed\": POST {\"number\": …} after each operator change")
+	callbackTokenFile := fs.String("callback-token-file", "", "send the token in this `file` as Authorization: Bearer with -callback-url")
+	callbackAPIChanges := fs.Bool("callback-api-changes", false, "also call -callback-url after changes made through the API (by alertdesk)")
 	maxRequests := fs.Int("max-requests", 0, "keep this `many` recent API requests for /_sim/requests (default 100000)")
 	if code, done := parseFlags(fs, args); done {
 		return code
@@ -68,6 +71,19 @@ func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
 		Jitter:       jitter,
 		MaxInFlight:  *maxInFlight,
 		MaxRequests:  *maxRequests,
+		Callback:     topdesktest.Callback{URL: *callbackURL, APIChanges: *callbackAPIChanges},
+	}
+	if *callbackTokenFile != "" {
+		b, err := os.ReadFile(*callbackTokenFile)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "alertdesk topdesk-sim: --callback-token-file: %v\n", err)
+			return 2
+		}
+		opts.Callback.Token = strings.TrimSpace(string(b))
+	}
+	if err := opts.Callback.Check(); err != nil {
+		fmt.Fprintf(c.stderr, "alertdesk topdesk-sim: --callback-url: %v\n", err)
+		return 2
 	}
 	var source string
 	var err error
@@ -110,6 +126,7 @@ func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
 	fmt.Fprintf(c.stdout, "  incidents:   %s/\n", url)
 	fmt.Fprintf(c.stdout, "  control:     GET %[1]s/_sim/incidents, %[1]s/_sim/requests, %[1]s/_sim/faults\n", url)
 	fmt.Fprintf(c.stdout, "               POST /_sim/faults, /_sim/credentials, /_sim/reset; DELETE /_sim/faults\n")
+	fmt.Fprintf(c.stdout, "  operators:   POST /_sim/incidents/{number}/{edit|close|reopen|action|archive|unarchive|delete}; PUT /_sim/callback\n")
 
 	select {
 	case err := <-served:

@@ -21,6 +21,33 @@ func (s *Sim) adminRoutes() *http.ServeMux {
 	mux.HandleFunc("GET /_sim/incidents", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Incidents())
 	})
+	mux.HandleFunc("POST /_sim/incidents/{key}/{verb}", s.handleOperator)
+	mux.HandleFunc("GET /_sim/callback", func(w http.ResponseWriter, _ *http.Request) {
+		s.mu.Lock()
+		cb := s.callback
+		s.mu.Unlock()
+		if cb.Token != "" {
+			cb.Token = "<secret>"
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"callback": cb, "calls": s.Callbacks()})
+	})
+	mux.HandleFunc("PUT /_sim/callback", func(w http.ResponseWriter, r *http.Request) {
+		var cb Callback
+		if err := decodeBody(r, &cb); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if err := cb.Check(); err != nil || cb.URL == "" {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("url %q is not an http(s) URL; DELETE /_sim/callback turns the callback off", cb.URL))
+			return
+		}
+		s.SetCallback(cb)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("DELETE /_sim/callback", func(w http.ResponseWriter, _ *http.Request) {
+		s.SetCallback(Callback{})
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("GET /_sim/requests", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Requests())
 	})
@@ -89,7 +116,14 @@ type pageData struct {
 	Shown      []Incident
 	Faults     []Fault
 	Requests   int
+	Deleted    []deletedView
 	Now        time.Time
+}
+
+// deletedView is an incident an operator deleted, as the page shows it.
+type deletedView struct {
+	Number string
+	Change
 }
 
 func (s *Sim) servePage(w http.ResponseWriter, r *http.Request) {
@@ -106,6 +140,9 @@ func (s *Sim) servePage(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	d.Username = s.username
 	d.Requests = len(s.requests)
+	for _, del := range s.deleted {
+		d.Deleted = append(d.Deleted, deletedView{Number: del.number, Change: del.snapshot()})
+	}
 	s.mu.Unlock()
 	var buf bytes.Buffer
 	if err := s.page.Execute(&buf, d); err != nil {
@@ -220,6 +257,8 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .3em .6em; border-bottom: 1px solid #ddd; vertical-align: top; }
 th { background: #f3f3f3; }
 tr.closed td { color: #777; }
+.operator { color: #a33; }
+.api { color: #357; }
 .trail { margin: .2em 0 .6em 1.5em; padding: 0; list-style: none; font-size: 13px; }
 .trail li { margin: .2em 0; white-space: pre-wrap; }
 .meta { color: #666; font-size: 12px; }
@@ -253,13 +292,17 @@ refreshed {{when .Now}}</p>
 <tr><td></td><td colspan="7">
 {{if .Request}}<div class="meta">Request:</div><ul class="trail"><li>{{memo .Request}}</li></ul>{{end}}
 {{if .Actions}}<div class="meta">Actions ({{len .Actions}}):</div>
-<ol class="trail">{{range .Actions}}<li{{if .InvisibleForCaller}} class="internal"{{end}}><span class="meta">{{when .Date}}{{if .InvisibleForCaller}} · internal{{end}}</span><br>{{memo .Text}}</li>{{end}}</ol>{{end}}
+<ol class="trail">{{range .Actions}}<li{{if .InvisibleForCaller}} class="internal"{{end}}><span class="meta">{{when .Date}}{{with .By}} · {{.}}{{end}}{{if .InvisibleForCaller}} · internal{{end}}</span><br>{{memo .Text}}</li>{{end}}</ol>{{end}}
+{{if .History}}<div class="meta">History:</div>
+<ol class="trail history">{{range .History}}<li><span class="meta">{{when .At}}</span> {{if .Operator}}<strong class="operator">operator {{.By}}</strong>{{else}}<span class="api">alertdesk (API, {{.By}})</span>{{end}}: {{.What}}</li>{{end}}</ol>{{end}}
 </td></tr>
 {{end}}
 </table>
 {{else}}
 <p>No incidents yet.</p>
 {{end}}
+{{with .Deleted}}<h2>Deleted by operators</h2>
+<ul class="trail">{{range .}}<li><span class="meta">{{when .At}}</span> <strong>{{.Number}}</strong> by {{if .Operator}}operator {{.By}}{{else}}{{.By}}{{end}}</li>{{end}}</ul>{{end}}
 </body>
 </html>
 `

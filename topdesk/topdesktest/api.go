@@ -50,6 +50,7 @@ func (s *Sim) apiRoutes() *http.ServeMux {
 		mux.HandleFunc("GET /tas/api/"+path, s.handleDirectory(list))
 		mux.HandleFunc("GET /tas/api/"+path+"/id/{id}", s.handleDirectoryEntry(list))
 	}
+	mux.HandleFunc("GET /tas/api/assetmgmt/assets", s.handleAssets)
 	mux.HandleFunc("/tas/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("No resource found at %s.", r.URL.Path))
 	})
@@ -67,7 +68,7 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "The request body cannot be read.")
 		return
 	}
-	out, errs, err := s.create(body, login(r))
+	out, errs, err := s.create(body, actor{login: login(r)})
 	writeChange(w, http.StatusCreated, out, errs, err)
 }
 
@@ -96,7 +97,7 @@ func (s *Sim) handleUpdate(by string) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, "The request body cannot be read.")
 			return
 		}
-		out, found, errs, err := s.update(by, key, body, login(r))
+		out, found, errs, err := s.update(by, key, body, actor{login: login(r)})
 		if !found {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("No incident found with %s '%s'.", by, key))
 			return
@@ -391,7 +392,7 @@ func boolInt(b bool) int {
 func incidentQueryFields() map[string]fieldType {
 	m := map[string]fieldType{
 		"id": ftString, "number": ftString, "externalNumber": ftString, "briefDescription": ftString,
-		"status": ftString, "closed": ftBool, "completed": ftBool,
+		"status": ftString, "closed": ftBool, "completed": ftBool, "majorCall": ftBool,
 		"creationDate": ftDate, "modificationDate": ftDate, "callDate": ftDate, "closedDate": ftDate, "completedDate": ftDate,
 		"caller.id": ftString, "caller.dynamicName": ftString, "caller.email": ftString,
 	}
@@ -424,6 +425,8 @@ func (inc *incident) queryField(name string) fiqlValue {
 		return fiqlValue{b: inc.closed}
 	case "completed":
 		return fiqlValue{b: inc.completed}
+	case "majorCall":
+		return fiqlValue{b: inc.majorCall}
 	case "creationDate":
 		return date(inc.creationDate)
 	case "modificationDate":
@@ -520,32 +523,18 @@ func (s *Sim) handleArchive(by string, archive bool) http.HandlerFunc {
 				writeError(w, http.StatusBadRequest, "The request body cannot be read.")
 				return
 			}
-			v, errs := s.check.ref("archivingReason", searchlist(listArchivingReasons), body)
-			if len(errs) > 0 {
+			var errs []string
+			if reason, errs = s.archivingReason(body); len(errs) > 0 {
 				writeError(w, http.StatusBadRequest, errs...)
 				return
 			}
-			reason = v.ents[0]
 		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		inc := s.lookup(by, r.PathValue("key"))
-		switch {
-		case inc == nil:
+		out, found, errs, err := s.archive(by, r.PathValue("key"), reason, archive, actor{login: login(r)})
+		if !found {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("No incident found with %s '%s'.", by, r.PathValue("key")))
 			return
-		case inc.archived == archive:
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("Incident %s is already %s.", inc.number, map[bool]string{true: "archived", false: "not archived"}[archive]))
-			return
 		}
-		inc.archived, inc.archivingReason = archive, reason
-		inc.modificationDate = s.now()
-		inc.modifier = s.cat.operator(login(r))
-		if err := s.saveLocked(); err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		writeRaw(w, http.StatusOK, s.render(inc, nil))
+		writeChange(w, http.StatusOK, out, errs, err)
 	}
 }
 
@@ -685,4 +674,36 @@ func (s *Sim) handleDirectoryEntry(list string) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, directoryJSON(e))
 	}
+}
+
+// handleAssets serves the asset management API's asset list, which finds
+// the objects an incident's "object" can name: nameFragment (part of the
+// name, any case), pageStart and pageSize (default 50, at most 1000). It
+// answers {"dataSet": [{"id", "text"}]}, text being the name, always with
+// 200; errors use the services APIs' {"errors": [{"errorCode",
+// "errorMessage"}]}.
+func (s *Sim) handleAssets(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	start, msg := intParam(q, "pageStart", 0, 0, 1<<31-1)
+	size := 0
+	if msg == "" {
+		size, msg = intParam(q, "pageSize", 50, 1, 1000)
+	}
+	if msg != "" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"errors": []map[string]string{{"errorCode": "invalidParameter", "errorMessage": msg}}})
+		return
+	}
+	frag := strings.ToLower(first(q, "nameFragment"))
+	type asset struct {
+		ID   string `json:"id"`
+		Text string `json:"text"`
+	}
+	set := []asset{}
+	for _, e := range s.cat.lists[listObjects].all {
+		if strings.Contains(strings.ToLower(e.name), frag) {
+			set = append(set, asset{ID: e.id, Text: e.name})
+		}
+	}
+	set = set[min(start, len(set)):min(start+size, len(set))]
+	writeJSON(w, http.StatusOK, map[string]any{"dataSet": set})
 }

@@ -18,6 +18,7 @@ const (
 	listOperatorGroups   = "operatorGroup"
 	listOperators        = "operator"
 	listPersons          = "person"
+	listObjects          = "object"
 )
 
 // entity is one tenant object as the simulator looks it up.
@@ -67,7 +68,7 @@ func newCatalog(t *Tenant) *catalog {
 	}
 	for _, n := range []string{listStatuses, listPriorities, listImpacts, listUrgencies, listCategories,
 		listSubcategories, listCallTypes, listEntryTypes, listClosureCodes, listDurations,
-		listArchivingReasons, listOperatorGroups, listOperators, listPersons} {
+		listArchivingReasons, listOperatorGroups, listOperators, listPersons, listObjects} {
 		c.lists[n] = &entityList{byID: map[string]*entity{}, byName: map[string][]*entity{}}
 	}
 	addEntries := func(list string, es []Entry) {
@@ -110,6 +111,7 @@ func newCatalog(t *Tenant) *catalog {
 	addEntries(listClosureCodes, t.ClosureCodes)
 	addEntries(listArchivingReasons, t.ArchivingReasons)
 	addEntries(listOperatorGroups, t.OperatorGroups)
+	addEntries(listObjects, t.Objects)
 	for _, o := range t.Operators {
 		e := newEntity(entity{list: listOperators, id: o.ID, name: o.Name, email: o.Email, login: o.LoginName})
 		c.lists[listOperators].add(e)

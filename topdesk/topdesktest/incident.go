@@ -17,7 +17,7 @@ import (
 func refFields() []string {
 	return []string{
 		"entryType", "callType", "category", "subcategory", "impact", "urgency", "priority",
-		"duration", "operator", "operatorGroup", "processingStatus", "closureCode",
+		"duration", "operator", "operatorGroup", "processingStatus", "closureCode", "object",
 	}
 }
 
@@ -65,8 +65,11 @@ type incident struct {
 	modificationDate time.Time
 	creator          *entity
 	modifier         *entity
+	history          []change // who changed what, oldest first
 	mainIncident     *incident
 	partials         []*incident
+	majorCall        bool                       // the incident is a major call
+	majorCallOf      *incident                  // the major call it is linked to
 	other            map[string]json.RawMessage // accepted fields the simulator echoes as sent
 }
 
@@ -77,6 +80,7 @@ func (inc *incident) clone() *incident {
 	c.refs = maps.Clone(inc.refs)
 	c.other = maps.Clone(inc.other)
 	c.partials = slices.Clone(inc.partials)
+	c.history = slices.Clone(inc.history)
 	if inc.caller != nil {
 		cs := *inc.caller
 		cs.extra = maps.Clone(inc.caller.extra)
@@ -85,23 +89,50 @@ func (inc *incident) clone() *incident {
 	return &c
 }
 
-// change is one validated create or update, applied to a copy of the
+// edit is one validated create or update, applied to a copy of the
 // incident so that a rejected request changes nothing.
-type change struct {
+type edit struct {
 	vals   map[string]value
 	now    time.Time
 	author *entity
 	create bool
 }
 
-func (ch change) has(k string) bool {
+// actor is who makes a change: alertdesk through the API (with the login of
+// its Basic auth), or a person working in TOPdesk (the admin API and the
+// operator methods), named by the operator's login name.
+type actor struct {
+	login    string
+	operator bool
+}
+
+// change is one entry of an incident's history: who changed what, when.
+type change struct {
+	at       time.Time
+	by       *entity
+	operator bool // a person in TOPdesk, not the API user
+	what     string
+}
+
+// deletion is an incident an operator deleted, for the page.
+type deletion struct {
+	number string
+	change
+}
+
+// snapshot copies ch for inspection.
+func (ch change) snapshot() Change {
+	return Change{At: ch.at, By: ch.by.name, Operator: ch.operator, What: ch.what}
+}
+
+func (ch edit) has(k string) bool {
 	v, ok := ch.vals[k]
 	return ok && !v.null
 }
 
 // apply changes inc (a fresh or cloned incident) and returns the problems
 // that make the request invalid. The caller holds s.mu.
-func (s *Sim) apply(inc *incident, ch change) []string {
+func (s *Sim) apply(inc *incident, ch edit) []string {
 	var errs []string
 	v := ch.vals
 	setStr := func(k string, dst *string) {
@@ -125,6 +156,7 @@ func (s *Sim) apply(inc *incident, ch change) []string {
 	errs = append(errs, s.applyCaller(inc, ch)...)
 	errs = append(errs, s.applyRefs(inc, ch)...)
 	errs = append(errs, applyState(inc, ch)...)
+	errs = append(errs, s.applyMajorCall(inc, ch)...)
 
 	if ch.create {
 		inc.line = "firstLine"
@@ -148,8 +180,6 @@ func (s *Sim) apply(inc *incident, ch change) []string {
 		}
 		inc.other[k] = x.raw
 	}
-	inc.modificationDate = ch.now
-	inc.modifier = ch.author
 	return errs
 }
 
@@ -159,7 +189,7 @@ func modelledFields() map[string]bool {
 	m := map[string]bool{}
 	for _, k := range []string{"caller", "callerLookup", "briefDescription", "request", "action",
 		"actionInvisibleForCaller", "externalNumber", "completed", "completedDate", "closed",
-		"closedDate", "status", "mainIncident", "callDate"} {
+		"closedDate", "status", "mainIncident", "callDate", "majorCall", "majorCallObject"} {
 		m[k] = true
 	}
 	for _, k := range refFields() {
@@ -168,7 +198,7 @@ func modelledFields() map[string]bool {
 	return m
 }
 
-func (s *Sim) applyCaller(inc *incident, ch change) []string {
+func (s *Sim) applyCaller(inc *incident, ch edit) []string {
 	v := ch.vals
 	switch {
 	case ch.has("caller") && ch.has("callerLookup"):
@@ -224,7 +254,7 @@ func (s *Sim) applyCaller(inc *incident, ch change) []string {
 	return nil
 }
 
-func (s *Sim) applyRefs(inc *incident, ch change) []string {
+func (s *Sim) applyRefs(inc *incident, ch edit) []string {
 	if inc.refs == nil {
 		inc.refs = map[string]*entity{}
 	}
@@ -276,7 +306,7 @@ func (s *Sim) applyRefs(inc *incident, ch change) []string {
 // applyState sets closed/completed from the request and from a processing
 // status: a closing status closes and completes, any other status reopens a
 // closed or completed incident; explicit closed/completed win.
-func applyState(inc *incident, ch change) []string {
+func applyState(inc *incident, ch edit) []string {
 	v := ch.vals
 	closed, completed := inc.closed, inc.completed
 	if st, ok := v["processingStatus"]; ok && !st.null {
@@ -318,8 +348,36 @@ func applyState(inc *incident, ch change) []string {
 	return nil
 }
 
+// applyMajorCall sets whether inc is a major call and links it to the
+// major call majorCallObject names by id or number ("name").
+func (s *Sim) applyMajorCall(inc *incident, ch edit) []string {
+	v := ch.vals
+	if x, ok := v["majorCall"]; ok {
+		inc.majorCall = x.b
+	}
+	if x, ok := v["majorCallObject"]; ok && x.null {
+		inc.majorCallOf = nil
+	} else if ok {
+		var ref struct{ ID, Name string }
+		// The checker accepted raw as {"id"} or {"name"} with a string.
+		_ = json.Unmarshal(x.raw, &ref)
+		m, what, key := s.byID[strings.ToLower(ref.ID)], "id", ref.ID
+		if ref.ID == "" {
+			m, what, key = s.byNumber[ref.Name], "name", ref.Name
+		}
+		if m == nil || !m.majorCall || m.archived || m.id == inc.id {
+			return []string{fmt.Sprintf("'majorCallObject': no major call found with %s '%s'.", what, key)}
+		}
+		inc.majorCallOf = m
+	}
+	if inc.majorCall && inc.majorCallOf != nil {
+		return []string{"A major call cannot be linked to another major call."}
+	}
+	return nil
+}
+
 // applyMainIncident links a partial incident to its main incident.
-func (s *Sim) applyMainIncident(inc *incident, ch change) []string {
+func (s *Sim) applyMainIncident(inc *incident, ch edit) []string {
 	m, hasMain := ch.vals["mainIncident"]
 	hasMain = hasMain && !m.null
 	switch {
@@ -345,7 +403,7 @@ func (s *Sim) applyMainIncident(inc *incident, ch change) []string {
 
 // create validates body, stores a new incident and returns its read model;
 // errs are the request's problems (400), err a failure to save it (500).
-func (s *Sim) create(body []byte, login string) (out []byte, errs []string, err error) {
+func (s *Sim) create(body []byte, a actor) (out []byte, errs []string, err error) {
 	vals, errs := s.check.object("", body, s.createRules, false)
 	if len(errs) > 0 {
 		return nil, errs, nil
@@ -353,12 +411,12 @@ func (s *Sim) create(body []byte, login string) (out []byte, errs []string, err 
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	author := s.cat.operator(login)
+	author := s.cat.operator(a.login)
 	inc := &incident{id: newUUID(), creationDate: now, callDate: now, creator: author, refs: make(map[string]*entity, len(refFields()))}
 	if st := s.cat.defaultStatus; st != nil {
 		inc.refs["processingStatus"] = st
 	}
-	if errs := s.apply(inc, change{vals: vals, now: now, author: author, create: true}); len(errs) > 0 {
+	if errs := s.apply(inc, edit{vals: vals, now: now, author: author, create: true}); len(errs) > 0 {
 		return nil, errs, nil
 	}
 	s.seq++
@@ -371,13 +429,14 @@ func (s *Sim) create(body []byte, login string) (out []byte, errs []string, err 
 	if inc.mainIncident != nil {
 		inc.mainIncident.partials = append(inc.mainIncident.partials, inc)
 	}
+	s.changedLocked(inc, a, now, "created")
 	return s.render(inc, nil), nil, s.saveLocked()
 }
 
 // update validates body, applies it to the incident with this id or number
 // and returns its read model; found is false when there is no such incident
 // (whether or not the body is valid); err is a failure to save it.
-func (s *Sim) update(by, key string, body []byte, login string) (out []byte, found bool, errs []string, err error) {
+func (s *Sim) update(by, key string, body []byte, a actor) (out []byte, found bool, errs []string, err error) {
 	// The body is checked against the tenant, which never changes, so
 	// outside the lock.
 	vals, errs := s.check.object("", body, s.updateRules, false)
@@ -394,13 +453,50 @@ func (s *Sim) update(by, key string, body []byte, login string) (out []byte, fou
 		return nil, true, []string{fmt.Sprintf("Incident %s is archived and cannot be changed; unarchive it first.", inc.number)}, nil
 	}
 	next := inc.clone()
-	if errs := s.apply(next, change{vals: vals, now: now, author: s.cat.operator(login)}); len(errs) > 0 {
+	if errs := s.apply(next, edit{vals: vals, now: now, author: s.cat.operator(a.login)}); len(errs) > 0 {
 		return nil, true, errs, nil
 	}
+	wasClosed := inc.closed
 	s.unindex(inc)
 	*inc = *next
 	s.index(inc)
+	s.changedLocked(inc, a, now, describe(vals, wasClosed, inc.closed))
 	return s.render(inc, nil), true, nil, s.saveLocked()
+}
+
+// describe says what an update did, for the history: closed or reopened
+// when it did, an added action, and the other fields it sent.
+func describe(vals map[string]value, wasClosed, closed bool) string {
+	var parts []string
+	switch {
+	case closed && !wasClosed:
+		parts = append(parts, "closed")
+	case wasClosed && !closed:
+		parts = append(parts, "reopened")
+	}
+	for _, k := range sortedKeys(vals) {
+		switch k {
+		case "actionInvisibleForCaller", "closed", "closedDate", "completed", "completedDate":
+		case "action":
+			parts = append(parts, "added an action")
+		default:
+			parts = append(parts, k)
+		}
+	}
+	if len(parts) == 0 {
+		return "saved without changes"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// changedLocked records a change of inc in its history, sets it as
+// modified by a at now and calls the automated action when a's changes
+// call it. The caller holds s.mu.
+func (s *Sim) changedLocked(inc *incident, a actor, now time.Time, what string) {
+	who := s.cat.operator(a.login)
+	inc.modificationDate, inc.modifier = now, who
+	inc.history = append(inc.history, change{at: now, by: who, operator: a.operator, what: what})
+	s.notifyLocked(inc.number, a)
 }
 
 // lookup finds an incident by "id" or "number". The caller holds s.mu.
@@ -500,9 +596,29 @@ type Incident struct {
 	OperatorGroup    string    `json:"operatorGroup,omitempty"`
 	Operator         string    `json:"operator,omitempty"`
 	ClosureCode      string    `json:"closureCode,omitempty"`
+	Object           string    `json:"object,omitempty"` // the linked asset's name
+	MajorCall        bool      `json:"majorCall,omitempty"`
+	MajorCallNumber  string    `json:"majorCallNumber,omitempty"` // of the major call it is linked to
 	CallerName       string    `json:"callerName,omitempty"`
 	Actions          []Action  `json:"actions"`
 	Archived         bool      `json:"archived"`
+	ArchivingReason  string    `json:"archivingReason,omitempty"`
+	Modifier         string    `json:"modifier,omitempty"` // the operator's name
+	History          []Change  `json:"history"`
+}
+
+// Change is one entry of an incident's history: who changed what.
+type Change struct {
+	At time.Time `json:"at"`
+	// By is the operator's name (for alertdesk, the operator its API
+	// login writes as).
+	By string `json:"by"`
+	// Operator is true for a person working in TOPdesk (the operator
+	// methods and admin API), false for a change through the API.
+	Operator bool `json:"operator"`
+	// What is e.g. "created", "closed, closureCode", "added an action",
+	// "priority", "archived (Outdated)".
+	What string `json:"what"`
 }
 
 // Action is one entry of an incident's action trail.
@@ -510,16 +626,12 @@ type Action struct {
 	Text               string    `json:"text"`
 	InvisibleForCaller bool      `json:"invisibleForCaller"`
 	Date               time.Time `json:"date"`
+	By                 string    `json:"by,omitempty"` // the operator's name
 }
 
 // snapshot copies inc for inspection. The caller holds s.mu.
 func (inc *incident) snapshot() Incident {
-	name := func(k string) string {
-		if e := inc.refs[k]; e != nil {
-			return e.name
-		}
-		return ""
-	}
+	name := func(k string) string { return nameOf(inc.refs[k]) }
 	out := Incident{
 		ID:               inc.id,
 		Number:           inc.number,
@@ -544,16 +656,35 @@ func (inc *incident) snapshot() Incident {
 		OperatorGroup:    name("operatorGroup"),
 		Operator:         name("operator"),
 		ClosureCode:      name("closureCode"),
+		Object:           name("object"),
 		Actions:          make([]Action, len(inc.actions)),
 		Archived:         inc.archived,
+		ArchivingReason:  nameOf(inc.archivingReason),
+		Modifier:         nameOf(inc.modifier),
+		History:          make([]Change, len(inc.history)),
+		MajorCall:        inc.majorCall,
+	}
+	if m := inc.majorCallOf; m != nil {
+		out.MajorCallNumber = m.number
+	}
+	for i, ch := range inc.history {
+		out.History[i] = ch.snapshot()
 	}
 	if inc.caller != nil {
 		out.CallerName = inc.caller.dynamicName
 	}
 	for i, a := range inc.actions {
-		out.Actions[i] = Action{Text: a.text, InvisibleForCaller: a.invisible, Date: a.date}
+		out.Actions[i] = Action{Text: a.text, InvisibleForCaller: a.invisible, Date: a.date, By: nameOf(a.operator)}
 	}
 	return out
+}
+
+// nameOf is e's name, or "" for nil.
+func nameOf(e *entity) string {
+	if e == nil {
+		return ""
+	}
+	return e.name
 }
 
 // Incidents returns copies of all incidents, in creation order.

@@ -31,7 +31,7 @@ type readModel struct {
 	Subcategory                    *wireEntity       `json:"subcategory"`
 	CallType                       *wireEntity       `json:"callType"`
 	EntryType                      *wireEntity       `json:"entryType"`
-	Object                         json.RawMessage   `json:"object"`
+	Object                         *wireEntity       `json:"object"`
 	Asset                          any               `json:"asset"`
 	Branch                         json.RawMessage   `json:"branch"`
 	Location                       json.RawMessage   `json:"location"`
@@ -75,8 +75,8 @@ type readModel struct {
 	Modifier                       *wireEntity       `json:"modifier"`
 	ModificationDate               *string           `json:"modificationDate"`
 	ArchivingReason                *wireEntity       `json:"archivingReason"`
-	MajorCall                      json.RawMessage   `json:"majorCall"`
-	MajorCallObject                json.RawMessage   `json:"majorCallObject"`
+	MajorCall                      bool              `json:"majorCall"`
+	MajorCallObject                *wireMajorCall    `json:"majorCallObject"`
 	PublishToSsd                   json.RawMessage   `json:"publishToSsd"`
 	Monitored                      bool              `json:"monitored"`
 	Responded                      json.RawMessage   `json:"responded"`
@@ -105,6 +105,14 @@ type wireOperator struct {
 type wireIncidentRef struct {
 	ID     string `json:"id"`
 	Number string `json:"number"`
+}
+
+// wireMajorCall is the major call an incident is linked to; name is its
+// number.
+type wireMajorCall struct {
+	ID            string `json:"id"`
+	Name          string `json:"name"`
+	MajorIncident bool   `json:"majorIncident"`
 }
 
 type wireLink struct {
@@ -143,7 +151,7 @@ func (s *Sim) readModel(inc *incident) *readModel {
 		BriefDescription: inc.briefDescription, ExternalNumber: inc.externalNumber,
 		Category: wireRef(inc.refs["category"]), Subcategory: wireRef(inc.refs["subcategory"]),
 		CallType: wireRef(inc.refs["callType"]), EntryType: wireRef(inc.refs["entryType"]),
-		Object: other("object", "null"), Branch: other("branch", "null"), Location: other("location", "null"),
+		Object: wireRef(inc.refs["object"]), Branch: other("branch", "null"), Location: other("location", "null"),
 		Impact: wireRef(inc.refs["impact"]), Urgency: wireRef(inc.refs["urgency"]),
 		Priority: wireRef(inc.refs["priority"]), Duration: wireRef(inc.refs["duration"]),
 		TargetDate: other("targetDate", "null"), SLA: other("sla", "null"), ResponseDate: other("responseDate", "null"),
@@ -155,9 +163,9 @@ func (s *Sim) readModel(inc *incident) *readModel {
 		Costs:    other("costs", "0"),
 		CallDate: wireTime(inc.callDate), Creator: wireRef(inc.creator), CreationDate: wireTime(inc.creationDate),
 		Modifier: wireRef(inc.modifier), ModificationDate: wireTime(inc.modificationDate),
-		ArchivingReason: wireRef(inc.archivingReason), MajorCall: other("majorCall", "false"),
-		MajorCallObject: other("majorCallObject", "null"), PublishToSsd: other("publishToSsd", "false"),
-		Responded: other("responded", "false"), PartialIncidents: []wireLink{},
+		ArchivingReason: wireRef(inc.archivingReason), MajorCall: inc.majorCall,
+		PublishToSsd: other("publishToSsd", "false"),
+		Responded:    other("responded", "false"), PartialIncidents: []wireLink{},
 		OptionalFields1: other("optionalFields1", "null"), OptionalFields2: other("optionalFields2", "null"),
 		ExternalLinks: []json.RawMessage{},
 	}
@@ -177,6 +185,9 @@ func (s *Sim) readModel(inc *incident) *readModel {
 		m.Operator = &wireOperator{ID: o.id, Name: o.name, Status: "operator"}
 	} else if g := inc.refs["operatorGroup"]; g != nil {
 		m.Operator = &wireOperator{ID: g.id, Name: g.name, Status: "operatorGroup"}
+	}
+	if mc := inc.majorCallOf; mc != nil {
+		m.MajorCallObject = &wireMajorCall{ID: mc.id, Name: mc.number, MajorIncident: true}
 	}
 	if mi := inc.mainIncident; mi != nil {
 		m.MainIncident = &wireIncidentRef{ID: mi.id, Number: mi.number}

@@ -27,12 +27,12 @@ func TestReadModel(t *testing.T) {
 	  "externalNumber": "alertdesk-\u00e9<1>",
 	  "entryType": {"name": "Monitoring"}, "callType": {"name": "Disruption"}, "subcategory": {"name": "Oracle"},
 	  "impact": {"name": "Organisation"}, "urgency": {"name": "High"}, "duration": {"name": "1 day"},
-	  "object": { "name" : "server <1>" }, "location": ` + id("loc") + `, "branch": ` + id("br") + `,
+	  "object": { "name" : "db-7" }, "location": ` + id("loc") + `, "branch": ` + id("br") + `,
 	  "targetDate": "2026-12-01T10:00:00.000+0100", "sla": ` + id("sla") + `, "onHold": "true", "responseDate": "2026-11-05",
 	  "feedbackMessage": "<ok>", "feedbackRating": 4, "operator": ` + id("operators//Jansen, Eva") + `,
 	  "operatorGroup": ` + id("operatorGroups//DBA") + `, "supplier": ` + id("sup") + `,
 	  "processingStatus": {"name": "In progress"}, "closureCode": {"name": "Solved"},
-	  "costs": "0.15", "majorCall": true, "majorCallObject": {"name": "major"}, "publishToSsd": false, "responded": true,
+	  "costs": "0.15", "majorCall": true, "publishToSsd": false, "responded": true,
 	  "optionalFields1": { "text1" : "a<b", "boolean2" : true, "number3": 1.5e3 }, "optionalFields2": {"searchlist1": {"name": "x"}},
 	  "externalLink": { "id" : "ext & <1> \u2028", "type" : "t", "date": "2026-11-05T10:30:00Z" } }`
 	main := c.mustCall(http.MethodPost, "/tas/api/incidents", `{"status": "secondLine", "briefDescription": "main"}`, http.StatusCreated)
@@ -88,7 +88,7 @@ func TestReadModel(t *testing.T) {
 			"budgetHolder": map[string]any{"name": "b & h"}, "personExtraFieldA": map[string]any{"name": "a"},
 			"personExtraFieldB": map[string]any{"id": stableUUID("pb")}},
 		"operator":        map[string]any{"id": stableUUID("operators//Jansen, Eva"), "name": "Jansen, Eva", "status": "operator"},
-		"object":          map[string]any{"name": "server <1>"},
+		"object":          map[string]any{"id": stableUUID("objects//db-7"), "name": "db-7"},
 		"onHold":          "true",
 		"costs":           "0.15",
 		"feedbackRating":  4.0,

@@ -86,7 +86,7 @@ func commonRules() map[string]rule {
 		"category":                 searchlist(listCategories),
 		"subcategory":              searchlist(listSubcategories),
 		"externalNumber":           str(60),
-		"object":                   searchlist(""),
+		"object":                   searchlist(listObjects),
 		"location":                 idOnly(""),
 		"branch":                   idOnly(""),
 		"impact":                   searchlist(listImpacts),

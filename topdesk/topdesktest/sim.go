@@ -1,8 +1,12 @@
 // Package topdesktest is a stateful TOPdesk simulator: the subset of
 // TOPdesk's incident REST API (/tas/api/…) that alertdesk uses, with Basic
 // auth, TOPdesk's request validation and error bodies, FIQL and legacy
-// searches with 200/206/204 paging, a tenant of searchlists, scripted faults,
-// a record of requests, admin endpoints under /_sim/ and an HTML page at /.
+// searches with 200/206/204 paging, a tenant of searchlists and objects,
+// major calls, scripted faults, a record of requests, admin endpoints under
+// /_sim/ and an HTML page at /. Operators act on incidents as people in
+// TOPdesk do (Edit, Close, Reopen, AddAction, Archive, Unarchive, Delete),
+// and their changes call a configured URL as a TOPdesk automated action
+// does (Callback).
 //
 // It is an independent implementation of the wire protocol (it does not use
 // package topdesk), so that client bugs are not hidden by shared code. Use
@@ -66,7 +70,8 @@ type Options struct {
 	// DisablePatch makes PATCH answer 405 Method Not Allowed, like old
 	// on-premises TOPdesk; PUT still works.
 	DisablePatch bool
-	// Now is the clock; default time.Now.
+	// Now is the clock, read to the millisecond as TOPdesk keeps times;
+	// default time.Now.
 	Now func() time.Time
 	// MaxRequests is how many API requests Requests keeps (the oldest are
 	// dropped); default 100000, so that a long-running simulator stays
@@ -87,6 +92,9 @@ type Options struct {
 	// once: a request beyond it is answered 429 with Retry-After: 1 at once,
 	// like a tenant's undocumented limit.
 	MaxInFlight int
+	// Callback is the automated action called after changes; default none.
+	// SetCallback and /_sim/callback change it.
+	Callback Callback
 }
 
 // Sim is a simulated TOPdesk tenant. It is safe for concurrent use.
@@ -115,6 +123,10 @@ type Sim struct {
 	seq        int
 	faults     []*faultState
 	requests   []Request
+	deleted    []deletion // incidents operators deleted, oldest first
+	callback   Callback
+	callbacks  []CallbackCall
+	lastCall   chan struct{} // closed when the newest callback call is done
 
 	inFlight atomic.Int64 // API requests waiting out their latency, for MaxInFlight
 }
@@ -169,8 +181,11 @@ func newSim(opts Options) *Sim {
 	opts.Tenant = t
 	cat := newCatalog(t)
 	s := &Sim{
-		opts:        opts,
-		now:         opts.Now,
+		opts: opts,
+		// TOPdesk keeps and answers times to the millisecond; a finer time
+		// would make a read-back from the last modificationDate it answered
+		// find that incident again.
+		now:         func() time.Time { return opts.Now().Truncate(time.Millisecond) },
 		cat:         cat,
 		check:       checker{cat: cat},
 		createRules: createRules(),
@@ -183,6 +198,7 @@ func newSim(opts Options) *Sim {
 		byID:        map[string]*incident{},
 		byNumber:    map[string]*incident{},
 		byExternal:  map[string][]*incident{},
+		callback:    opts.Callback,
 		page:        template.Must(template.New("page").Funcs(pageFuncs()).Parse(pageTemplate)),
 	}
 	s.api = s.apiRoutes()
@@ -562,5 +578,6 @@ func (s *Sim) clearLocked() {
 	s.byID = map[string]*incident{}
 	s.byNumber = map[string]*incident{}
 	s.byExternal = map[string][]*incident{}
+	s.deleted = nil
 	s.seq = 0
 }

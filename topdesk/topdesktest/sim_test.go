@@ -149,7 +149,9 @@ func TestCreate(t *testing.T) {
 		ProcessingStatus: "Logged", Priority: "P1", Impact: "Organisation", Urgency: "High",
 		Category: "Databases", Subcategory: "Oracle", CallType: "Disruption", EntryType: "Monitoring",
 		OperatorGroup: "DBA", CallerName: "Monitoring",
-		Actions: []Action{{Text: "Created by alertdesk", Date: fixedNow()}},
+		Actions:  []Action{{Text: "Created by alertdesk", Date: fixedNow(), By: "Alertdesk, API"}},
+		Modifier: "Alertdesk, API",
+		History:  []Change{{At: fixedNow(), By: "Alertdesk, API", What: "created"}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Incident() mismatch (-want +got):\n%s", diff)
@@ -260,10 +262,10 @@ func TestPartialUpdateAndActionTrail(t *testing.T) {
 	}
 	snap, _ := s.Incident(id)
 	wantActions := []Action{
-		{Text: "action 1", Date: fixedNow()},
-		{Text: "action 2", InvisibleForCaller: true, Date: fixedNow()},
-		{Text: "action 3", Date: fixedNow()},
-		{Text: "action 4", Date: fixedNow()},
+		{Text: "action 1", Date: fixedNow(), By: "Alertdesk, API"},
+		{Text: "action 2", InvisibleForCaller: true, Date: fixedNow(), By: "Alertdesk, API"},
+		{Text: "action 3", Date: fixedNow(), By: "Alertdesk, API"},
+		{Text: "action 4", Date: fixedNow(), By: "Alertdesk, API"},
 	}
 	if diff := cmp.Diff(wantActions, snap.Actions); diff != "" {
 		t.Errorf("action trail (-want +got):\n%s", diff)

@@ -38,6 +38,13 @@ type savedEntry struct {
 	Operator  *savedRef `json:"operator,omitempty"`
 }
 
+type savedChange struct {
+	At       time.Time `json:"at"`
+	By       *savedRef `json:"by"`
+	Operator bool      `json:"operator,omitempty"`
+	What     string    `json:"what"`
+}
+
 type savedCaller struct {
 	Person      *savedRef                  `json:"person,omitempty"`
 	DynamicName string                     `json:"dynamicName,omitempty"`
@@ -69,7 +76,10 @@ type savedIncident struct {
 	ModificationDate time.Time                  `json:"modificationDate,omitzero"`
 	Creator          *savedRef                  `json:"creator,omitempty"`
 	Modifier         *savedRef                  `json:"modifier,omitempty"`
+	History          []savedChange              `json:"history,omitempty"`
 	MainIncident     string                     `json:"mainIncident,omitempty"` // its id
+	MajorCall        bool                       `json:"majorCall,omitempty"`
+	MajorCallObject  string                     `json:"majorCallObject,omitempty"` // the id of the major call it is linked to
 	Other            map[string]json.RawMessage `json:"other,omitempty"`
 }
 
@@ -99,13 +109,19 @@ func (inc *incident) save() savedIncident {
 		ClosedDate: inc.closedDate, CompletedDate: inc.completedDate, CallDate: inc.callDate,
 		CreationDate: inc.creationDate, ModificationDate: inc.modificationDate,
 		Creator: saveRef(inc.creator), Modifier: saveRef(inc.modifier),
-		Other: inc.other,
+		Other: inc.other, MajorCall: inc.majorCall,
+	}
+	for _, ch := range inc.history {
+		out.History = append(out.History, savedChange{At: ch.at, By: saveRef(ch.by), Operator: ch.operator, What: ch.what})
 	}
 	for k, e := range inc.refs {
 		out.Refs[k] = *saveRef(e)
 	}
 	if inc.mainIncident != nil {
 		out.MainIncident = inc.mainIncident.id
+	}
+	if inc.majorCallOf != nil {
+		out.MajorCallObject = inc.majorCallOf.id
 	}
 	if c := inc.caller; c != nil {
 		out.Caller = &savedCaller{Person: saveRef(c.person), DynamicName: c.dynamicName, Email: c.email,
@@ -147,9 +163,12 @@ func (c *catalog) incident(v savedIncident) *incident {
 		closedDate: v.ClosedDate, completedDate: v.CompletedDate, callDate: v.CallDate,
 		creationDate: v.CreationDate, modificationDate: v.ModificationDate,
 		creator: c.entity(v.Creator), modifier: c.entity(v.Modifier),
-		other: v.Other,
+		other: v.Other, majorCall: v.MajorCall,
 	}
 	inc.requestText = plainText(joinNewestFirst(inc.requests))
+	for _, ch := range v.History {
+		inc.history = append(inc.history, change{at: ch.At, by: c.entity(ch.By), operator: ch.Operator, what: ch.What})
+	}
 	for k, r := range v.Refs {
 		inc.refs[k] = c.entity(&r)
 	}
@@ -189,6 +208,7 @@ func (s *Sim) load() error {
 			s.incidents[i].mainIncident = m
 			m.partials = append(m.partials, s.incidents[i])
 		}
+		s.incidents[i].majorCallOf = s.byID[v.MajorCallObject]
 	}
 	return nil
 }

@@ -38,6 +38,10 @@ func TestStateFileKeepsIncidents(t *testing.T) {
 		"briefDescription": "Part", "mainIncident": map[string]any{"id": open["id"]}})
 	c.mustCall(http.MethodPut, "/tas/api/incidents/id/"+closed["id"].(string)+"/archive",
 		map[string]any{"name": "Outdated"}, http.StatusOK)
+	// An operator's change and its history survive too.
+	if _, err := first.Edit("ejansen", open["number"].(string), map[string]any{"priority": map[string]any{"name": "P1"}}); err != nil {
+		t.Fatal(err)
+	}
 
 	second, err := Open(Options{Now: fixedNow, StateFile: file})
 	if err != nil {

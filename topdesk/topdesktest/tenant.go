@@ -30,6 +30,8 @@ type Tenant struct {
 	OperatorGroups   []Entry        `yaml:"operatorGroups" json:"operatorGroups"`
 	Operators        []Operator     `yaml:"operators" json:"operators"`
 	Persons          []Person       `yaml:"persons" json:"persons"`
+	// Objects are the assets an incident can be linked to ("object").
+	Objects []Entry `yaml:"objects" json:"objects"`
 }
 
 // Entry is one searchlist value (impact, urgency, call type, …) or an
@@ -162,6 +164,7 @@ func DefaultTenant() *Tenant {
 		EntryTypes:       entries("Monitoring", "E-mail", "Telephone", "Portal"),
 		ClosureCodes:     entries("Solved", "Solved by monitoring", "No action needed", "Duplicate"),
 		ArchivingReasons: entries("Outdated", "Duplicate"),
+		Objects:          entries("db-1", "db-7", "web-01", "web-02", "router-ams-1"),
 		OperatorGroups:   entries("Operations", "DBA", "Network"),
 		Operators: []Operator{
 			{Name: "Alertdesk, API", LoginName: "alertdesk", Email: "alertdesk@example.com"},
@@ -216,6 +219,7 @@ func (t *Tenant) clone() *Tenant {
 	c.ClosureCodes = append([]Entry(nil), t.ClosureCodes...)
 	c.Durations = append([]Duration(nil), t.Durations...)
 	c.ArchivingReasons = append([]Entry(nil), t.ArchivingReasons...)
+	c.Objects = append([]Entry(nil), t.Objects...)
 	c.OperatorGroups = append([]Entry(nil), t.OperatorGroups...)
 	c.Operators = append([]Operator(nil), t.Operators...)
 	c.Persons = append([]Person(nil), t.Persons...)
@@ -325,6 +329,7 @@ func (t *Tenant) normalize() error {
 	entries("closureCodes", t.ClosureCodes)
 	entries("archivingReasons", t.ArchivingReasons)
 	entries("operatorGroups", t.OperatorGroups)
+	entries("objects", t.Objects)
 
 	u = unique("operators")
 	for i := range t.Operators {
