@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -34,6 +35,7 @@ type testEnv struct {
 	api      incidentAPI // what workers call; e.td unless a test wraps it
 	resolver *topdesk.Resolver
 	mapping  *mapping.Mapping
+	logs     io.Writer // where workers log (debug and up) instead of the test log; nil = the test log
 }
 
 func newEnv(t testing.TB, simOpts topdesktest.Options) *testEnv {
@@ -111,6 +113,9 @@ func (e *testEnv) startWorker(opts Options) *runningWorker {
 	rw := &runningWorker{reg: prometheus.NewRegistry(), done: make(chan error, 1)}
 	opts.Registerer = rw.reg
 	opts.Logger = zerolog.New(zerolog.NewTestWriter(e.t)).Level(zerolog.WarnLevel)
+	if e.logs != nil {
+		opts.Logger = zerolog.New(e.logs).Level(zerolog.DebugLevel)
+	}
 	w, err := New(e.res, e.api, e.resolver, e.mapping, opts)
 	if err != nil {
 		e.t.Fatal(err)

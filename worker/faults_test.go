@@ -1,11 +1,13 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -371,5 +373,67 @@ func TestRetryAfterWorkerWide(t *testing.T) {
 	}
 	if dl := e.dlqEntries(); len(dl) != 0 {
 		t.Errorf("%d events dead-lettered; rate limiting must dead-letter nothing", len(dl))
+	}
+}
+
+// lockedBuffer is a log sink that tests read while workers write.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// lines counts the log lines of level with message msg.
+func (l *lockedBuffer) lines(level, msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for line := range strings.Lines(l.b.String()) {
+		if strings.Contains(line, `"level":"`+level+`"`) && strings.Contains(line, `"message":"`+msg+`"`) {
+			n++
+		}
+	}
+	return n
+}
+
+// An event that waits through several redeliveries says so once at warn,
+// with the reason and the delay, and once when its key no longer waits;
+// the redeliveries in between log nothing above debug.
+func TestWaitingSaidOnce(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	logs := &lockedBuffer{}
+	e.logs = logs
+	e.sim.Inject(topdesktest.Fault{Method: http.MethodPost, Status: http.StatusServiceUnavailable, Count: 15})
+	opts := fastOptions()
+	opts.MaxDeliver = 100
+	e.startWorker(opts)
+	e.publish(firing("wait/1", "critical", "x", time.Now()))
+	e.waitSettled(30 * time.Second)
+
+	posts := 0
+	for _, r := range e.sim.Requests() {
+		if r.Method == http.MethodPost {
+			posts++
+		}
+	}
+	if n := len(e.incidentsFor("wait/1")); n != 1 || posts < 16 {
+		t.Fatalf("%d incidents after %d POSTs; want 1 after the 15 refused and one more", n, posts)
+	}
+	if n := logs.lines("debug", "event waits; it will be retried"); n < 1 {
+		t.Errorf("%d debug lines for later redeliveries; the test needs at least two redeliveries", n)
+	}
+	if n := logs.lines("warn", "event waits; it will be retried"); n != 1 {
+		t.Errorf("%d warn lines that the event waits, want 1:\n%s", n, logs.b.String())
+	}
+	if n := logs.lines("info", "events of this alert key no longer wait"); n != 1 {
+		t.Errorf("%d lines that the key no longer waits, want 1", n)
+	}
+	if !strings.Contains(logs.b.String(), `"reason":"retry"`) {
+		t.Errorf("the warn line does not say why the event waits:\n%s", logs.b.String())
 	}
 }

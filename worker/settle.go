@@ -102,6 +102,11 @@ func halfJitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
 func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result, err error) {
 	f := decideFate(err, md.NumDelivered, w.gate.paused(), w.fates)
 	l := w.msgLog(msg, md, res)
+	if f.kind != fateNak && res.key != "" {
+		if since, ok := w.waiting.end(res.key); ok {
+			l.Info().Dur("waited", w.opts.Now().Sub(since)).Msg("events of this alert key no longer wait")
+		}
+	}
 	switch f.kind {
 	case fateAck:
 		ackErr := msg.Ack()
@@ -135,11 +140,14 @@ func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result
 			return
 		}
 		w.m.outcome(outcomeRetried).Inc()
-		ev := l.Warn()
-		if errors.Is(err, errKeyBusy) || errors.Is(err, errOutcomePending) {
-			ev = l.Debug()
+		// Say once why a key's events wait and for how long; each further
+		// redelivery only at debug.
+		reason := waitReason(err)
+		ev := l.Debug()
+		if res.key == "" || w.waiting.start(res.key, reason, w.opts.Now()) {
+			ev = l.Warn()
 		}
-		ev.Err(err).Str("outcome", outcomeRetried).Dur("delay", f.delay).Msg("event will be retried")
+		ev.Err(err).Str("outcome", outcomeRetried).Str("reason", reason).Dur("delay", f.delay).Msg("event waits; it will be retried")
 	}
 }
 

@@ -128,6 +128,7 @@ type Worker struct {
 	state   stateStore
 	locks   keyLocks
 	fates   fatePolicy
+	waiting waitingKeys
 	dlq     *dlq.Stream
 	gate    gate
 	breaker breaker
@@ -166,6 +167,7 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 	}
 	w.breaker.threshold = opts.BreakerThreshold
 	w.state.known.m.max = opts.SeenKeys
+	w.waiting.m.max = opts.SeenKeys
 	w.state.opTime = func(op stateOp, d time.Duration) { w.m.stateOps[op].Observe(d.Seconds()) }
 	w.fates = fatePolicy{maxDeliver: opts.MaxDeliver, redeliverMin: opts.RedeliverMin, redeliverMax: opts.RedeliverMax,
 		breakerCooldown: opts.BreakerCooldown, authRetry: opts.AuthRetry, jitter: halfJitter}
