@@ -101,6 +101,30 @@ func halfJitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
 // acknowledges, naks or terminates a message.
 func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result, err error) {
 	f := decideFate(err, md.NumDelivered, w.gate.paused(), w.fates)
+	var dead []deadPart
+	if f.kind == fateDeadLetter {
+		dead = []deadPart{{data: msg.Data(), key: res.key, err: err, class: f.class}}
+	}
+	if len(res.failed) > 0 {
+		// A multi-alert message whose other alerts were applied: each failed
+		// alert has its own fate; any redelivery takes the whole message
+		// back (its applied alerts are then duplicates), else each failed
+		// alert is dead-lettered alone.
+		f, dead = fate{kind: fateDeadLetter}, nil
+		for _, af := range res.failed {
+			switch pf := decideFate(af.err, md.NumDelivered, w.gate.paused(), w.fates); {
+			case pf.kind == fateDeadLetter:
+				data, perr := alertAlone(msg.Data(), af.index)
+				if perr != nil {
+					// Should not happen: the payload decoded. Keep all of it.
+					data = msg.Data()
+				}
+				dead = append(dead, deadPart{data: data, key: af.key, err: af.err, class: pf.class})
+			case f.kind != fateNak || pf.delay > f.delay:
+				f, err, res.key = pf, af.err, af.key
+			}
+		}
+	}
 	l := w.msgLog(msg, md, res)
 	switch f.kind {
 	case fateAck:
@@ -123,7 +147,10 @@ func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result
 		}
 		ev.Msg("event handled")
 	case fateDeadLetter:
-		w.deadLetter(msg, md, res, err, f.class, l)
+		for _, o := range res.outcomes {
+			w.m.outcome(o).Inc() // the applied alerts of a multi-alert message
+		}
+		w.deadLetter(msg, md, dead, w.msgLog(msg, md, result{}))
 	case fateNak:
 		if f.delay > 0 {
 			err = errors.Join(err, msg.NakWithDelay(f.delay))
@@ -153,40 +180,58 @@ func (w *Worker) msgLog(msg jetstream.Msg, md *jetstream.MsgMetadata, res result
 	return c.Logger()
 }
 
-// deadLetter publishes the evidence to the DLQ stream and terminates the
-// original only after the DLQ publish was acked; otherwise the original is
-// redelivered.
-func (w *Worker) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, res result, cause error, class dlq.Class, l zerolog.Logger) {
+// deadPart is what is dead-lettered of a message: all of it, or one alert
+// of a multi-alert message as a one-alert message of the same shape.
+type deadPart struct {
+	data  []byte
+	key   string
+	err   error
+	class dlq.Class
+}
+
+// deadLetter publishes the evidence of each part to the DLQ stream and
+// terminates the original only after every DLQ publish was acked;
+// otherwise the original is redelivered (a part already published is then
+// dropped by the DLQ stream as a duplicate).
+func (w *Worker) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, dead []deadPart, l zerolog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := w.dlq.Publish(ctx, dlq.Failure{
-		OriginalStream:  md.Stream,
-		OriginalSubject: msg.Subject(),
-		OriginalSeq:     md.Sequence.Stream,
-		Published:       md.Timestamp,
-		Header:          msg.Headers(),
-		Data:            msg.Data(),
-		Err:             cause.Error(),
-		Class:           class,
-		Deliveries:      int(md.NumDelivered),
-		FailedAt:        w.opts.Now(),
-		AlertKey:        res.key,
-	})
-	if err != nil {
-		if nakErr := msg.NakWithDelay(w.fates.redeliverMin); nakErr != nil {
-			err = errors.Join(err, nakErr)
+	for _, p := range dead {
+		err := w.dlq.Publish(ctx, dlq.Failure{
+			OriginalStream:  md.Stream,
+			OriginalSubject: msg.Subject(),
+			OriginalSeq:     md.Sequence.Stream,
+			Published:       md.Timestamp,
+			Header:          msg.Headers(),
+			Data:            p.data,
+			Err:             p.err.Error(),
+			Class:           p.class,
+			Deliveries:      int(md.NumDelivered),
+			FailedAt:        w.opts.Now(),
+			AlertKey:        p.key,
+		})
+		if err != nil {
+			if nakErr := msg.NakWithDelay(w.fates.redeliverMin); nakErr != nil {
+				err = errors.Join(err, nakErr)
+			}
+			l.Error().Err(errors.Join(p.err, err)).Str("class", string(p.class)).Str("outcome", outcomeRetried).
+				Msg("dead-letter publish failed; event will be redelivered")
+			w.m.outcome(outcomeRetried).Inc()
+			return
 		}
-		l.Error().Err(errors.Join(cause, err)).Str("class", string(class)).Str("outcome", outcomeRetried).
-			Msg("dead-letter publish failed; event will be redelivered")
-		w.m.outcome(outcomeRetried).Inc()
-		return
 	}
-	if err := msg.TermWithReason(string(class)); err != nil {
+	if err := msg.TermWithReason(string(dead[0].class)); err != nil {
 		// The DLQ holds it; a redelivery dead-letters it again under the same
 		// Nats-Msg-Id, which the DLQ stream drops as a duplicate.
 		l.Warn().Err(err).Msg("term failed after dead-lettering")
 	}
-	w.m.dlq.WithLabelValues(string(class)).Inc()
-	w.m.events.WithLabelValues(outcomeDeadLettered).Inc()
-	l.Error().Err(cause).Str("class", string(class)).Str("outcome", outcomeDeadLettered).Msg("event dead-lettered")
+	for _, p := range dead {
+		w.m.dlq.WithLabelValues(string(p.class)).Inc()
+		w.m.events.WithLabelValues(outcomeDeadLettered).Inc()
+		ev := l.Error()
+		if p.key != "" {
+			ev = ev.Str("alert_key", p.key)
+		}
+		ev.Err(p.err).Str("class", string(p.class)).Str("outcome", outcomeDeadLettered).Msg("event dead-lettered")
+	}
 }

@@ -292,6 +292,14 @@ type result struct {
 	key            string // alert key (of the first alert of a message, or of the one that failed)
 	incidentNumber string
 	outcomes       []string
+	failed         []alertFailure // alerts of a multi-alert message that failed, the others applied
+}
+
+// alertFailure is one alert of a multi-alert message that failed.
+type alertFailure struct {
+	index int // in the message
+	key   string
+	err   error
 }
 
 // process handles one message and settles it.
@@ -310,8 +318,8 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 	var res result
 	err = w.handle(hctx, msg, md, &res)
 	stop()
-	if err != nil && ctx.Err() != nil {
-		err = errors.Join(errShutdown, err)
+	if (err != nil || len(res.failed) > 0) && ctx.Err() != nil {
+		err, res.failed = errors.Join(errShutdown, err), nil
 	}
 	w.settle(msg, md, res, err)
 }
@@ -360,17 +368,17 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, md *jetstream.Ms
 	}
 	published := publishTime(msg, md)
 	for i := range alerts {
-		ev, err := w.newEvent(&alerts[i], published)
+		out, number, key, err := w.applyAlert(ctx, &alerts[i], published)
 		if i == 0 || err != nil {
-			res.key = ev.key
+			res.key = key
 		}
-		if err != nil {
+		if err != nil && len(alerts) == 1 {
 			return err
 		}
-		out, number, err := w.apply(ctx, ev)
 		if err != nil {
-			res.key = ev.key
-			return fmt.Errorf("alert %s: %w", ev.key, err)
+			// The others are applied; this one is settled alone.
+			res.failed = append(res.failed, alertFailure{index: i, key: key, err: err})
+			continue
 		}
 		if i == 0 {
 			res.incidentNumber = number
@@ -378,6 +386,20 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, md *jetstream.Ms
 		res.outcomes = append(res.outcomes, out)
 	}
 	return nil
+}
+
+// applyAlert applies one alert of a message: its outcome, incident number
+// and key.
+func (w *Worker) applyAlert(ctx context.Context, a *mapping.Alert, published time.Time) (string, string, string, error) {
+	ev, err := w.newEvent(a, published)
+	if err != nil {
+		return "", "", ev.key, err
+	}
+	out, number, err := w.apply(ctx, ev)
+	if err != nil {
+		return "", number, ev.key, fmt.Errorf("alert %s: %w", ev.key, err)
+	}
+	return out, number, ev.key, nil
 }
 
 // publishTime is when the event's message was first published: the
