@@ -88,3 +88,47 @@ func TestMultiAlertDeadLettersOneAlone(t *testing.T) {
 		t.Fatalf("got %d creates, want 4 (3 alerts, one rejected once)", creates)
 	}
 }
+
+// setAckWait makes the consumer again with ack wait d.
+func (e *testEnv) setAckWait(d time.Duration) {
+	e.t.Helper()
+	if err := e.js.DeleteConsumer(e.t.Context(), e.topo.Stream, e.topo.Consumer); err != nil {
+		e.t.Fatal(err)
+	}
+	e.topo.AckWait = d
+	var err error
+	if e.res, err = Provision(e.t.Context(), e.js, e.topo); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// An event whose deliveries were spent waiting in a paused worker's pull
+// buffer (the credentials were refused for longer than the ack wait) is not
+// dead-lettered on its first real failed attempt: only MaxDeliver attempts
+// the worker actually made exhaust it.
+func TestOutageDeliveriesAreNotAttempts(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	e.setAckWait(2 * time.Second)
+	opts := fastOptions()
+	opts.MaxDeliver = 2
+	opts.RetryMaxElapsed = time.Millisecond // one request per delivery
+	first := e.startWorker(opts)
+	e.waitReconciled(first)
+	e.sim.SetCredentials("alertdesk", "rotated-password")
+	e.publish(firing("waited", "critical", "x", time.Now()))
+	waitFor(t, 20*time.Second, "the event was delivered more than MaxDeliver times", func() bool {
+		info, err := e.res.Consumer.Info(t.Context())
+		return err == nil && info.Delivered.Consumer > uint64(opts.MaxDeliver)+1
+	})
+	first.stop()
+	e.sim.SetCredentials("alertdesk", "alertdesk-app-password")
+	e.sim.Inject(topdesktest.Fault{Method: http.MethodPost, Status: http.StatusInternalServerError, Count: 1})
+	e.startWorker(opts)
+	e.waitSettled(15 * time.Second)
+	if dl := e.dlqEntries(); len(dl) != 0 {
+		t.Fatalf("dead-lettered after one real attempt: %s (%d deliveries)", dl[0].Error, dl[0].Deliveries)
+	}
+	if n := len(e.incidentsFor("waited")); n != 1 {
+		t.Fatalf("got %d incidents, want 1", n)
+	}
+}

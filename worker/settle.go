@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,11 +25,13 @@ const (
 )
 
 // fate is the settlement of a message: ack, nak after delay, or dead-letter
-// with class.
+// with class. attempt says that the delivery was a real failed attempt,
+// which counts toward MaxDeliver.
 type fate struct {
-	kind  fateKind
-	delay time.Duration
-	class dlq.Class
+	kind    fateKind
+	delay   time.Duration
+	class   dlq.Class
+	attempt bool
 }
 
 // fatePolicy is what decideFate needs of the worker's options.
@@ -40,20 +43,25 @@ type fatePolicy struct {
 }
 
 // decideFate is the one place that maps the result of handling a message
-// (err), its delivery count and whether TOPdesk is unavailable (the
-// breaker is open or the credentials are refused: paused) to its fate:
+// (err), its attempts (the real attempts at it that failed before, plus
+// this one) and whether TOPdesk is unavailable (the breaker is open or the
+// credentials are refused: paused) to its fate:
 //   - nil: ack;
 //   - shutdown: nak at once, for another worker;
 //   - a permanent error: dead-letter with its class;
 //   - rejected credentials: nak after AuthRetry, never dead-letter;
 //   - a retryable error: nak after an exponential delay (at least a
 //     Retry-After, at most until a claim lapses, at least the breaker
-//     cooldown while paused); past MaxDeliver deliveries dead-letter,
-//     class exhausted, unless TOPdesk is unavailable or the event waits
-//     for its key (another worker's claim, an unknown outcome), which
-//     always ends; a write whose outcome is unknown gets one delivery
-//     more, whose lookup learns the outcome.
-func decideFate(err error, deliveries uint64, paused bool, p fatePolicy) fate {
+//     cooldown while paused); it is a real attempt unless TOPdesk is
+//     unavailable or the event waits for its key (another worker's claim,
+//     an unknown outcome, which always ends); at MaxDeliver real attempts
+//     dead-letter, class exhausted; a write whose outcome is unknown gets
+//     one attempt more, whose lookup learns the outcome.
+//
+// Deliveries are not attempts: a message also comes back after it waited
+// in a paused worker's pull buffer past the ack wait, or was handed back on
+// shutdown, and such deliveries must not exhaust it.
+func decideFate(err error, attempts uint64, paused bool, p fatePolicy) fate {
 	if err == nil {
 		return fate{kind: fateAck}
 	}
@@ -73,11 +81,12 @@ func decideFate(err error, deliveries uint64, paused bool, p fatePolicy) fate {
 		// says so: one more delivery looks it up.
 		limit++
 	}
-	if int(deliveries) >= limit && !paused && !waiting {
+	attempt := !paused && !waiting
+	if int(attempts) >= limit && attempt {
 		return fate{kind: fateDeadLetter, class: dlq.ClassExhausted}
 	}
 	d := p.redeliverMin
-	for i := uint64(1); i < deliveries && d < p.redeliverMax; i++ {
+	for i := uint64(1); i < attempts && d < p.redeliverMax; i++ {
 		d *= 2
 	}
 	delay := p.jitter(min(d, p.redeliverMax))
@@ -91,7 +100,36 @@ func decideFate(err error, deliveries uint64, paused bool, p fatePolicy) fate {
 	if paused {
 		delay = max(delay, p.breakerCooldown)
 	}
-	return fate{kind: fateNak, delay: delay}
+	return fate{kind: fateNak, delay: delay, attempt: attempt}
+}
+
+// attemptLedger counts the real failed attempts of the messages this worker
+// redelivers, by stream sequence. It is this worker's own count: attempts
+// made by other workers, or before a restart, are not in it, so a message
+// is retried at least MaxDeliver times, never fewer; it is bounded, and a
+// forgotten count starts again.
+type attemptLedger struct {
+	mu sync.Mutex
+	m  bounded[uint64, uint64]
+}
+
+func (l *attemptLedger) failed(seq uint64) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, _ := l.m.get(seq)
+	return n
+}
+
+func (l *attemptLedger) record(seq, attempts uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.m.put(seq, attempts)
+}
+
+func (l *attemptLedger) forget(seq uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.m.delete(seq)
 }
 
 // halfJitter returns a delay between d/2 and d.
@@ -100,7 +138,8 @@ func halfJitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
 // settle performs the fate of a message and logs it once. Nothing else
 // acknowledges, naks or terminates a message.
 func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result, err error) {
-	f := decideFate(err, md.NumDelivered, w.gate.paused(), w.fates)
+	attempts := w.attempts.failed(md.Sequence.Stream) + 1
+	f := decideFate(err, attempts, w.gate.paused(), w.fates)
 	var dead []deadPart
 	if f.kind == fateDeadLetter {
 		dead = []deadPart{{data: msg.Data(), key: res.key, err: err, class: f.class}}
@@ -112,7 +151,7 @@ func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result
 		// alert is dead-lettered alone.
 		f, dead = fate{kind: fateDeadLetter}, nil
 		for _, af := range res.failed {
-			switch pf := decideFate(af.err, md.NumDelivered, w.gate.paused(), w.fates); {
+			switch pf := decideFate(af.err, attempts, w.gate.paused(), w.fates); {
 			case pf.kind == fateDeadLetter:
 				data, perr := alertAlone(msg.Data(), af.index)
 				if perr != nil {
@@ -121,9 +160,18 @@ func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result
 				}
 				dead = append(dead, deadPart{data: data, key: af.key, err: af.err, class: pf.class})
 			case f.kind != fateNak || pf.delay > f.delay:
+				attempt := f.attempt || pf.attempt
 				f, err, res.key = pf, af.err, af.key
+				f.attempt = attempt
+			case pf.attempt:
+				f.attempt = true
 			}
 		}
+	}
+	if f.kind == fateNak && f.attempt {
+		w.attempts.record(md.Sequence.Stream, attempts)
+	} else if f.kind != fateNak {
+		w.attempts.forget(md.Sequence.Stream)
 	}
 	l := w.msgLog(msg, md, res)
 	switch f.kind {

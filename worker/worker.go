@@ -126,6 +126,8 @@ type Worker struct {
 	dlq     *dlq.Stream
 	gate    gate
 	breaker breaker
+	// attempts counts real failed attempts per message (MaxDeliver).
+	attempts attemptLedger
 
 	heartbeat time.Duration
 	authErr   atomic.Pointer[string] // last credentials failure, nil while accepted
@@ -161,6 +163,7 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 	}
 	w.breaker.threshold = opts.BreakerThreshold
 	w.state.known.m.max = opts.SeenKeys
+	w.attempts.m.max = opts.SeenKeys
 	w.state.opTime = func(op stateOp, d time.Duration) { w.m.stateOps[op].Observe(d.Seconds()) }
 	w.fates = fatePolicy{maxDeliver: opts.MaxDeliver, redeliverMin: opts.RedeliverMin, redeliverMax: opts.RedeliverMax,
 		breakerCooldown: opts.BreakerCooldown, authRetry: opts.AuthRetry, jitter: halfJitter}
