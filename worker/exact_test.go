@@ -1,12 +1,17 @@
 package worker
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alertdesk/alertdesk/dlq"
 	"github.com/alertdesk/alertdesk/mapping"
@@ -131,4 +136,125 @@ func TestOutageDeliveriesAreNotAttempts(t *testing.T) {
 	if n := len(e.incidentsFor("waited")); n != 1 {
 		t.Fatalf("got %d incidents, want 1", n)
 	}
+}
+
+// A worker stopped with a backlog hands every message it holds back before
+// Run returns (buffered, queued and in flight), and its settlements have
+// reached the server by then: the process may exit at once. Here the
+// worker's connection is a slow network path that loses what it has not
+// delivered when Run has returned, as a process exit does. Another worker
+// then settles the rest long before the ack wait.
+func TestStopHandsEverythingBack(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{Latency: 5 * time.Millisecond})
+	e.setAckWait(30 * time.Second)
+	var slow *slowConn
+	nc, err := nats.Connect(e.ns.ClientURL(), nats.SetCustomDialer(dialFunc(func(network, addr string) (net.Conn, error) {
+		c, err := net.Dial(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		slow = newSlowConn(c, 50*time.Millisecond)
+		return slow, nil
+	})), nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := &testEnv{t: t, ns: e.ns, nc: nc, js: js, topo: e.topo, sim: e.sim, td: e.td, api: e.api, resolver: e.resolver, mapping: e.mapping}
+	if first.res, err = Provision(t.Context(), js, e.topo); err != nil {
+		t.Fatal(err)
+	}
+	opts := fastOptions()
+	opts.ShutdownTimeout = 100 * time.Millisecond
+	rw := first.startWorker(opts)
+	e.waitReconciled(rw)
+	const n = 300
+	for i := range n {
+		e.publish(firing(fmt.Sprintf("backlog-%d", i), "critical", "x", time.Now()))
+	}
+	waitFor(t, 10*time.Second, "the first worker is handling the backlog", func() bool {
+		return len(e.sim.Incidents()) >= 20
+	})
+	rw.stop()
+	slow.drop() // the process exits
+	start := time.Now()
+	e.startWorker(fastOptions())
+	e.waitSettled(40 * time.Second)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("settling the rest took %s: a message was held until its ack wait", took)
+	}
+	for i := range n {
+		if incs := e.incidentsFor(fmt.Sprintf("backlog-%d", i)); len(incs) != 1 {
+			t.Fatalf("backlog-%d: got %d incidents, want 1", i, len(incs))
+		}
+	}
+}
+
+type dialFunc func(network, addr string) (net.Conn, error)
+
+func (f dialFunc) Dial(network, addr string) (net.Conn, error) { return f(network, addr) }
+
+// slowConn delivers each write after a delay, like a long network path;
+// drop loses what it has not delivered yet and closes the connection.
+type slowConn struct {
+	net.Conn
+	delay time.Duration
+	q     chan slowWrite
+	done  chan struct{}
+	once  sync.Once
+}
+
+type slowWrite struct {
+	at time.Time
+	b  []byte
+}
+
+func newSlowConn(c net.Conn, delay time.Duration) *slowConn {
+	s := &slowConn{Conn: c, delay: delay, q: make(chan slowWrite, 1<<16), done: make(chan struct{})}
+	go func() {
+		for {
+			var w slowWrite
+			select {
+			case <-s.done:
+				return
+			case w = <-s.q:
+			}
+			t := time.NewTimer(time.Until(w.at))
+			select {
+			case <-s.done:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			if _, err := c.Write(w.b); err != nil {
+				return
+			}
+		}
+	}()
+	return s
+}
+
+func (s *slowConn) Write(b []byte) (int, error) {
+	select {
+	case <-s.done:
+		return 0, net.ErrClosed
+	case s.q <- slowWrite{at: time.Now().Add(s.delay), b: bytes.Clone(b)}:
+		return len(b), nil
+	}
+}
+
+func (s *slowConn) Close() error {
+	s.drop()
+	return nil
+}
+
+func (s *slowConn) drop() {
+	s.once.Do(func() {
+		close(s.done)
+		s.Conn.Close()
+	})
 }

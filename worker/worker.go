@@ -184,7 +184,9 @@ func (w *Worker) Ready() error {
 
 // Run consumes until ctx is done. Then it stops pulling, hands unstarted
 // messages back to the stream, lets in-flight events finish for up to
-// ShutdownTimeout (then cancels them, and they are redelivered), and returns.
+// ShutdownTimeout (then cancels them and hands them back too), waits until
+// the server has every ack and nak, and returns: nothing it held waits for
+// the ack wait.
 func (w *Worker) Run(ctx context.Context) error {
 	// Prefetch 16 messages per handler (256..1024) so that pull round trips
 	// overlap with handling: with 4 per handler a duplicate storm ran at
@@ -286,6 +288,12 @@ loop:
 		<-done
 	}
 	bg.Wait()
+	// Acks and naks are sent without waiting for the server: make sure they
+	// arrived, so that a process that exits now holds nothing back until
+	// the ack wait.
+	if err := w.res.JS.Conn().FlushTimeout(5 * time.Second); err != nil {
+		w.log.Warn().Err(err).Msg("settlements may not have reached NATS; unsettled messages return after the ack wait")
+	}
 	w.log.Info().Msg("worker stopped")
 	return runErr
 }
