@@ -258,3 +258,28 @@ func (s *slowConn) drop() {
 		s.Conn.Close()
 	})
 }
+
+// A claim must outlast the longest hold: the handle timeout plus the state
+// writes that release or commit it afterwards.
+func TestClaimTTLCoversLongestHold(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	opts := fastOptions()
+	for _, tc := range []struct {
+		ttl time.Duration
+		ok  bool
+	}{
+		{opts.HandleTimeout, false},
+		{opts.HandleTimeout + time.Millisecond, false}, // no time left to commit
+		{LongestHold(opts.HandleTimeout), false},
+		{LongestHold(opts.HandleTimeout) + time.Millisecond, true},
+	} {
+		o := opts
+		o.ClaimTTL = tc.ttl
+		if _, err := New(e.res, e.api, e.resolver, e.mapping, o); (err == nil) != tc.ok {
+			t.Errorf("claim TTL %s with handle timeout %s: err = %v, want ok %v", tc.ttl, o.HandleTimeout, err, tc.ok)
+		}
+	}
+	if hold := LongestHold(opts.HandleTimeout); hold <= opts.HandleTimeout {
+		t.Fatalf("longest hold %s does not exceed the handle timeout %s", hold, opts.HandleTimeout)
+	}
+}

@@ -107,6 +107,20 @@ func (o *Options) setDefaults() {
 	}
 }
 
+// stateTimeout bounds each state operation that ends a claim after the
+// TOPdesk write (reading the server's time, writing the state): 1/8 of the
+// handle timeout, between 250ms and 5s.
+func stateTimeout(handleTimeout time.Duration) time.Duration {
+	return min(max(handleTimeout/8, 250*time.Millisecond), 5*time.Second)
+}
+
+// LongestHold is the longest a worker holds a key's claim with the given
+// handle timeout: the handle timeout, then reading the server's time and
+// writing the state over the claim. A claim TTL must exceed it.
+func LongestHold(handleTimeout time.Duration) time.Duration {
+	return handleTimeout + 2*stateTimeout(handleTimeout)
+}
+
 // pullRetry is the pause after a failed pull, so that a persistent error
 // does not spin.
 const pullRetry = 250 * time.Millisecond
@@ -141,8 +155,9 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 		return nil, errors.New("worker: resources are not provisioned")
 	}
 	ackWait := res.Consumer.CachedInfo().Config.AckWait
-	if opts.ClaimTTL <= opts.HandleTimeout {
-		return nil, fmt.Errorf("worker: claim TTL %s must exceed the handle timeout %s", opts.ClaimTTL, opts.HandleTimeout)
+	if hold := LongestHold(opts.HandleTimeout); opts.ClaimTTL <= hold {
+		return nil, fmt.Errorf("worker: claim TTL %s must exceed %s, the longest a key is held: the handle timeout %s and the state writes after it",
+			opts.ClaimTTL, hold, opts.HandleTimeout)
 	}
 	if opts.RetryMaxElapsed >= opts.HandleTimeout {
 		return nil, fmt.Errorf("worker: retry budget %s must be shorter than the handle timeout %s", opts.RetryMaxElapsed, opts.HandleTimeout)
