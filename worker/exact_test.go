@@ -15,6 +15,7 @@ import (
 
 	"github.com/alertdesk/alertdesk/dlq"
 	"github.com/alertdesk/alertdesk/mapping"
+	"github.com/alertdesk/alertdesk/topdesk"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 )
 
@@ -281,5 +282,28 @@ func TestClaimTTLCoversLongestHold(t *testing.T) {
 	}
 	if hold := LongestHold(opts.HandleTimeout); hold <= opts.HandleTimeout {
 		t.Fatalf("longest hold %s does not exceed the handle timeout %s", hold, opts.HandleTimeout)
+	}
+}
+
+// A 403 on a write, when a probe shows that the credentials work, is a
+// permission the operator lacks for that operation: the event is
+// dead-lettered as rejected and the worker goes on; only a failing probe
+// pauses it.
+func TestForbiddenWriteIsRejected(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{ReadOnlyUsers: map[string]string{"reader": "reader-password"}})
+	var err error
+	if e.td, err = topdesk.NewClient(e.sim.URL(), topdesk.Options{Username: "reader", Password: "reader-password", Timeout: 2 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	e.resolver, e.api = topdesk.NewResolver(e.td), e.td
+	rw := e.startWorker(fastOptions())
+	e.publish(firing("forbidden", "critical", "x", time.Now()))
+	e.waitSettled(10 * time.Second)
+	dl := e.dlqEntries()
+	if len(dl) != 1 || dl[0].Class != dlq.ClassRejected || dl[0].AlertKey != "forbidden" {
+		t.Fatalf("got dead letters %+v, want one rejected for key forbidden", dl)
+	}
+	if err := rw.w.Ready(); err != nil || rw.w.gate.paused() {
+		t.Fatalf("worker paused or not ready after a 403 with working credentials: %v", err)
 	}
 }

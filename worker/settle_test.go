@@ -31,6 +31,8 @@ func TestDecideFate(t *testing.T) {
 		{"invalid", fmt.Errorf("decode: %w", mapping.ErrInvalid), 1, false, fate{kind: fateDeadLetter, class: dlq.ClassInvalid}},
 		{"template", fmt.Errorf("render: %w", mapping.ErrTemplate), 1, false, fate{kind: fateDeadLetter, class: dlq.ClassTemplate}},
 		{"rejected", status(400), 1, false, fate{kind: fateDeadLetter, class: dlq.ClassRejected}},
+		{"forbidden, credentials work", fmt.Errorf("%w: %w", errPermission, status(403)), 1, false, fate{kind: fateDeadLetter, class: dlq.ClassRejected}},
+		{"forbidden, probe failed", status(403), 9, false, fate{kind: fateNak, delay: 30 * time.Second}},
 		{"credentials", status(401), 9, false, fate{kind: fateNak, delay: 30 * time.Second}},
 		{"5xx, first attempt", status(502), 1, false, fate{kind: fateNak, delay: time.Second, attempt: true}},
 		{"5xx, third attempt", status(502), 3, false, fate{kind: fateNak, delay: 4 * time.Second, attempt: true}},
