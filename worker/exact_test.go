@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
+	"github.com/alertdesk/alertdesk/worker/workertest"
 )
 
 // amWebhook is an Alertmanager webhook with one firing alert per
@@ -305,5 +307,69 @@ func TestForbiddenWriteIsRejected(t *testing.T) {
 	}
 	if err := rw.w.Ready(); err != nil || rw.w.gate.paused() {
 		t.Fatalf("worker paused or not ready after a 403 with working credentials: %v", err)
+	}
+}
+
+// The state of a key closed longer than reopenWindow plus a margin is
+// removed by the bucket (per-key TTL); a key that only ever resolved keeps
+// its state only for the margin, which orders a late firing before it.
+func TestClosedStateExpires(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	var err error
+	if e.mapping, err = mapping.Load([]byte("lifecycle:\n  reopenWindow: 3s\n  reorderWindow: 500ms\n")); err != nil {
+		t.Fatal(err)
+	}
+	rw := e.startWorker(fastOptions())
+	e.waitReconciled(rw)
+	at := time.Now()
+	e.publish(firing("short", "critical", "x", at))
+	e.waitSettled(10 * time.Second)
+	e.publish(resolved("short", at.Add(time.Millisecond)))
+	e.publish(resolved("only-resolved", at))
+	e.waitSettled(10 * time.Second)
+	closed := time.Now()
+	kv, err := e.js.KeyValue(t.Context(), e.topo.StateBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := func(key string) bool {
+		_, err := kv.Get(t.Context(), mapping.ExternalNumber(key))
+		return errors.Is(err, jetstream.ErrKeyNotFound)
+	}
+	waitFor(t, 10*time.Second, "the resolve-only key's state expired", func() bool { return gone("only-resolved") })
+	if gone("short") {
+		t.Fatalf("the closed key's state is gone after %s, inside the reopen window", time.Since(closed))
+	}
+	waitFor(t, 15*time.Second, "the closed key's state expired", func() bool { return gone("short") })
+	if took := time.Since(closed); took < 3*time.Second {
+		t.Fatalf("the closed key's state expired after %s, inside the reopen window", took)
+	}
+	// A firing after that creates a new incident.
+	e.publish(firing("short", "critical", "x", time.Now()))
+	e.waitSettled(10 * time.Second)
+	if n := len(e.incidentsFor("short")); n != 2 {
+		t.Fatalf("got %d incidents, want 2", n)
+	}
+}
+
+// Provisioning gives an existing state bucket per-key TTLs.
+func TestProvisionEnablesKeyTTL(t *testing.T) {
+	ns := workertest.StartJetStream(t)
+	_, js := workertest.Connect(t, ns)
+	if _, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "alertdesk_incidents", History: 1}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Provision(t.Context(), js, Topology{Stream: "ALERTS", Subjects: []string{"alerts.>"}, Consumer: "alertdesk",
+		DLQStream: "ALERTS_DLQ", StateBucket: "alertdesk_incidents"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(t.Context(), "KV_alertdesk_incidents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := s.CachedInfo().Config; !res.StateKeyTTL || !cfg.AllowMsgTTL || cfg.SubjectDeleteMarkerTTL <= 0 {
+		t.Fatalf("existing bucket not given per-key TTLs: StateKeyTTL %v, AllowMsgTTL %v, marker TTL %s",
+			res.StateKeyTTL, cfg.AllowMsgTTL, cfg.SubjectDeleteMarkerTTL)
 	}
 }

@@ -71,6 +71,9 @@ type Resources struct {
 	Consumer jetstream.Consumer
 	DLQ      jetstream.Stream
 	State    jetstream.KeyValue
+	// StateKeyTTL says that the state bucket has per-key TTLs, so that the
+	// state of a closed incident expires.
+	StateKeyTTL bool
 }
 
 // ConflictError says that a resource an operator created cannot be used as it
@@ -115,7 +118,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, t Topology) (*Resour
 	}); err != nil {
 		return nil, err
 	}
-	if r.State, err = ensureBucket(ctx, js, t); err != nil {
+	if r.State, r.StateKeyTTL, err = ensureBucket(ctx, js, t); err != nil {
 		return nil, err
 	}
 	if r.Consumer, err = ensureConsumer(ctx, js, t); err != nil {
@@ -156,24 +159,56 @@ func checkStream(have jetstream.StreamConfig, want []string) error {
 	return nil
 }
 
-func ensureBucket(ctx context.Context, js jetstream.JetStream, t Topology) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, t.StateBucket)
+// stateMarkerTTL is how long the state bucket keeps the marker of a key
+// whose per-key TTL expired.
+const stateMarkerTTL = time.Minute
+
+// ensureBucket returns the state bucket, creating it when missing, with
+// per-key TTLs (LimitMarkerTTL, NATS server 2.11 or later): the state of a
+// closed incident expires. An existing bucket without them is updated to
+// have them. keyTTL says whether the bucket has them (not on an older
+// server).
+func ensureBucket(ctx context.Context, js jetstream.JetStream, t Topology) (kv jetstream.KeyValue, keyTTL bool, err error) {
+	kv, err = js.KeyValue(ctx, t.StateBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      t.StateBucket,
-			Description: "alertdesk: alert key -> TOPdesk incident state",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    t.Replicas,
-		})
+		cfg := jetstream.KeyValueConfig{
+			Bucket:         t.StateBucket,
+			Description:    "alertdesk: alert key -> TOPdesk incident state",
+			History:        1,
+			Storage:        jetstream.FileStorage,
+			Replicas:       t.Replicas,
+			LimitMarkerTTL: stateMarkerTTL,
+		}
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
+			cfg.LimitMarkerTTL = 0
+			kv, err = js.CreateKeyValue(ctx, cfg)
+		}
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = js.KeyValue(ctx, t.StateBucket)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("state bucket %s: %w", t.StateBucket, err)
+		return nil, false, fmt.Errorf("state bucket %s: %w", t.StateBucket, err)
 	}
-	return kv, nil
+	return kv, enableKeyTTL(ctx, js, kv), nil
+}
+
+// enableKeyTTL gives the bucket's stream per-message TTLs and delete
+// markers if it lacks them, and reports whether it has them. A server that
+// cannot (before 2.11) keeps every state for ever, as before.
+func enableKeyTTL(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue) bool {
+	s, err := js.Stream(ctx, "KV_"+kv.Bucket())
+	if err != nil {
+		return false
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.AllowMsgTTL && cfg.SubjectDeleteMarkerTTL > 0 {
+		return true
+	}
+	cfg.AllowMsgTTL, cfg.SubjectDeleteMarkerTTL = true, stateMarkerTTL
+	_, err = js.UpdateStream(ctx, cfg)
+	return err == nil
 }
 
 func ensureConsumer(ctx context.Context, js jetstream.JetStream, t Topology) (jetstream.Consumer, error) {

@@ -170,14 +170,18 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 		opts:    opts,
 		log:     opts.Logger.With().Str("component", "worker").Str("worker_id", opts.ID).Logger(),
 		m:       newMetrics(opts.Registerer),
-		state: stateStore{kv: res.State, recreate: func(ctx context.Context) (jetstream.KeyValue, error) {
-			return ensureBucket(ctx, res.JS, res.Topology)
+		state: stateStore{kv: res.State, js: res.JS, recreate: func(ctx context.Context) (jetstream.KeyValue, error) {
+			kv, _, err := ensureBucket(ctx, res.JS, res.Topology)
+			return kv, err
 		}},
 		dlq:       dlq.New(res.JS, res.DLQ.CachedInfo().Config.Name),
 		heartbeat: ackWait / 3,
 	}
 	w.breaker.threshold = opts.BreakerThreshold
 	w.state.known.m.max = opts.SeenKeys
+	if res.StateKeyTTL {
+		w.state.closedTTL = closedStateTTL(m.Lifecycle())
+	}
 	w.attempts.m.max = opts.SeenKeys
 	w.state.opTime = func(op stateOp, d time.Duration) { w.m.stateOps[op].Observe(d.Seconds()) }
 	w.fates = fatePolicy{maxDeliver: opts.MaxDeliver, redeliverMin: opts.RedeliverMin, redeliverMax: opts.RedeliverMax,
