@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -371,5 +372,34 @@ func TestProvisionEnablesKeyTTL(t *testing.T) {
 	if cfg := s.CachedInfo().Config; !res.StateKeyTTL || !cfg.AllowMsgTTL || cfg.SubjectDeleteMarkerTTL <= 0 {
 		t.Fatalf("existing bucket not given per-key TTLs: StateKeyTTL %v, AllowMsgTTL %v, marker TTL %s",
 			res.StateKeyTTL, cfg.AllowMsgTTL, cfg.SubjectDeleteMarkerTTL)
+	}
+}
+
+// The input stream never removes an unsettled event: it is created as a
+// work queue without max age; an existing stream with a max age or
+// discarding limits is reported.
+func TestInputRetentionKeepsUnsettled(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	cfg := e.res.Stream.CachedInfo().Config
+	if cfg.Retention != jetstream.WorkQueuePolicy || cfg.MaxAge != 0 || cfg.MaxMsgs > 0 || cfg.MaxBytes > 0 {
+		t.Fatalf("input stream: retention %s, max age %s, max msgs %d, max bytes %d; want a work queue without limits",
+			cfg.Retention, cfg.MaxAge, cfg.MaxMsgs, cfg.MaxBytes)
+	}
+	if len(e.res.Warnings) != 0 {
+		t.Fatalf("warnings for a stream alertdesk created: %q", e.res.Warnings)
+	}
+
+	ns := workertest.StartJetStream(t)
+	_, js := workertest.Connect(t, ns)
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "ALERTS", Subjects: []string{"alerts.>"}, MaxAge: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Provision(t.Context(), js, Topology{Stream: "ALERTS", Subjects: []string{"alerts.>"}, Consumer: "alertdesk",
+		DLQStream: "ALERTS_DLQ", StateBucket: "alertdesk_incidents"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "max age 1h0m0s") {
+		t.Fatalf("warnings %q, want one about the max age", res.Warnings)
 	}
 }

@@ -23,7 +23,10 @@ type Topology struct {
 	StateBucket string   // KV bucket: alert key -> incident state
 	Replicas    int      // replicas for everything alertdesk creates
 
-	StreamMaxAge time.Duration // input retention; 0 = 7 days
+	// StreamMaxAge is the input stream's max age when it is created; 0 =
+	// none, which is the safe choice: the stream is a work queue, from
+	// which an event is removed when it is settled, never before.
+	StreamMaxAge time.Duration
 	DLQMaxAge    time.Duration // dead-letter retention; 0 = 30 days
 	// Duplicates is the input stream's dedupe window (Nats-Msg-Id); 0 = 1
 	// minute. It must not exceed the mapping's lifecycle.reorderWindow, so
@@ -40,9 +43,6 @@ type Topology struct {
 func (t *Topology) setDefaults() {
 	if t.Replicas <= 0 {
 		t.Replicas = 1
-	}
-	if t.StreamMaxAge <= 0 {
-		t.StreamMaxAge = 7 * 24 * time.Hour
 	}
 	if t.DLQMaxAge <= 0 {
 		t.DLQMaxAge = 30 * 24 * time.Hour
@@ -71,6 +71,9 @@ type Resources struct {
 	Consumer jetstream.Consumer
 	DLQ      jetstream.Stream
 	State    jetstream.KeyValue
+	// Warnings are settings of existing resources that can lose events;
+	// worker.New logs them.
+	Warnings []string
 	// StateKeyTTL says that the state bucket has per-key TTLs, so that the
 	// state of a closed incident expires.
 	StateKeyTTL bool
@@ -98,14 +101,17 @@ func Provision(ctx context.Context, js jetstream.JetStream, t Topology) (*Resour
 		Name:        t.Stream,
 		Description: "alertdesk: alert events",
 		Subjects:    t.Subjects,
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      t.StreamMaxAge,
-		Storage:     jetstream.FileStorage,
-		Replicas:    t.Replicas,
-		Duplicates:  t.Duplicates,
+		// A work queue keeps each event until it is settled (acked, or
+		// terminated after its dead-letter publish) and no longer.
+		Retention:  jetstream.WorkQueuePolicy,
+		MaxAge:     t.StreamMaxAge,
+		Storage:    jetstream.FileStorage,
+		Replicas:   t.Replicas,
+		Duplicates: t.Duplicates,
 	}); err != nil {
 		return nil, err
 	}
+	r.Warnings = append(r.Warnings, retentionRisks(r.Stream.CachedInfo().Config)...)
 	if r.DLQ, err = ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:        t.DLQStream,
 		Description: "alertdesk: dead-lettered alert events",
@@ -145,6 +151,24 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 		return nil, err
 	}
 	return s, nil
+}
+
+// retentionRisks names the settings of the input stream that can remove an
+// event before it was settled, e.g. during a long TOPdesk outage: a max
+// age, or a message, byte or per-subject limit that discards old messages.
+func retentionRisks(cfg jetstream.StreamConfig) []string {
+	var risks []string
+	if cfg.MaxAge > 0 {
+		risks = append(risks, fmt.Sprintf("stream %s has max age %s: events not settled by then (a TOPdesk outage that long) are removed unprocessed; set it to 0", cfg.Name, cfg.MaxAge))
+	}
+	if cfg.Discard == jetstream.DiscardOld && (cfg.MaxMsgs > 0 || cfg.MaxBytes > 0 || cfg.MaxMsgsPerSubject > 0) {
+		risks = append(risks, fmt.Sprintf("stream %s discards old messages at its limits (max msgs %d, max bytes %d, max per subject %d): unsettled events can be removed; use discard new or no limits",
+			cfg.Name, cfg.MaxMsgs, cfg.MaxBytes, cfg.MaxMsgsPerSubject))
+	}
+	if cfg.Retention == jetstream.LimitsPolicy && cfg.MaxAge == 0 && cfg.MaxMsgs <= 0 && cfg.MaxBytes <= 0 {
+		risks = append(risks, fmt.Sprintf("stream %s keeps settled events for ever (limits retention without limits); a work-queue stream removes them once settled", cfg.Name))
+	}
+	return risks
 }
 
 // checkStream returns a *ConflictError unless the existing stream have

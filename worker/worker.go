@@ -178,6 +178,9 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 		heartbeat: ackWait / 3,
 	}
 	w.breaker.threshold = opts.BreakerThreshold
+	for _, risk := range res.Warnings {
+		w.log.Warn().Msg(risk)
+	}
 	w.state.known.m.max = opts.SeenKeys
 	if res.StateKeyTTL {
 		w.state.closedTTL = closedStateTTL(m.Lifecycle())
