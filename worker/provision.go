@@ -127,6 +127,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, t Topology) (*Resour
 	if r.State, r.StateKeyTTL, err = ensureBucket(ctx, js, t); err != nil {
 		return nil, err
 	}
+	if !r.StateKeyTTL {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("state bucket %s has no per-key TTL (needs NATS server 2.11 or later): the states of closed alert keys are never removed", t.StateBucket))
+	}
 	if r.Consumer, err = ensureConsumer(ctx, js, t); err != nil {
 		return nil, err
 	}
