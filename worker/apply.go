@@ -249,7 +249,7 @@ func (w *Worker) applied(st *incidentState, ev *keyEvent) {
 // redelivery after that.
 func (w *Worker) release(ctx context.Context, ext string, st *incidentState, claimRev uint64, cause error) error {
 	if topdesk.IsOutcomeUnknown(cause) || isCtxErr(cause) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stateTimeout(w.opts.HandleTimeout))
 		defer cancel()
 		now, err := w.state.serverNow(ctx)
 		if err != nil {
@@ -266,13 +266,14 @@ func (w *Worker) release(ctx context.Context, ext string, st *incidentState, cla
 	return cause
 }
 
-// commit writes the state over our claim. It uses its own short deadline so
-// that a TOPdesk write done just before the handle timeout is still recorded.
+// commit writes the state over our claim. It uses its own short deadline
+// (stateTimeout, counted in LongestHold) so that a TOPdesk write done just
+// before the handle timeout is still recorded.
 // If the key vanished under the claim (the bucket was lost and made again),
 // the state is created afresh: what was just written to TOPdesk must not be
 // forgotten.
 func (w *Worker) commit(ext string, st *incidentState, claimRev uint64) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout(w.opts.HandleTimeout))
 	defer cancel()
 	st.Claim = nil
 	_, err := w.state.put(ctx, opCommit, ext, st, claimRev)

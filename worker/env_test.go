@@ -86,7 +86,7 @@ func fastOptions() Options {
 		RetryMaxElapsed:  500 * time.Millisecond,
 		RedeliverMin:     50 * time.Millisecond,
 		RedeliverMax:     300 * time.Millisecond,
-		ClaimTTL:         12 * time.Second,
+		ClaimTTL:         13 * time.Second,
 		OutcomeWait:      300 * time.Millisecond,
 		BreakerThreshold: 1000,
 		BreakerCooldown:  100 * time.Millisecond,

@@ -27,6 +27,10 @@ var errKeyBusy = errors.New("another worker is writing this alert key")
 // may still land in TOPdesk: no write for the key until it could not.
 var errOutcomePending = errors.New("an earlier write for this alert key has an unknown outcome")
 
+// errPermission says that TOPdesk refused an operation (403) while a probe
+// showed that the credentials work: the operator lacks a permission for it.
+var errPermission = errors.New("the TOPdesk operator lacks a permission for this operation")
+
 // errPanic is the result of a message whose handling panicked; it is
 // redelivered.
 var errPanic = errors.New("panic while handling the event")
@@ -57,6 +61,8 @@ func classify(err error) (kind, dlq.Class) {
 		return kindPermanent, dlq.ClassInvalid
 	case errors.Is(err, mapping.ErrTemplate):
 		return kindPermanent, dlq.ClassTemplate
+	case errors.Is(err, errPermission):
+		return kindPermanent, dlq.ClassRejected
 	case topdesk.IsAuth(err):
 		return kindAuth, ""
 	case topdesk.IsRetryable(err):

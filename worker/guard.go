@@ -3,6 +3,8 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -104,7 +106,9 @@ func (w *Worker) observe(op string, started time.Time, err error) {
 	case err == nil:
 		w.authOK()
 		w.recordBreaker(true)
-	case topdesk.IsAuth(err):
+	case topdesk.IsAuth(err) && (op == opProbe || !isForbidden(err)):
+		// A 401, or a refused probe: the credentials do not work. A 403 on
+		// an operation is judged by a probe (call).
 		w.authFailed(err)
 	case topdesk.IsRetryable(err):
 		w.recordBreaker(false)
@@ -176,11 +180,34 @@ func (w *Worker) probe(ctx context.Context) {
 		start := time.Now()
 		_, err := w.api.Version(pctx)
 		cancel()
-		w.observe("version", start, err)
+		w.observe(opProbe, start, err)
 		if err != nil && ctx.Err() == nil {
 			w.log.Debug().Err(err).Msg("TOPdesk probe failed")
 		}
 	}
+}
+
+// opProbe names the request that checks the credentials: GET
+// /tas/api/version, which needs them.
+const opProbe = "version"
+
+func isForbidden(err error) bool {
+	var ae *topdesk.APIError
+	return errors.As(err, &ae) && ae.StatusCode == http.StatusForbidden
+}
+
+// judgeForbidden decides what a 403 on an operation means by a probe: the
+// credentials work, so the operator lacks a permission for this operation
+// (the event is rejected), or they do not (the worker pauses, as for a 401).
+// A probe that fails otherwise leaves the 403 an auth error, retried.
+func (w *Worker) judgeForbidden(ctx context.Context, forbidden error) error {
+	start := time.Now()
+	_, err := w.api.Version(ctx)
+	w.observe(opProbe, start, err)
+	if err != nil {
+		return forbidden
+	}
+	return fmt.Errorf("%w: %w", errPermission, forbidden)
 }
 
 // call runs one TOPdesk request with in-process retries: exponential
@@ -201,6 +228,9 @@ func (w *Worker) call(ctx context.Context, op string, fn func(context.Context) e
 		w.observe(op, start, err)
 		if err == nil {
 			return nil
+		}
+		if isForbidden(err) {
+			return w.judgeForbidden(ctx, err)
 		}
 		if !topdesk.IsRetryable(err) || topdesk.IsOutcomeUnknown(err) || ctx.Err() != nil {
 			return err

@@ -23,7 +23,10 @@ type Topology struct {
 	StateBucket string   // KV bucket: alert key -> incident state
 	Replicas    int      // replicas for everything alertdesk creates
 
-	StreamMaxAge time.Duration // input retention; 0 = 7 days
+	// StreamMaxAge is the input stream's max age when it is created; 0 =
+	// none, which is the safe choice: the stream is a work queue, from
+	// which an event is removed when it is settled, never before.
+	StreamMaxAge time.Duration
 	DLQMaxAge    time.Duration // dead-letter retention; 0 = 30 days
 	// Duplicates is the input stream's dedupe window (Nats-Msg-Id); 0 = 1
 	// minute. It must not exceed the mapping's lifecycle.reorderWindow, so
@@ -40,9 +43,6 @@ type Topology struct {
 func (t *Topology) setDefaults() {
 	if t.Replicas <= 0 {
 		t.Replicas = 1
-	}
-	if t.StreamMaxAge <= 0 {
-		t.StreamMaxAge = 7 * 24 * time.Hour
 	}
 	if t.DLQMaxAge <= 0 {
 		t.DLQMaxAge = 30 * 24 * time.Hour
@@ -71,6 +71,12 @@ type Resources struct {
 	Consumer jetstream.Consumer
 	DLQ      jetstream.Stream
 	State    jetstream.KeyValue
+	// Warnings are settings of existing resources that can lose events;
+	// worker.New logs them.
+	Warnings []string
+	// StateKeyTTL says that the state bucket has per-key TTLs, so that the
+	// state of a closed incident expires.
+	StateKeyTTL bool
 }
 
 // ConflictError says that a resource an operator created cannot be used as it
@@ -95,14 +101,17 @@ func Provision(ctx context.Context, js jetstream.JetStream, t Topology) (*Resour
 		Name:        t.Stream,
 		Description: "alertdesk: alert events",
 		Subjects:    t.Subjects,
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      t.StreamMaxAge,
-		Storage:     jetstream.FileStorage,
-		Replicas:    t.Replicas,
-		Duplicates:  t.Duplicates,
+		// A work queue keeps each event until it is settled (acked, or
+		// terminated after its dead-letter publish) and no longer.
+		Retention:  jetstream.WorkQueuePolicy,
+		MaxAge:     t.StreamMaxAge,
+		Storage:    jetstream.FileStorage,
+		Replicas:   t.Replicas,
+		Duplicates: t.Duplicates,
 	}); err != nil {
 		return nil, err
 	}
+	r.Warnings = append(r.Warnings, retentionRisks(r.Stream.CachedInfo().Config)...)
 	if r.DLQ, err = ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:        t.DLQStream,
 		Description: "alertdesk: dead-lettered alert events",
@@ -115,8 +124,11 @@ func Provision(ctx context.Context, js jetstream.JetStream, t Topology) (*Resour
 	}); err != nil {
 		return nil, err
 	}
-	if r.State, err = ensureBucket(ctx, js, t); err != nil {
+	if r.State, r.StateKeyTTL, err = ensureBucket(ctx, js, t); err != nil {
 		return nil, err
+	}
+	if !r.StateKeyTTL {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("state bucket %s has no per-key TTL (needs NATS server 2.11 or later): the states of closed alert keys are never removed", t.StateBucket))
 	}
 	if r.Consumer, err = ensureConsumer(ctx, js, t); err != nil {
 		return nil, err
@@ -144,6 +156,24 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	return s, nil
 }
 
+// retentionRisks names the settings of the input stream that can remove an
+// event before it was settled, e.g. during a long TOPdesk outage: a max
+// age, or a message, byte or per-subject limit that discards old messages.
+func retentionRisks(cfg jetstream.StreamConfig) []string {
+	var risks []string
+	if cfg.MaxAge > 0 {
+		risks = append(risks, fmt.Sprintf("stream %s has max age %s: events not settled by then (a TOPdesk outage that long) are removed unprocessed; set it to 0", cfg.Name, cfg.MaxAge))
+	}
+	if cfg.Discard == jetstream.DiscardOld && (cfg.MaxMsgs > 0 || cfg.MaxBytes > 0 || cfg.MaxMsgsPerSubject > 0) {
+		risks = append(risks, fmt.Sprintf("stream %s discards old messages at its limits (max msgs %d, max bytes %d, max per subject %d): unsettled events can be removed; use discard new or no limits",
+			cfg.Name, cfg.MaxMsgs, cfg.MaxBytes, cfg.MaxMsgsPerSubject))
+	}
+	if cfg.Retention == jetstream.LimitsPolicy && cfg.MaxAge == 0 && cfg.MaxMsgs <= 0 && cfg.MaxBytes <= 0 {
+		risks = append(risks, fmt.Sprintf("stream %s keeps settled events for ever (limits retention without limits); a work-queue stream removes them once settled", cfg.Name))
+	}
+	return risks
+}
+
 // checkStream returns a *ConflictError unless the existing stream have
 // captures every subject of want.
 func checkStream(have jetstream.StreamConfig, want []string) error {
@@ -156,24 +186,56 @@ func checkStream(have jetstream.StreamConfig, want []string) error {
 	return nil
 }
 
-func ensureBucket(ctx context.Context, js jetstream.JetStream, t Topology) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, t.StateBucket)
+// stateMarkerTTL is how long the state bucket keeps the marker of a key
+// whose per-key TTL expired.
+const stateMarkerTTL = time.Minute
+
+// ensureBucket returns the state bucket, creating it when missing, with
+// per-key TTLs (LimitMarkerTTL, NATS server 2.11 or later): the state of a
+// closed incident expires. An existing bucket without them is updated to
+// have them. keyTTL says whether the bucket has them (not on an older
+// server).
+func ensureBucket(ctx context.Context, js jetstream.JetStream, t Topology) (kv jetstream.KeyValue, keyTTL bool, err error) {
+	kv, err = js.KeyValue(ctx, t.StateBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      t.StateBucket,
-			Description: "alertdesk: alert key -> TOPdesk incident state",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    t.Replicas,
-		})
+		cfg := jetstream.KeyValueConfig{
+			Bucket:         t.StateBucket,
+			Description:    "alertdesk: alert key -> TOPdesk incident state",
+			History:        1,
+			Storage:        jetstream.FileStorage,
+			Replicas:       t.Replicas,
+			LimitMarkerTTL: stateMarkerTTL,
+		}
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
+			cfg.LimitMarkerTTL = 0
+			kv, err = js.CreateKeyValue(ctx, cfg)
+		}
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = js.KeyValue(ctx, t.StateBucket)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("state bucket %s: %w", t.StateBucket, err)
+		return nil, false, fmt.Errorf("state bucket %s: %w", t.StateBucket, err)
 	}
-	return kv, nil
+	return kv, enableKeyTTL(ctx, js, kv), nil
+}
+
+// enableKeyTTL gives the bucket's stream per-message TTLs and delete
+// markers if it lacks them, and reports whether it has them. A server that
+// cannot (before 2.11) keeps every state for ever, as before.
+func enableKeyTTL(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue) bool {
+	s, err := js.Stream(ctx, "KV_"+kv.Bucket())
+	if err != nil {
+		return false
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.AllowMsgTTL && cfg.SubjectDeleteMarkerTTL > 0 {
+		return true
+	}
+	cfg.AllowMsgTTL, cfg.SubjectDeleteMarkerTTL = true, stateMarkerTTL
+	_, err = js.UpdateStream(ctx, cfg)
+	return err == nil
 }
 
 func ensureConsumer(ctx context.Context, js jetstream.JetStream, t Topology) (jetstream.Consumer, error) {

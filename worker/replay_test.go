@@ -70,13 +70,15 @@ func TestDeadLetterFixReplay(t *testing.T) {
 func TestReplayKeepsOriginalTime(t *testing.T) {
 	e := newEnv(t, topdesktest.Options{})
 	e.mapping = brokenMapping(t)
-	e.startWorker(fastOptions())
+	// The work-queue stream removes the original once it is settled: read
+	// it before a worker runs.
 	seq := e.publish(firing("web-1/http-5xx", "critical", "5xx rate above 5%", time.Now()))
-	e.waitSettled(10 * time.Second)
 	orig, err := e.res.Stream.GetMsg(t.Context(), seq)
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.startWorker(fastOptions())
+	e.waitSettled(10 * time.Second)
 	want := orig.Time.UTC().Format(time.RFC3339Nano)
 
 	d := dlq.New(e.js, e.topo.DLQStream, dlq.WithReplayStream(e.topo.Stream))

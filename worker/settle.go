@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,11 +25,13 @@ const (
 )
 
 // fate is the settlement of a message: ack, nak after delay, or dead-letter
-// with class.
+// with class. attempt says that the delivery was a real failed attempt,
+// which counts toward MaxDeliver.
 type fate struct {
-	kind  fateKind
-	delay time.Duration
-	class dlq.Class
+	kind    fateKind
+	delay   time.Duration
+	class   dlq.Class
+	attempt bool
 }
 
 // fatePolicy is what decideFate needs of the worker's options.
@@ -40,20 +43,25 @@ type fatePolicy struct {
 }
 
 // decideFate is the one place that maps the result of handling a message
-// (err), its delivery count and whether TOPdesk is unavailable (the
-// breaker is open or the credentials are refused: paused) to its fate:
+// (err), its attempts (the real attempts at it that failed before, plus
+// this one) and whether TOPdesk is unavailable (the breaker is open or the
+// credentials are refused: paused) to its fate:
 //   - nil: ack;
 //   - shutdown: nak at once, for another worker;
 //   - a permanent error: dead-letter with its class;
 //   - rejected credentials: nak after AuthRetry, never dead-letter;
 //   - a retryable error: nak after an exponential delay (at least a
 //     Retry-After, at most until a claim lapses, at least the breaker
-//     cooldown while paused); past MaxDeliver deliveries dead-letter,
-//     class exhausted, unless TOPdesk is unavailable or the event waits
-//     for its key (another worker's claim, an unknown outcome), which
-//     always ends; a write whose outcome is unknown gets one delivery
-//     more, whose lookup learns the outcome.
-func decideFate(err error, deliveries uint64, paused bool, p fatePolicy) fate {
+//     cooldown while paused); it is a real attempt unless TOPdesk is
+//     unavailable or the event waits for its key (another worker's claim,
+//     an unknown outcome, which always ends); at MaxDeliver real attempts
+//     dead-letter, class exhausted; a write whose outcome is unknown gets
+//     one attempt more, whose lookup learns the outcome.
+//
+// Deliveries are not attempts: a message also comes back after it waited
+// in a paused worker's pull buffer past the ack wait, or was handed back on
+// shutdown, and such deliveries must not exhaust it.
+func decideFate(err error, attempts uint64, paused bool, p fatePolicy) fate {
 	if err == nil {
 		return fate{kind: fateAck}
 	}
@@ -73,11 +81,12 @@ func decideFate(err error, deliveries uint64, paused bool, p fatePolicy) fate {
 		// says so: one more delivery looks it up.
 		limit++
 	}
-	if int(deliveries) >= limit && !paused && !waiting {
+	attempt := !paused && !waiting
+	if int(attempts) >= limit && attempt {
 		return fate{kind: fateDeadLetter, class: dlq.ClassExhausted}
 	}
 	d := p.redeliverMin
-	for i := uint64(1); i < deliveries && d < p.redeliverMax; i++ {
+	for i := uint64(1); i < attempts && d < p.redeliverMax; i++ {
 		d *= 2
 	}
 	delay := p.jitter(min(d, p.redeliverMax))
@@ -91,7 +100,36 @@ func decideFate(err error, deliveries uint64, paused bool, p fatePolicy) fate {
 	if paused {
 		delay = max(delay, p.breakerCooldown)
 	}
-	return fate{kind: fateNak, delay: delay}
+	return fate{kind: fateNak, delay: delay, attempt: attempt}
+}
+
+// attemptLedger counts the real failed attempts of the messages this worker
+// redelivers, by stream sequence. It is this worker's own count: attempts
+// made by other workers, or before a restart, are not in it, so a message
+// is retried at least MaxDeliver times, never fewer; it is bounded, and a
+// forgotten count starts again.
+type attemptLedger struct {
+	mu sync.Mutex
+	m  bounded[uint64, uint64]
+}
+
+func (l *attemptLedger) failed(seq uint64) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, _ := l.m.get(seq)
+	return n
+}
+
+func (l *attemptLedger) record(seq, attempts uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.m.put(seq, attempts)
+}
+
+func (l *attemptLedger) forget(seq uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.m.delete(seq)
 }
 
 // halfJitter returns a delay between d/2 and d.
@@ -100,7 +138,41 @@ func halfJitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
 // settle performs the fate of a message and logs it once. Nothing else
 // acknowledges, naks or terminates a message.
 func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result, err error) {
-	f := decideFate(err, md.NumDelivered, w.gate.paused(), w.fates)
+	attempts := w.attempts.failed(md.Sequence.Stream) + 1
+	f := decideFate(err, attempts, w.gate.paused(), w.fates)
+	var dead []deadPart
+	if f.kind == fateDeadLetter {
+		dead = []deadPart{{data: msg.Data(), key: res.key, err: err, class: f.class}}
+	}
+	if len(res.failed) > 0 {
+		// A multi-alert message whose other alerts were applied: each failed
+		// alert has its own fate; any redelivery takes the whole message
+		// back (its applied alerts are then duplicates), else each failed
+		// alert is dead-lettered alone.
+		f, dead = fate{kind: fateDeadLetter}, nil
+		for _, af := range res.failed {
+			switch pf := decideFate(af.err, attempts, w.gate.paused(), w.fates); {
+			case pf.kind == fateDeadLetter:
+				data, perr := alertAlone(msg.Data(), af.index)
+				if perr != nil {
+					// Should not happen: the payload decoded. Keep all of it.
+					data = msg.Data()
+				}
+				dead = append(dead, deadPart{data: data, key: af.key, err: af.err, class: pf.class})
+			case f.kind != fateNak || pf.delay > f.delay:
+				attempt := f.attempt || pf.attempt
+				f, err, res.key = pf, af.err, af.key
+				f.attempt = attempt
+			case pf.attempt:
+				f.attempt = true
+			}
+		}
+	}
+	if f.kind == fateNak && f.attempt {
+		w.attempts.record(md.Sequence.Stream, attempts)
+	} else if f.kind != fateNak {
+		w.attempts.forget(md.Sequence.Stream)
+	}
 	l := w.msgLog(msg, md, res)
 	if f.kind != fateNak && res.key != "" {
 		if since, ok := w.waiting.end(res.key); ok {
@@ -128,7 +200,10 @@ func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result
 		}
 		ev.Msg("event handled")
 	case fateDeadLetter:
-		w.deadLetter(msg, md, res, err, f.class, l)
+		for _, o := range res.outcomes {
+			w.m.outcome(o).Inc() // the applied alerts of a multi-alert message
+		}
+		w.deadLetter(msg, md, dead, w.msgLog(msg, md, result{}))
 	case fateNak:
 		if f.delay > 0 {
 			err = errors.Join(err, msg.NakWithDelay(f.delay))
@@ -161,40 +236,58 @@ func (w *Worker) msgLog(msg jetstream.Msg, md *jetstream.MsgMetadata, res result
 	return c.Logger()
 }
 
-// deadLetter publishes the evidence to the DLQ stream and terminates the
-// original only after the DLQ publish was acked; otherwise the original is
-// redelivered.
-func (w *Worker) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, res result, cause error, class dlq.Class, l zerolog.Logger) {
+// deadPart is what is dead-lettered of a message: all of it, or one alert
+// of a multi-alert message as a one-alert message of the same shape.
+type deadPart struct {
+	data  []byte
+	key   string
+	err   error
+	class dlq.Class
+}
+
+// deadLetter publishes the evidence of each part to the DLQ stream and
+// terminates the original only after every DLQ publish was acked;
+// otherwise the original is redelivered (a part already published is then
+// dropped by the DLQ stream as a duplicate).
+func (w *Worker) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, dead []deadPart, l zerolog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := w.dlq.Publish(ctx, dlq.Failure{
-		OriginalStream:  md.Stream,
-		OriginalSubject: msg.Subject(),
-		OriginalSeq:     md.Sequence.Stream,
-		Published:       md.Timestamp,
-		Header:          msg.Headers(),
-		Data:            msg.Data(),
-		Err:             cause.Error(),
-		Class:           class,
-		Deliveries:      int(md.NumDelivered),
-		FailedAt:        w.opts.Now(),
-		AlertKey:        res.key,
-	})
-	if err != nil {
-		if nakErr := msg.NakWithDelay(w.fates.redeliverMin); nakErr != nil {
-			err = errors.Join(err, nakErr)
+	for _, p := range dead {
+		err := w.dlq.Publish(ctx, dlq.Failure{
+			OriginalStream:  md.Stream,
+			OriginalSubject: msg.Subject(),
+			OriginalSeq:     md.Sequence.Stream,
+			Published:       md.Timestamp,
+			Header:          msg.Headers(),
+			Data:            p.data,
+			Err:             p.err.Error(),
+			Class:           p.class,
+			Deliveries:      int(md.NumDelivered),
+			FailedAt:        w.opts.Now(),
+			AlertKey:        p.key,
+		})
+		if err != nil {
+			if nakErr := msg.NakWithDelay(w.fates.redeliverMin); nakErr != nil {
+				err = errors.Join(err, nakErr)
+			}
+			l.Error().Err(errors.Join(p.err, err)).Str("class", string(p.class)).Str("outcome", outcomeRetried).
+				Msg("dead-letter publish failed; event will be redelivered")
+			w.m.outcome(outcomeRetried).Inc()
+			return
 		}
-		l.Error().Err(errors.Join(cause, err)).Str("class", string(class)).Str("outcome", outcomeRetried).
-			Msg("dead-letter publish failed; event will be redelivered")
-		w.m.outcome(outcomeRetried).Inc()
-		return
 	}
-	if err := msg.TermWithReason(string(class)); err != nil {
+	if err := msg.TermWithReason(string(dead[0].class)); err != nil {
 		// The DLQ holds it; a redelivery dead-letters it again under the same
 		// Nats-Msg-Id, which the DLQ stream drops as a duplicate.
 		l.Warn().Err(err).Msg("term failed after dead-lettering")
 	}
-	w.m.dlq.WithLabelValues(string(class)).Inc()
-	w.m.events.WithLabelValues(outcomeDeadLettered).Inc()
-	l.Error().Err(cause).Str("class", string(class)).Str("outcome", outcomeDeadLettered).Msg("event dead-lettered")
+	for _, p := range dead {
+		w.m.dlq.WithLabelValues(string(p.class)).Inc()
+		w.m.events.WithLabelValues(outcomeDeadLettered).Inc()
+		ev := l.Error()
+		if p.key != "" {
+			ev = ev.Str("alert_key", p.key)
+		}
+		ev.Err(p.err).Str("class", string(p.class)).Str("outcome", outcomeDeadLettered).Msg("event dead-lettered")
+	}
 }

@@ -19,40 +19,42 @@ func TestDecideFate(t *testing.T) {
 		return &topdesk.APIError{StatusCode: code, Method: http.MethodPatch, Path: "/tas/api/incidents/id/x"}
 	}
 	tests := []struct {
-		name       string
-		err        error
-		deliveries uint64
-		paused     bool
-		want       fate
+		name     string
+		err      error
+		attempts uint64
+		paused   bool
+		want     fate
 	}{
 		{"done", nil, 1, false, fate{kind: fateAck}},
-		{"done on the last delivery", nil, 9, true, fate{kind: fateAck}},
+		{"done on the last attempt", nil, 9, true, fate{kind: fateAck}},
 		{"shutdown", errors.Join(errShutdown, status(502)), 1, false, fate{kind: fateNak}},
 		{"invalid", fmt.Errorf("decode: %w", mapping.ErrInvalid), 1, false, fate{kind: fateDeadLetter, class: dlq.ClassInvalid}},
 		{"template", fmt.Errorf("render: %w", mapping.ErrTemplate), 1, false, fate{kind: fateDeadLetter, class: dlq.ClassTemplate}},
 		{"rejected", status(400), 1, false, fate{kind: fateDeadLetter, class: dlq.ClassRejected}},
+		{"forbidden, credentials work", fmt.Errorf("%w: %w", errPermission, status(403)), 1, false, fate{kind: fateDeadLetter, class: dlq.ClassRejected}},
+		{"forbidden, probe failed", status(403), 9, false, fate{kind: fateNak, delay: 30 * time.Second}},
 		{"credentials", status(401), 9, false, fate{kind: fateNak, delay: 30 * time.Second}},
-		{"5xx, first delivery", status(502), 1, false, fate{kind: fateNak, delay: time.Second}},
-		{"5xx, third delivery", status(502), 3, false, fate{kind: fateNak, delay: 4 * time.Second}},
-		{"5xx, delay capped", status(502), 4, false, fate{kind: fateNak, delay: 8 * time.Second}},
-		{"5xx, last delivery", status(502), 5, false, fate{kind: fateNak, delay: 8 * time.Second}},
-		{"5xx, one more delivery", status(502), 6, false, fate{kind: fateDeadLetter, class: dlq.ClassExhausted}},
-		{"5xx on a read, last delivery", &topdesk.APIError{StatusCode: 502, Method: http.MethodGet}, 5, false,
+		{"5xx, first attempt", status(502), 1, false, fate{kind: fateNak, delay: time.Second, attempt: true}},
+		{"5xx, third attempt", status(502), 3, false, fate{kind: fateNak, delay: 4 * time.Second, attempt: true}},
+		{"5xx, delay capped", status(502), 4, false, fate{kind: fateNak, delay: 8 * time.Second, attempt: true}},
+		{"5xx, last attempt", status(502), 5, false, fate{kind: fateNak, delay: 8 * time.Second, attempt: true}},
+		{"5xx, one more attempt (outcome unknown)", status(502), 6, false, fate{kind: fateDeadLetter, class: dlq.ClassExhausted}},
+		{"5xx on a read, last attempt", &topdesk.APIError{StatusCode: 502, Method: http.MethodGet}, 5, false,
 			fate{kind: fateDeadLetter, class: dlq.ClassExhausted}},
 		{"5xx, last delivery, TOPdesk down", status(502), 5, true, fate{kind: fateNak, delay: 8 * time.Second}},
 		{"breaker open", status(503), 1, true, fate{kind: fateNak, delay: 5 * time.Second}},
-		{"Retry-After", &retryLaterError{after: 3 * time.Second, err: status(429)}, 1, false, fate{kind: fateNak, delay: 3 * time.Second}},
+		{"Retry-After", &retryLaterError{after: 3 * time.Second, err: status(429)}, 1, false, fate{kind: fateNak, delay: 3 * time.Second, attempt: true}},
 		{"key busy", &retryLaterError{after: 100 * time.Millisecond, within: 2 * time.Second, err: errKeyBusy}, 4, false,
 			fate{kind: fateNak, delay: 2 * time.Second}},
-		{"key busy, last delivery", &retryLaterError{within: time.Second, err: errKeyBusy}, 7, false, fate{kind: fateNak, delay: time.Second}},
-		{"outcome pending, last delivery", &retryLaterError{after: 40 * time.Second, within: 40 * time.Second, err: errOutcomePending}, 7, false,
+		{"key busy, last attempt", &retryLaterError{within: time.Second, err: errKeyBusy}, 7, false, fate{kind: fateNak, delay: time.Second}},
+		{"outcome pending, last attempt", &retryLaterError{after: 40 * time.Second, within: 40 * time.Second, err: errOutcomePending}, 7, false,
 			fate{kind: fateNak, delay: 40 * time.Second}},
-		{"panic", fmt.Errorf("%w: boom", errPanic), 1, false, fate{kind: fateNak, delay: time.Second}},
-		{"panic, last delivery", fmt.Errorf("%w: boom", errPanic), 5, false, fate{kind: fateDeadLetter, class: dlq.ClassExhausted}},
+		{"panic", fmt.Errorf("%w: boom", errPanic), 1, false, fate{kind: fateNak, delay: time.Second, attempt: true}},
+		{"panic, last attempt", fmt.Errorf("%w: boom", errPanic), 5, false, fate{kind: fateDeadLetter, class: dlq.ClassExhausted}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := decideFate(tc.err, tc.deliveries, tc.paused, p); got != tc.want {
+			if got := decideFate(tc.err, tc.attempts, tc.paused, p); got != tc.want {
 				t.Errorf("decideFate = %+v, want %+v", got, tc.want)
 			}
 		})

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/alertdesk/alertdesk/mapping"
 )
 
 // incidentState is what the KV bucket holds per alert key. The bucket key is
@@ -61,6 +63,11 @@ type stateStore struct {
 	// reconciledUntil is when a positive answer of reconciled expires
 	// (guarded by mu).
 	reconciledUntil time.Time
+	// js publishes a state with a TTL, which the KV API offers on create
+	// only; closedTTL is how long the state of a closed incident is kept
+	// (zero = for ever, when the bucket has no per-key TTL).
+	js        jetstream.JetStream
+	closedTTL stateTTL
 	// opTime observes how long a state operation that went to NATS took;
 	// nil = not observed.
 	opTime func(op stateOp, d time.Duration)
@@ -178,8 +185,14 @@ func (s *stateStore) put(ctx context.Context, op stateOp, bucketKey string, st *
 	}
 	defer s.observe(op, time.Now())
 	write := func() (uint64, error) {
-		if rev == 0 {
+		ttl := s.ttl(st)
+		switch {
+		case rev == 0 && ttl > 0:
+			return s.bucket().Create(ctx, bucketKey, b, jetstream.KeyTTL(ttl))
+		case rev == 0:
 			return s.bucket().Create(ctx, bucketKey, b)
+		case ttl > 0:
+			return s.updateTTL(ctx, bucketKey, b, rev, ttl)
 		}
 		return s.bucket().Update(ctx, bucketKey, b, rev)
 	}
@@ -199,6 +212,47 @@ func (s *stateStore) put(ctx context.Context, op stateOp, bucketKey string, st *
 	}
 	s.known.put(bucketKey, st, n)
 	return n, nil
+}
+
+// ttl is how long the bucket keeps st: the state of a closed incident
+// expires closedTTL after it was written, that of a key without an
+// incident (it only resolved) after the margin of closedTTL; a later write
+// replaces it, and with it the TTL. Every other state is kept.
+func (s *stateStore) ttl(st *incidentState) time.Duration {
+	switch {
+	case s.closedTTL.total == 0 || st.Open || st.Claim != nil || !st.SentAt.IsZero() || st.Uncertain:
+		return 0
+	case st.IncidentID == "":
+		return s.closedTTL.margin
+	}
+	return s.closedTTL.total
+}
+
+// updateTTL is KeyValue.Update with a per-key TTL: the same publish to the
+// key's subject, expecting its revision, with a Nats-TTL.
+func (s *stateStore) updateTTL(ctx context.Context, bucketKey string, b []byte, rev uint64, ttl time.Duration) (uint64, error) {
+	msg := &nats.Msg{Subject: "$KV." + s.bucket().Bucket() + "." + bucketKey, Data: b}
+	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(ttl))
+	var ae *jetstream.APIError
+	if errors.As(err, &ae) && (ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		return 0, fmt.Errorf("%w: %w", err, jetstream.ErrKeyRevisionMismatch)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
+}
+
+// stateTTL is how long the state of a closed incident is kept (total):
+// the reopen window plus a margin for late events (the reorder window, at
+// least a quarter of the reopen window, at least 1s). A key that only
+// resolved is kept for the margin alone. Zero: kept for ever.
+type stateTTL struct{ total, margin time.Duration }
+
+func closedStateTTL(lc mapping.Lifecycle) stateTTL {
+	margin := max(lc.ReorderWindow, lc.ReopenWindow/4, time.Second)
+	return stateTTL{total: lc.ReopenWindow + margin, margin: margin}
 }
 
 // knownStates is, per key, the state at the revision this worker last read

@@ -112,6 +112,20 @@ func (o *Options) setDefaults() {
 	}
 }
 
+// stateTimeout bounds each state operation that ends a claim after the
+// TOPdesk write (reading the server's time, writing the state): 1/8 of the
+// handle timeout, between 250ms and 5s.
+func stateTimeout(handleTimeout time.Duration) time.Duration {
+	return min(max(handleTimeout/8, 250*time.Millisecond), 5*time.Second)
+}
+
+// LongestHold is the longest a worker holds a key's claim with the given
+// handle timeout: the handle timeout, then reading the server's time and
+// writing the state over the claim. A claim TTL must exceed it.
+func LongestHold(handleTimeout time.Duration) time.Duration {
+	return handleTimeout + 2*stateTimeout(handleTimeout)
+}
+
 // pullRetry is the pause after a failed pull, so that a persistent error
 // does not spin.
 const pullRetry = 250 * time.Millisecond
@@ -132,6 +146,8 @@ type Worker struct {
 	dlq     *dlq.Stream
 	gate    gate
 	breaker breaker
+	// attempts counts real failed attempts per message (MaxDeliver).
+	attempts attemptLedger
 
 	heartbeat time.Duration
 	authErr   atomic.Pointer[string] // last credentials failure, nil while accepted
@@ -145,8 +161,9 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 		return nil, errors.New("worker: resources are not provisioned")
 	}
 	ackWait := res.Consumer.CachedInfo().Config.AckWait
-	if opts.ClaimTTL <= opts.HandleTimeout {
-		return nil, fmt.Errorf("worker: claim TTL %s must exceed the handle timeout %s", opts.ClaimTTL, opts.HandleTimeout)
+	if hold := LongestHold(opts.HandleTimeout); opts.ClaimTTL <= hold {
+		return nil, fmt.Errorf("worker: claim TTL %s must exceed %s, the longest a key is held: the handle timeout %s and the state writes after it",
+			opts.ClaimTTL, hold, opts.HandleTimeout)
 	}
 	if opts.RetryMaxElapsed >= opts.HandleTimeout {
 		return nil, fmt.Errorf("worker: retry budget %s must be shorter than the handle timeout %s", opts.RetryMaxElapsed, opts.HandleTimeout)
@@ -159,15 +176,23 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 		opts:    opts,
 		log:     opts.Logger.With().Str("component", "worker").Str("worker_id", opts.ID).Logger(),
 		m:       newMetrics(opts.Registerer),
-		state: stateStore{kv: res.State, recreate: func(ctx context.Context) (jetstream.KeyValue, error) {
-			return ensureBucket(ctx, res.JS, res.Topology)
+		state: stateStore{kv: res.State, js: res.JS, recreate: func(ctx context.Context) (jetstream.KeyValue, error) {
+			kv, _, err := ensureBucket(ctx, res.JS, res.Topology)
+			return kv, err
 		}},
 		dlq:       dlq.New(res.JS, res.DLQ.CachedInfo().Config.Name),
 		heartbeat: ackWait / 3,
 	}
 	w.breaker.threshold = opts.BreakerThreshold
+	for _, risk := range res.Warnings {
+		w.log.Warn().Msg(risk)
+	}
 	w.state.known.m.max = opts.SeenKeys
 	w.waiting.m.max = opts.SeenKeys
+	if res.StateKeyTTL {
+		w.state.closedTTL = closedStateTTL(m.Lifecycle())
+	}
+	w.attempts.m.max = opts.SeenKeys
 	w.state.opTime = func(op stateOp, d time.Duration) { w.m.stateOps[op].Observe(d.Seconds()) }
 	w.fates = fatePolicy{maxDeliver: opts.MaxDeliver, redeliverMin: opts.RedeliverMin, redeliverMax: opts.RedeliverMax,
 		breakerCooldown: opts.BreakerCooldown, authRetry: opts.AuthRetry, jitter: halfJitter}
@@ -188,7 +213,9 @@ func (w *Worker) Ready() error {
 
 // Run consumes until ctx is done. Then it stops pulling, hands unstarted
 // messages back to the stream, lets in-flight events finish for up to
-// ShutdownTimeout (then cancels them, and they are redelivered), and returns.
+// ShutdownTimeout (then cancels them and hands them back too), waits until
+// the server has every ack and nak, and returns: nothing it held waits for
+// the ack wait.
 func (w *Worker) Run(ctx context.Context) error {
 	handlers := 2 * w.opts.Concurrency
 	// Prefetch 8 messages per handler (256..1024) so that pull round trips
@@ -291,6 +318,12 @@ loop:
 		<-done
 	}
 	bg.Wait()
+	// Acks and naks are sent without waiting for the server: make sure they
+	// arrived, so that a process that exits now holds nothing back until
+	// the ack wait.
+	if err := w.res.JS.Conn().FlushTimeout(5 * time.Second); err != nil {
+		w.log.Warn().Err(err).Msg("settlements may not have reached NATS; unsettled messages return after the ack wait")
+	}
 	w.log.Info().Msg("worker stopped")
 	return runErr
 }
@@ -300,6 +333,14 @@ type result struct {
 	key            string // alert key (of the first alert of a message, or of the one that failed)
 	incidentNumber string
 	outcomes       []string
+	failed         []alertFailure // alerts of a multi-alert message that failed, the others applied
+}
+
+// alertFailure is one alert of a multi-alert message that failed.
+type alertFailure struct {
+	index int // in the message
+	key   string
+	err   error
 }
 
 // process handles one message and settles it.
@@ -318,8 +359,8 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 	var res result
 	err = w.handle(hctx, msg, md, &res)
 	stop()
-	if err != nil && ctx.Err() != nil {
-		err = errors.Join(errShutdown, err)
+	if (err != nil || len(res.failed) > 0) && ctx.Err() != nil {
+		err, res.failed = errors.Join(errShutdown, err), nil
 	}
 	w.settle(msg, md, res, err)
 }
@@ -368,17 +409,17 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, md *jetstream.Ms
 	}
 	published := publishTime(msg, md)
 	for i := range alerts {
-		ev, err := w.newEvent(&alerts[i], published)
+		out, number, key, err := w.applyAlert(ctx, &alerts[i], published)
 		if i == 0 || err != nil {
-			res.key = ev.key
+			res.key = key
 		}
-		if err != nil {
+		if err != nil && len(alerts) == 1 {
 			return err
 		}
-		out, number, err := w.apply(ctx, ev)
 		if err != nil {
-			res.key = ev.key
-			return fmt.Errorf("alert %s: %w", ev.key, err)
+			// The others are applied; this one is settled alone.
+			res.failed = append(res.failed, alertFailure{index: i, key: key, err: err})
+			continue
 		}
 		if i == 0 {
 			res.incidentNumber = number
@@ -386,6 +427,20 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, md *jetstream.Ms
 		res.outcomes = append(res.outcomes, out)
 	}
 	return nil
+}
+
+// applyAlert applies one alert of a message: its outcome, incident number
+// and key.
+func (w *Worker) applyAlert(ctx context.Context, a *mapping.Alert, published time.Time) (string, string, string, error) {
+	ev, err := w.newEvent(a, published)
+	if err != nil {
+		return "", "", ev.key, err
+	}
+	out, number, err := w.apply(ctx, ev)
+	if err != nil {
+		return "", number, ev.key, fmt.Errorf("alert %s: %w", ev.key, err)
+	}
+	return out, number, ev.key, nil
 }
 
 // publishTime is when the event's message was first published: the

@@ -576,8 +576,9 @@ func measure(ctx context.Context, sc scenario, impl string, mode runMode, worker
 	if err != nil {
 		return result{}, err
 	}
-	if int(si.State.Msgs) != len(events) {
-		return result{}, fmt.Errorf("stream holds %d events, %d were published", si.State.Msgs, len(events))
+	// The input stream is a work queue: settled events are removed already.
+	if int(si.State.LastSeq) != len(events) {
+		return result{}, fmt.Errorf("stream stored %d events, %d were published", si.State.LastSeq, len(events))
 	}
 	deadline := time.Now().Add(10 * time.Minute)
 	for {

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/alertdesk/alertdesk/dlq"
+	"github.com/alertdesk/alertdesk/worker"
 )
 
 // envPrefix is the prefix of every setting: ALERTDESK_NATS_URL, …
@@ -293,8 +294,8 @@ func (c *config) validateSettings() error {
 	if c.AckWait < 2*time.Second {
 		bad("ACK_WAIT", "%s is shorter than 2s", c.AckWait)
 	}
-	if c.ClaimTTL != 0 && c.ClaimTTL <= 4*c.TopdeskTimeout {
-		bad("CLAIM_TTL", "%s must exceed 4 x ALERTDESK_TOPDESK_TIMEOUT (%s), the longest a worker spends on one event", c.ClaimTTL, 4*c.TopdeskTimeout)
+	if hold := worker.LongestHold(4 * c.TopdeskTimeout); c.ClaimTTL != 0 && c.ClaimTTL <= hold {
+		bad("CLAIM_TTL", "%s must exceed %s, the longest a worker holds an alert key (4 x ALERTDESK_TOPDESK_TIMEOUT and the state write after it)", c.ClaimTTL, hold)
 	}
 	for name, d := range map[string]time.Duration{"SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "BREAKER_COOLDOWN": c.BreakerCooldown, "AUTH_RETRY": c.AuthRetry} {
 		if d <= 0 {
