@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 )
@@ -32,7 +33,7 @@ func BenchmarkCreate(b *testing.B) {
 func benchmarkStorm(b *testing.B, ev func(i int) event) {
 	e := newEnv(b, topdesktest.Options{MaxRequests: 1000})
 	rw := e.startWorker(fastOptions())
-	waitFor(e.t, 10*time.Second, "reconciled", func() bool { return rw.w.reconciled(b.Context()) })
+	wait.For(e.t, 10*time.Second, "reconciled", func() bool { return rw.w.reconciled(b.Context()) })
 	// Warm up: every key of the storm once.
 	for i := range 1000 {
 		e.publishAsync(ev(i))

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/alertdesk/alertdesk/dlq"
+	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
@@ -171,7 +172,7 @@ func (e *testEnv) publishRaw(subject string, data []byte) uint64 {
 // waitSettled waits until every published message is settled by the consumer.
 func (e *testEnv) waitSettled(timeout time.Duration) {
 	e.t.Helper()
-	waitFor(e.t, timeout, "consumer has settled every message", func() bool {
+	wait.For(e.t, timeout, "consumer has settled every message", func() bool {
 		info, err := e.res.Consumer.Info(e.t.Context())
 		if err != nil {
 			return false
@@ -182,20 +183,6 @@ func (e *testEnv) waitSettled(timeout time.Duration) {
 		}
 		return info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= si.State.LastSeq
 	})
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting until %s", timeout, what)
-		}
-		<-tick.C
-	}
 }
 
 // incidentsFor returns the simulator's incidents for an alert key.

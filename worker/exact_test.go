@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alertdesk/alertdesk/dlq"
+	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
@@ -125,7 +126,7 @@ func TestOutageDeliveriesAreNotAttempts(t *testing.T) {
 	e.waitReconciled(first)
 	e.sim.SetCredentials("alertdesk", "rotated-password")
 	e.publish(firing("waited", "critical", "x", time.Now()))
-	waitFor(t, 20*time.Second, "the event was delivered more than MaxDeliver times", func() bool {
+	wait.For(t, 20*time.Second, "the event was delivered more than MaxDeliver times", func() bool {
 		info, err := e.res.Consumer.Info(t.Context())
 		return err == nil && info.Delivered.Consumer > uint64(opts.MaxDeliver)+1
 	})
@@ -180,7 +181,7 @@ func TestStopHandsEverythingBack(t *testing.T) {
 	for i := range n {
 		e.publish(firing(fmt.Sprintf("backlog-%d", i), "critical", "x", time.Now()))
 	}
-	waitFor(t, 10*time.Second, "the first worker is handling the backlog", func() bool {
+	wait.For(t, 10*time.Second, "the first worker is handling the backlog", func() bool {
 		return len(e.sim.Incidents()) >= 20
 	})
 	rw.stop()
@@ -337,11 +338,11 @@ func TestClosedStateExpires(t *testing.T) {
 		_, err := kv.Get(t.Context(), mapping.ExternalNumber(key))
 		return errors.Is(err, jetstream.ErrKeyNotFound)
 	}
-	waitFor(t, 10*time.Second, "the resolve-only key's state expired", func() bool { return gone("only-resolved") })
+	wait.For(t, 10*time.Second, "the resolve-only key's state expired", func() bool { return gone("only-resolved") })
 	if gone("short") {
 		t.Fatalf("the closed key's state is gone after %s, inside the reopen window", time.Since(closed))
 	}
-	waitFor(t, 15*time.Second, "the closed key's state expired", func() bool { return gone("short") })
+	wait.For(t, 15*time.Second, "the closed key's state expired", func() bool { return gone("short") })
 	if took := time.Since(closed); took < 3*time.Second {
 		t.Fatalf("the closed key's state expired after %s, inside the reopen window", took)
 	}

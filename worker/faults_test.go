@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/alertdesk/alertdesk/dlq"
+	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
@@ -182,10 +183,10 @@ func TestOutageDeadLettersNothing(t *testing.T) {
 	for i := range 10 {
 		e.publish(firing(fmt.Sprintf("outage-%d", i), "critical", "x", time.Now()))
 	}
-	waitFor(t, 30*time.Second, "the breaker is open", rw.w.gate.paused)
+	wait.For(t, 30*time.Second, "the breaker is open", rw.w.gate.paused)
 	// Let the outage outlast many probe rounds and redelivery delays.
 	e.sim.ResetRequests()
-	waitFor(t, 30*time.Second, "TOPdesk was probed through the outage", func() bool {
+	wait.For(t, 30*time.Second, "TOPdesk was probed through the outage", func() bool {
 		n := 0
 		for _, r := range e.sim.Requests() {
 			if r.Status == http.StatusServiceUnavailable {
@@ -218,7 +219,7 @@ func TestCredentialsRejected(t *testing.T) {
 	rw := e.startWorker(opts)
 	e.sim.SetCredentials("alertdesk", "rotated-password")
 	e.publish(firing("auth", "critical", "x", time.Now()))
-	waitFor(t, 10*time.Second, "readiness fails", func() bool { return rw.w.Ready() != nil })
+	wait.For(t, 10*time.Second, "readiness fails", func() bool { return rw.w.Ready() != nil })
 	e.sim.SetCredentials("alertdesk", "alertdesk-app-password")
 	e.waitSettled(15 * time.Second)
 	if err := rw.w.Ready(); err != nil {
@@ -307,7 +308,7 @@ func TestShutdownHandsBack(t *testing.T) {
 	opts.ShutdownTimeout = 200 * time.Millisecond
 	first := e.startWorker(opts)
 	e.publish(firing("handover", "critical", "x", time.Now()))
-	waitFor(t, 5*time.Second, "the first worker has claimed the key", func() bool {
+	wait.For(t, 5*time.Second, "the first worker has claimed the key", func() bool {
 		st, _, _, err := (&stateStore{kv: e.res.State}).load(t.Context(), mapping.ExternalNumber("handover"), true)
 		return err == nil && st.Claim != nil
 	})

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 )
 
@@ -16,7 +17,7 @@ import (
 func TestStateOperationsAreTimed(t *testing.T) {
 	e := newEnv(t, topdesktest.Options{})
 	rw := e.startWorker(fastOptions())
-	waitFor(t, 10*time.Second, "reconciled", func() bool { return rw.w.reconciled(t.Context()) })
+	wait.For(t, 10*time.Second, "reconciled", func() bool { return rw.w.reconciled(t.Context()) })
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 	e.publish(firing("db-7/disk-full", "critical", "disk", t0))

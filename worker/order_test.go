@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alertdesk/alertdesk/dlq"
+	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 )
@@ -166,7 +167,7 @@ func TestAlertmanagerRefire(t *testing.T) {
 	e.step("resolved", key, amAlert("resolved", time.Now().UTC().Truncate(time.Second)), true)
 	resolvedAt := time.Now()
 	e.step("an HA peer's late copy", key, fire, true)
-	waitFor(t, 5*time.Second, "the reorder window has passed", func() bool { return time.Since(resolvedAt) > time.Second })
+	wait.For(t, 5*time.Second, "the reorder window has passed", func() bool { return time.Since(resolvedAt) > time.Second })
 	e.step("the re-fire", key, fire, false)
 	if creates, _ := e.writes(); creates != 1 {
 		t.Fatalf("got %d creates, want 1 (the re-fire reopens)", creates)

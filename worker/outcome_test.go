@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
@@ -177,7 +178,7 @@ func TestClaimJudgedByServerClock(t *testing.T) {
 	opts.Now = func() time.Time { return time.Now().Add(15 * time.Second) }
 	e.startWorker(opts)
 	e.publish(firing("claimed", "critical", "x", time.Now()))
-	waitFor(t, 10*time.Second, "the event was handed back or written", func() bool {
+	wait.For(t, 10*time.Second, "the event was handed back or written", func() bool {
 		info, err := e.res.Consumer.Info(t.Context())
 		creates, _ := e.writes()
 		return creates > 0 || (err == nil && info.NumRedelivered > 0)

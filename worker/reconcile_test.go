@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
@@ -25,7 +26,7 @@ func (e *testEnv) finds() int {
 
 func (e *testEnv) waitReconciled(rw *runningWorker) {
 	e.t.Helper()
-	waitFor(e.t, 10*time.Second, "the state bucket is reconciled", func() bool { return rw.w.reconciled(e.t.Context()) })
+	wait.For(e.t, 10*time.Second, "the state bucket is reconciled", func() bool { return rw.w.reconciled(e.t.Context()) })
 }
 
 // After reconciliation a new key is created with one request: no lookup.
@@ -83,7 +84,7 @@ func TestReconcileAdoptsIncidents(t *testing.T) {
 func TestNoReconcileWithoutFIQL(t *testing.T) {
 	e := newEnv(t, topdesktest.Options{DisableFIQL: true})
 	rw := e.startWorker(fastOptions())
-	waitFor(t, 10*time.Second, "a reconciliation was tried", func() bool {
+	wait.For(t, 10*time.Second, "a reconciliation was tried", func() bool {
 		for _, r := range e.sim.Requests() {
 			if strings.Contains(r.RawQuery, "sw%3D") {
 				return true

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/alertdesk/alertdesk/internal/wait"
 )
 
 // received is one request the automated action's receiver got.
@@ -73,7 +75,7 @@ func TestCallback(t *testing.T) {
 	if got := next(t, calls); got.number != a["number"] {
 		t.Errorf("after archive: number %q, want %v", got.number, a["number"])
 	}
-	waitFor(t, "two calls recorded", func() bool { return len(s.Callbacks()) == 2 })
+	wait.For(t, 10*time.Second, "two calls recorded", func() bool { return len(s.Callbacks()) == 2 })
 	for _, cc := range s.Callbacks() {
 		if cc.Status != http.StatusAccepted || cc.Error != "" {
 			t.Errorf("recorded call %+v, want status 202", cc)
@@ -108,7 +110,7 @@ func TestCallback(t *testing.T) {
 	if _, err := s.AddAction("ejansen", b["id"].(string), "to nobody"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the failed call recorded", func() bool { return len(s.Callbacks()) == 4 })
+	wait.For(t, 10*time.Second, "the failed call recorded", func() bool { return len(s.Callbacks()) == 4 })
 	if cc := s.Callbacks()[3]; cc.Error == "" || cc.Number != b["number"] {
 		t.Errorf("call to a closed port: %+v, want an error", cc)
 	}

@@ -11,21 +11,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
+	"github.com/alertdesk/alertdesk/internal/wait"
+)
 
 func TestFaultStatus(t *testing.T) {
 	tests := []struct {
@@ -127,7 +115,7 @@ func TestFaultDelay(t *testing.T) {
 		}
 		// The handler notices the cancellation and records the request
 		// without an answer; the incident is not created.
-		waitFor(t, "the cancelled request to be recorded", func() bool { return len(s.Requests()) == 1 })
+		wait.For(t, 10*time.Second, "the cancelled request to be recorded", func() bool { return len(s.Requests()) == 1 })
 		if r := s.Requests()[0]; r.Status != 0 {
 			t.Errorf("recorded status %d, want 0 (no answer)", r.Status)
 		}
