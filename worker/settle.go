@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -103,42 +102,14 @@ func decideFate(err error, attempts uint64, paused bool, p fatePolicy) fate {
 	return fate{kind: fateNak, delay: delay, attempt: attempt}
 }
 
-// attemptLedger counts the real failed attempts of the messages this worker
-// redelivers, by stream sequence. It is this worker's own count: attempts
-// made by other workers, or before a restart, are not in it, so a message
-// is retried at least MaxDeliver times, never fewer; it is bounded, and a
-// forgotten count starts again.
-type attemptLedger struct {
-	mu sync.Mutex
-	m  bounded[uint64, uint64]
-}
-
-func (l *attemptLedger) failed(seq uint64) uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n, _ := l.m.get(seq)
-	return n
-}
-
-func (l *attemptLedger) record(seq, attempts uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.m.put(seq, attempts)
-}
-
-func (l *attemptLedger) forget(seq uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.m.delete(seq)
-}
-
 // halfJitter returns a delay between d/2 and d.
 func halfJitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
 
 // settle performs the fate of a message and logs it once. Nothing else
 // acknowledges, naks or terminates a message.
 func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result, err error) {
-	attempts := w.attempts.failed(md.Sequence.Stream) + 1
+	failed, _ := w.attempts.get(md.Sequence.Stream)
+	attempts := failed + 1
 	f := decideFate(err, attempts, w.gate.paused(), w.fates)
 	var dead []deadPart
 	if f.kind == fateDeadLetter {
@@ -169,9 +140,9 @@ func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result
 		}
 	}
 	if f.kind == fateNak && f.attempt {
-		w.attempts.record(md.Sequence.Stream, attempts)
+		w.attempts.put(md.Sequence.Stream, attempts)
 	} else if f.kind != fateNak {
-		w.attempts.forget(md.Sequence.Stream)
+		w.attempts.delete(md.Sequence.Stream)
 	}
 	l := w.msgLog(msg, md, res)
 	if f.kind != fateNak && res.key != "" {

@@ -260,8 +260,7 @@ func closedStateTTL(lc mapping.Lifecycle) stateTTL {
 // It spares the read of a key that no other worker wrote since; when one
 // did, the compare-and-swap fails and the key is read again. States under a claim are not kept: they are about to change.
 type knownStates struct {
-	mu sync.Mutex
-	m  bounded[string, knownState]
+	m bounded[string, knownState]
 }
 
 type knownState struct {
@@ -270,8 +269,6 @@ type knownState struct {
 }
 
 func (k *knownStates) get(key string) (incidentState, uint64, bool) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	e, ok := k.m.get(key)
 	return e.st, e.rev, ok
 }
@@ -281,22 +278,12 @@ func (k *knownStates) put(key string, st *incidentState, rev uint64) {
 		k.forget(key)
 		return
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	k.m.put(key, knownState{st: *st, rev: rev})
 }
 
-func (k *knownStates) forget(key string) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.m.delete(key)
-}
+func (k *knownStates) forget(key string) { k.m.delete(key) }
 
-func (k *knownStates) clear() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.m.clear()
-}
+func (k *knownStates) clear() { k.m.clear() }
 
 // keyLocks serialises the handling of one alert key inside this process, so
 // that events of a key queue up locally instead of racing on the KV

@@ -9,9 +9,9 @@ import (
 // waitingKeys remembers which alert keys have events waiting (redelivered
 // later), so that the worker says once at warn why a key's events wait and
 // once when they no longer do, not once per redelivery (docs/operations.md,
-// "Logs").
+// "Observability").
 type waitingKeys struct {
-	mu sync.Mutex
+	mu sync.Mutex // makes start's look-then-put one step
 	m  bounded[string, waiting]
 }
 
@@ -47,11 +47,6 @@ func (k *waitingKeys) start(key, reason string, now time.Time) bool {
 
 // end forgets that key waits; it returns since when it waited, if it did.
 func (k *waitingKeys) end(key string) (time.Time, bool) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	w, ok := k.m.get(key)
-	if ok {
-		k.m.delete(key)
-	}
+	w, ok := k.m.take(key)
 	return w.since, ok
 }

@@ -146,8 +146,12 @@ type Worker struct {
 	dlq     *dlq.Stream
 	gate    gate
 	breaker breaker
-	// attempts counts real failed attempts per message (MaxDeliver).
-	attempts attemptLedger
+	// attempts counts, by stream sequence, the real failed attempts of the
+	// messages this worker redelivers (MaxDeliver). It is this worker's own
+	// count: attempts by other workers, or before a restart, are not in it,
+	// so a message is retried at least MaxDeliver times, never fewer; a
+	// forgotten count starts again.
+	attempts bounded[uint64, uint64]
 
 	heartbeat time.Duration
 	authErr   atomic.Pointer[string] // last credentials failure, nil while accepted
@@ -192,7 +196,7 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 	if res.StateKeyTTL {
 		w.state.closedTTL = closedStateTTL(m.Lifecycle())
 	}
-	w.attempts.m.max = opts.SeenKeys
+	w.attempts.max = opts.SeenKeys
 	w.state.opTime = func(op stateOp, d time.Duration) { w.m.stateOps[op].Observe(d.Seconds()) }
 	w.fates = fatePolicy{maxDeliver: opts.MaxDeliver, redeliverMin: opts.RedeliverMin, redeliverMax: opts.RedeliverMax,
 		breakerCooldown: opts.BreakerCooldown, authRetry: opts.AuthRetry, jitter: halfJitter}
