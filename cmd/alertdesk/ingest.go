@@ -24,6 +24,6 @@ func mountIngest(mux *http.ServeMux, js jetstream.JetStream, m *mapping.Mapping,
 		return nil
 	}
 	h.Register(mux)
-	log.Info().Bool("token_required", cfg.IngestToken != "").Msg("HTTP ingest on: POST /v1/alerts, POST /v1/alertmanager")
+	log.Info().Bool("token_required", cfg.IngestToken != "").Msg("HTTP ingest on: POST /v1/alerts, POST /v1/alertmanager, POST /v1/grafana")
 	return nil
 }
