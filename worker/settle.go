@@ -105,38 +105,62 @@ func decideFate(err error, attempts uint64, paused bool, p fatePolicy) fate {
 // halfJitter returns a delay between d/2 and d.
 func halfJitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
 
+// deadAlert is a failed alert of a multi-alert message that is
+// dead-lettered alone, with its class.
+type deadAlert struct {
+	alertFailure
+	class dlq.Class
+}
+
+// messageFate is decideFate for a whole message whose handling returned
+// err. For a multi-alert message whose other alerts were applied, failed
+// lists the alerts that failed, and each has its own decideFate: if any is
+// redelivered, the whole message is, after the longest of their delays (its
+// applied alerts are then duplicates), and cause is that alert; else each
+// failed alert is dead-lettered alone, as dead lists. The delivery is a real
+// attempt if it was one for any redelivered alert.
+func messageFate(err error, failed []alertFailure, attempts uint64, paused bool, p fatePolicy) (f fate, cause *alertFailure, dead []deadAlert) {
+	if len(failed) == 0 {
+		return decideFate(err, attempts, paused, p), nil, nil
+	}
+	f = fate{kind: fateDeadLetter}
+	for i := range failed {
+		af := &failed[i]
+		switch pf := decideFate(af.err, attempts, paused, p); {
+		case pf.kind == fateDeadLetter:
+			dead = append(dead, deadAlert{alertFailure: *af, class: pf.class})
+		case f.kind != fateNak || pf.delay > f.delay:
+			pf.attempt = pf.attempt || f.attempt
+			f, cause = pf, af
+		case pf.attempt:
+			f.attempt = true
+		}
+	}
+	return f, cause, dead
+}
+
 // settle performs the fate of a message and logs it once. Nothing else
 // acknowledges, naks or terminates a message.
 func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result, err error) {
 	failed, _ := w.attempts.get(md.Sequence.Stream)
 	attempts := failed + 1
-	f := decideFate(err, attempts, w.gate.paused(), w.fates)
-	var dead []deadPart
-	if f.kind == fateDeadLetter {
-		dead = []deadPart{{data: msg.Data(), key: res.key, err: err, class: f.class}}
+	f, cause, deadAlerts := messageFate(err, res.failed, attempts, w.gate.paused(), w.fates)
+	if cause != nil {
+		err, res.key = cause.err, cause.key
 	}
-	if len(res.failed) > 0 {
-		// A multi-alert message whose other alerts were applied: each failed
-		// alert has its own fate; any redelivery takes the whole message
-		// back (its applied alerts are then duplicates), else each failed
-		// alert is dead-lettered alone.
-		f, dead = fate{kind: fateDeadLetter}, nil
-		for _, af := range res.failed {
-			switch pf := decideFate(af.err, attempts, w.gate.paused(), w.fates); {
-			case pf.kind == fateDeadLetter:
-				data, perr := alertAlone(msg.Data(), af.index)
-				if perr != nil {
-					// Should not happen: the payload decoded. Keep all of it.
-					data = msg.Data()
-				}
-				dead = append(dead, deadPart{data: data, key: af.key, err: af.err, class: pf.class})
-			case f.kind != fateNak || pf.delay > f.delay:
-				attempt := f.attempt || pf.attempt
-				f, err, res.key = pf, af.err, af.key
-				f.attempt = attempt
-			case pf.attempt:
-				f.attempt = true
+	var dead []deadPart
+	switch {
+	case f.kind != fateDeadLetter:
+	case len(res.failed) == 0:
+		dead = []deadPart{{data: msg.Data(), key: res.key, err: err, class: f.class}}
+	default:
+		for _, d := range deadAlerts {
+			data, perr := alertAlone(msg.Data(), d.index)
+			if perr != nil {
+				// Should not happen: the payload decoded. Keep all of it.
+				data = msg.Data()
 			}
+			dead = append(dead, deadPart{data: data, key: d.key, err: d.err, class: d.class})
 		}
 	}
 	if f.kind == fateNak && f.attempt {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/alertdesk/alertdesk/dlq"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk"
@@ -56,6 +58,54 @@ func TestDecideFate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := decideFate(tc.err, tc.attempts, tc.paused, p); got != tc.want {
 				t.Errorf("decideFate = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMessageFate(t *testing.T) {
+	p := fatePolicy{maxDeliver: 5, redeliverMin: time.Second, redeliverMax: 8 * time.Second,
+		breakerCooldown: 5 * time.Second, authRetry: 30 * time.Second, jitter: func(d time.Duration) time.Duration { return d }}
+	rejected := &topdesk.APIError{StatusCode: http.StatusBadRequest, Method: http.MethodPost, Path: "/tas/api/incidents"}
+	unavailable := &topdesk.APIError{StatusCode: http.StatusBadGateway, Method: http.MethodPost, Path: "/tas/api/incidents"}
+	busy := &retryLaterError{after: time.Second, within: 3 * time.Second, err: errKeyBusy}
+	a := alertFailure{index: 0, key: "a", err: rejected}
+	b := alertFailure{index: 1, key: "b", err: unavailable}
+	c := alertFailure{index: 2, key: "c", err: busy}
+	tests := []struct {
+		name      string
+		err       error
+		failed    []alertFailure
+		want      fate
+		wantCause string   // key of the alert whose fate the message takes; "" = none
+		wantDead  []string // keys dead-lettered alone
+	}{
+		{"one alert: decideFate", rejected, nil, fate{kind: fateDeadLetter, class: dlq.ClassRejected}, "", nil},
+		{"every failed alert dead-lettered alone", nil, []alertFailure{a}, fate{kind: fateDeadLetter}, "", []string{"a"}},
+		{"a retry takes the whole message back", nil, []alertFailure{a, b}, fate{kind: fateNak, delay: time.Second, attempt: true}, "b", []string{"a"}},
+		{"a wait for a claim does not undo an attempt", nil, []alertFailure{b, c},
+			fate{kind: fateNak, delay: time.Second, attempt: true}, "b", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, cause, dead := messageFate(tc.err, tc.failed, 1, false, p)
+			if got != tc.want {
+				t.Errorf("fate = %+v, want %+v", got, tc.want)
+			}
+			if gotCause := ""; cause != nil {
+				gotCause = cause.key
+				if gotCause != tc.wantCause {
+					t.Errorf("cause = %q, want %q", gotCause, tc.wantCause)
+				}
+			} else if tc.wantCause != "" {
+				t.Errorf("no cause, want %q", tc.wantCause)
+			}
+			var gotDead []string
+			for _, d := range dead {
+				gotDead = append(gotDead, d.key)
+			}
+			if diff := cmp.Diff(tc.wantDead, gotDead); diff != "" {
+				t.Errorf("dead-lettered alone (-want +got):\n%s", diff)
 			}
 		})
 	}
