@@ -168,6 +168,11 @@ func (w *Worker) probe(ctx context.Context) {
 				w.m.pending.Set(float64(info.NumPending))
 				w.m.ackPending.Set(float64(info.NumAckPending))
 			}
+			if w.res.Timers != nil {
+				if n, err := w.res.Timers.Pending(ctx); err == nil {
+					w.m.timersPending.Set(float64(n))
+				}
+			}
 		}
 		if !w.gate.paused() {
 			continue

@@ -33,6 +33,7 @@ type metrics struct {
 	ackPending         prometheus.Gauge
 	clamped            prometheus.Counter
 	duplicatesRepaired prometheus.Counter
+	timersPending      prometheus.Gauge
 	outcomes           map[string]prometheus.Counter // events by outcome, looked up once
 	stateOps           map[stateOp]prometheus.Observer
 }
@@ -103,6 +104,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "alertdesk_duplicates_repaired_total",
 		Help: "Open incidents closed because an older open incident of the same alert key exists.",
 	})
+	m.timersPending = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "alertdesk_timers_pending",
+		Help: "Durable timers stored (resolve delay, flap quiet, maintenance-window end), due or not yet due.",
+	})
 	m.authOK.Set(1)
 	m.outcomes = make(map[string]prometheus.Counter)
 	for _, o := range []string{outcomeCreated, outcomeUpdated, outcomeClosed, outcomeReopened, outcomeDuplicate, outcomeStale, outcomeDeadLettered, outcomeRetried} {
@@ -117,7 +122,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.events, m.topdeskRequests, m.topdeskLatency, m.stateLatency, m.dlq, m.inFlight, m.endToEnd,
-			m.breakerOpen, m.authOK, m.pending, m.ackPending, m.clamped, m.duplicatesRepaired)
+			m.breakerOpen, m.authOK, m.pending, m.ackPending, m.clamped, m.duplicatesRepaired, m.timersPending)
 	}
 	return m
 }

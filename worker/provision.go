@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alertdesk/alertdesk/dlq"
+	"github.com/alertdesk/alertdesk/timer"
 )
 
 // Topology names the JetStream resources alertdesk uses and the settings it
@@ -77,6 +78,9 @@ type Resources struct {
 	// StateKeyTTL says that the state bucket has per-key TTLs, so that the
 	// state of a closed incident expires.
 	StateKeyTTL bool
+	// Timers keeps the worker's durable timers (resolve delay, flap quiet,
+	// maintenance-window end) in their own stream.
+	Timers *timer.Scheduler
 }
 
 // ConflictError says that a resource an operator created cannot be used as it
@@ -131,6 +135,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, t Topology) (*Resour
 		r.Warnings = append(r.Warnings, fmt.Sprintf("state bucket %s has no per-key TTL (needs NATS server 2.11 or later): the states of closed alert keys are never removed", t.StateBucket))
 	}
 	if r.Consumer, err = ensureConsumer(ctx, js, t); err != nil {
+		return nil, err
+	}
+	if r.Timers, err = timer.New(ctx, js, timer.Options{Replicas: t.Replicas}); err != nil {
 		return nil, err
 	}
 	return &r, nil

@@ -153,6 +153,9 @@ type Worker struct {
 	// forgotten count starts again.
 	attempts bounded[uint64, uint64]
 
+	// timerHandlers handle the due timers of each kind (see timers.go).
+	timerHandlers map[string]timerHandler
+
 	heartbeat time.Duration
 	authErr   atomic.Pointer[string] // last credentials failure, nil while accepted
 }
@@ -184,8 +187,9 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 			kv, _, err := ensureBucket(ctx, res.JS, res.Topology)
 			return kv, err
 		}},
-		dlq:       dlq.New(res.JS, res.DLQ.CachedInfo().Config.Name),
-		heartbeat: ackWait / 3,
+		dlq:           dlq.New(res.JS, res.DLQ.CachedInfo().Config.Name),
+		heartbeat:     ackWait / 3,
+		timerHandlers: map[string]timerHandler{},
 	}
 	w.breaker.threshold = opts.BreakerThreshold
 	for _, risk := range res.Warnings {
@@ -244,6 +248,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	})
 	bg.Go(func() { w.probe(ctx) })
 	bg.Go(func() { w.keepReconciled(ctx) })
+	bg.Go(func() { w.runTimers(ctx) })
 	w.log.Info().Int("concurrency", w.opts.Concurrency).Int("handlers", handlers).Int("max_deliver", w.opts.MaxDeliver).Msg("worker started")
 
 	// A fixed pool of handlers: their stacks, grown once by template
