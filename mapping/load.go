@@ -50,6 +50,7 @@ type file struct {
 	Lifecycle lifecycleFile        `yaml:"lifecycle"`
 	Routes    []routeFile          `yaml:"routes"`
 	Status    statusFile           `yaml:"status"`
+	Flapping  flappingFile         `yaml:"flapping"` // noise control (noise.go)
 }
 
 // statusFile is the status rule, for sources whose events carry no
@@ -115,6 +116,7 @@ type lifecycleFile struct {
 	ClosureCode    string `yaml:"closureCode"`
 	ReorderWindow  string `yaml:"reorderWindow"`
 	MaxClockAhead  string `yaml:"maxClockAhead"`
+	ResolveDelay   string `yaml:"resolveDelay"` // noise control (noise.go)
 }
 
 type routeFile struct {
@@ -278,6 +280,7 @@ func (f *file) Validate(v *validator, m *Mapping) {
 	f.validateLifecycle(v, m)
 	f.validateRoutes(v, m)
 	f.validateStatus(v, m)
+	f.validateNoise(v, m)
 	switch {
 	case m.brief == nil:
 		v.addf("incident.briefDescription", "is required")
@@ -649,6 +652,7 @@ var fileTypes = map[string]reflect.Type{
 	"lifecycleFile": reflect.TypeFor[lifecycleFile](), "routeFile": reflect.TypeFor[routeFile](),
 	"fieldsFile": reflect.TypeFor[fieldsFile](), "callerFile": reflect.TypeFor[callerFile](),
 	"lookupFile": reflect.TypeFor[lookupFile](), "statusFile": reflect.TypeFor[statusFile](),
+	"flappingFile": reflect.TypeFor[flappingFile](), // noise control (noise.go)
 }
 
 // yamlKeys returns the YAML keys of a struct type, inline fields included.
