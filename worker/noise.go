@@ -220,11 +220,14 @@ func (w *Worker) applyNoise(ctx context.Context, ev *keyEvent, st *incidentState
 	read := *st
 	*st = p.st
 	out := p.outcome
-	_, writes := decisionOp[p.write]
+	op, writes := decisionOp[p.write]
 	switch {
 	case writes || p.write == doNote || len(openIncidents(found)) > 1:
 		claimed := *st
-		claimed.Claim = &claim{Owner: w.opts.ID, Op: "noise"}
+		claimed.Claim = &claim{Owner: w.opts.ID, Op: "note"}
+		if writes {
+			claimed.Claim.Op = op.String()
+		}
 		crev, err := w.state.put(ctx, opClaim, ev.ext, &claimed, rev)
 		if err != nil {
 			return "", st.Number, err
