@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/mapping"
+	"github.com/alertdesk/alertdesk/timer"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 )
 
@@ -325,6 +327,23 @@ func TestResolveDelay(t *testing.T) {
 		}
 		if got := sum(t, ws, "alertdesk_events_total", outcomeClosed); got != 1 {
 			t.Errorf("%v closed events, want 1", got)
+		}
+
+		// The resolve timer again (a redelivery), and a quiet timer of a
+		// key that does not flap: nothing happens.
+		body, err := json.Marshal(noiseBody{Key: calm, At: now.Add(30 * time.Millisecond),
+			Alert: &mapping.Alert{Key: calm, Status: mapping.StatusResolved, Summary: "resolved", Source: "test", Timestamp: now.Add(30 * time.Millisecond)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, kind := range []string{timerResolve, timerFlapQuiet} {
+			out, err := ws[0].w.noiseTimer(t.Context(), timer.Fired{Kind: kind, Key: mapping.ExternalNumber(calm), Body: body})
+			if out != "" || err != nil {
+				t.Errorf("%s timer again: %q, %v; want nothing done", kind, out, err)
+			}
+		}
+		if closes, _ := e.closesAndReopens(calm); closes != 1 {
+			t.Errorf("calm key: %d closes after the timer came again, want 1", closes)
 		}
 	})
 }
