@@ -1,7 +1,6 @@
 package mapping_test
 
 import (
-	"errors"
 	"testing"
 	"time"
 
@@ -44,35 +43,6 @@ func TestNoiseSettings(t *testing.T) {
 	}
 	if mapping.Default().Flapping().On() || mapping.Default().Lifecycle().ResolveDelay != 0 {
 		t.Error("the built-in default has noise control on")
-	}
-}
-
-func TestNoiseSettingErrors(t *testing.T) {
-	tests := []struct {
-		name     string
-		yaml     string
-		wantLine int
-		wantPath string
-	}{
-		{"resolveDelay not a duration", "lifecycle:\n  resolveDelay: a while\n", 2, "lifecycle.resolveDelay"},
-		{"resolveDelay negative", "lifecycle:\n  resolveDelay: -1m\n", 2, "lifecycle.resolveDelay"},
-		{"changes below 2", "flapping:\n  changes: 1\n", 2, "flapping.changes"},
-		{"changes not a number", "flapping:\n  changes: many\n", 2, "flapping.changes"},
-		{"window zero", "flapping:\n  window: 0s\n", 2, "flapping.window"},
-		{"quiet not a duration", "flapping:\n  quiet: later\n", 2, "flapping.quiet"},
-		{"unknown flapping key", "flapping:\n  count: 3\n", 2, "flapping.count"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			m, err := mapping.Load([]byte(tc.yaml))
-			var le *mapping.LoadError
-			if !errors.As(err, &le) {
-				t.Fatalf("Load() = %v, %v; want a *LoadError", m, err)
-			}
-			if le.Line != tc.wantLine || le.Path != tc.wantPath || le.Msg == "" {
-				t.Errorf("Load() error %q at line %d path %q; want line %d path %q", err, le.Line, le.Path, tc.wantLine, tc.wantPath)
-			}
-		})
 	}
 }
 
