@@ -303,8 +303,8 @@ func killKVLeader(stop context.Context, e *env, rng *rand.Rand) (string, error) 
 	if len(killed) == 0 {
 		return "no kill (publishing ended first)", nil
 	}
-	return fmt.Sprintf("SIGKILLed and restarted the %s leader %s (moved there first %d times; never the leader of %s or its consumer)",
-		kvStream, strings.Join(killed, ", then "), moved, streamName), nil
+	return fmt.Sprintf("SIGKILLed and restarted the %s leader %s (leading neither %s nor its consumer; stepped down to it first in %d of %d kills)",
+		kvStream, strings.Join(killed, ", then "), streamName, moved, len(killed)), nil
 }
 
 func btoi(b bool) int {
