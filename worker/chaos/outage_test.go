@@ -14,7 +14,7 @@ import (
 // down, and the outage lasts many multiples of each (docs/operations.md
 // has the table):
 //
-//	ALERTDESK_ACK_WAIT          30s  -> 2s     (/15); the outage is 30 ack waits at full scale
+//	ALERTDESK_ACK_WAIT          30s  -> 2s     (/15); the outage is 30 ack waits
 //	ALERTDESK_TOPDESK_TIMEOUT   15s  -> 500ms  (/30); handle timeout 4x: 60s -> 2s
 //	ALERTDESK_CLAIM_TTL         75s  -> 3s     (/25); 20 claim TTLs
 //	ALERTDESK_BREAKER_COOLDOWN   5s  -> 100ms  (/50); 600 cooldowns
@@ -31,15 +31,11 @@ var weekOutageEnv = []string{
 	"ALERTDESK_MAX_DELIVER=3",
 }
 
-// The outage's length, small and full; the load is published over the
-// outage and a few seconds before and after it.
-var (
-	weekOutageLength = [2]time.Duration{15 * time.Second, 60 * time.Second}
-	weekOutageScales = [2]scale{
-		{events: 400, keys: 50, poison: 4, publish: weekOutageLength[0] + 4*time.Second},
-		{events: 5000, keys: 500, poison: 10, publish: weekOutageLength[1] + 8*time.Second},
-	}
-)
+// The outage's length; the load is published over the outage and a few
+// seconds before and after it.
+const weekOutageLength = 60 * time.Second
+
+var weekOutageLoad = scale{events: 5000, keys: 500, poison: 10, publish: weekOutageLength + 8*time.Second}
 
 // weekOutage takes TOPdesk down while the events keep arriving: the first
 // half of the outage it answers 503 to every request, the second half it
@@ -48,7 +44,7 @@ var (
 // them to the ack wait, and waits in start-up for TOPdesk. Then TOPdesk
 // comes back.
 func weekOutage(stop context.Context, e *env, rng *rand.Rand) (string, error) {
-	outage := weekOutageLength[btoi(*fullFlag)]
+	outage := weekOutageLength
 	if !pause(stop, rng, time.Second, 2*time.Second) {
 		return "no outage (publishing ended first)", nil
 	}
