@@ -115,6 +115,9 @@ type lifecycleFile struct {
 	ClosureCode    string `yaml:"closureCode"`
 	ReorderWindow  string `yaml:"reorderWindow"`
 	MaxClockAhead  string `yaml:"maxClockAhead"`
+
+	// Operators: operatorClose, wontFix (mapping/operators.go).
+	operatorsFile `yaml:",inline"`
 }
 
 type routeFile struct {
@@ -278,6 +281,7 @@ func (f *file) Validate(v *validator, m *Mapping) {
 	f.validateLifecycle(v, m)
 	f.validateRoutes(v, m)
 	f.validateStatus(v, m)
+	f.validateOperators(v, m)
 	switch {
 	case m.brief == nil:
 		v.addf("incident.briefDescription", "is required")

@@ -40,6 +40,9 @@ type Lifecycle struct {
 	ClosureCode    string        // closureCode set on resolve (close)
 	ReorderWindow  time.Duration // an Alertmanager firing published longer than this after the applied resolve is a re-fire
 	MaxClockAhead  time.Duration // an event time further than this after the publish time is clamped to it
+	// Operators (mapping/operators.go): what an operator's close means.
+	OperatorClose OperatorClose // respect (default) or reopen
+	WontFix       []string      // closure code names: an incident closed with one is never reopened
 }
 
 // Default lifecycle values.
@@ -310,6 +313,9 @@ func (m *Mapping) Names() []topdesk.NameRef {
 	add(topdesk.FieldProcessingStatus, lc.ResolvedStatus, "")
 	add(topdesk.FieldProcessingStatus, lc.ReopenStatus, "")
 	add(topdesk.FieldClosureCode, lc.ClosureCode, "")
+	for _, code := range lc.WontFix {
+		add(topdesk.FieldClosureCode, code, "")
+	}
 
 	out := make([]topdesk.NameRef, 0, len(seen))
 	for n := range seen {
