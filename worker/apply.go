@@ -56,6 +56,7 @@ const (
 	doUpdate
 	doResolve
 	doReopen
+	doNote // an action only, on an incident an operator closed (observe.go)
 )
 
 var decisionOp = map[decision]mapping.Op{
@@ -63,6 +64,7 @@ var decisionOp = map[decision]mapping.Op{
 	doUpdate:  mapping.OpUpdate,
 	doResolve: mapping.OpResolve,
 	doReopen:  mapping.OpReopen,
+	doNote:    mapping.OpUpdate,
 }
 
 var decisionOutcome = map[decision]string{
@@ -73,6 +75,7 @@ var decisionOutcome = map[decision]string{
 	doUpdate:    outcomeUpdated,
 	doResolve:   outcomeClosed,
 	doReopen:    outcomeReopened,
+	doNote:      outcomeUpdated,
 }
 
 // order compares two events of a key: by event time, and at equal time a
@@ -195,7 +198,7 @@ func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string
 	st.Key = ev.key
 
 	// Decide.
-	d := decide(&st, &ev, lc)
+	d := operatorPolicy(&st, &ev, &lc, decide(&st, &ev, lc))
 	op, writes := decisionOp[d]
 	repair := len(openIncidents(found)) > 1
 	if !writes && !repair {
@@ -314,6 +317,9 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 		// description, with the resolved prefix.
 		r.Request.BriefDescription = w.mapping.ResolvedBrief(st.Brief)
 	}
+	if d == doNote {
+		r.Request = noteOnly(st, &r.Request)
+	}
 	if err := w.names.Apply(ctx, &r.Request); err != nil {
 		return "", err
 	}
@@ -322,6 +328,7 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 		inc, err = w.create(ctx, &r.Request)
 	} else {
 		inc, err = w.update(ctx, st.IncidentID, &r.Request)
+		err = w.goneOnWrite(ctx, st.IncidentID, err)
 		if topdesk.IsNotFound(err) && d == doResolve {
 			st.Open, st.ClosedAt = false, ev.at
 			return outcomeDuplicate, nil
@@ -339,7 +346,7 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 	case doCreate, doReopen:
 		st.Open, st.ClosedAt = true, time.Time{}
 		st.Fingerprint = r.Fingerprint // the same for every op of the alert
-	case doUpdate:
+	case doUpdate, doNote:
 		st.Fingerprint = r.Fingerprint
 	case doResolve:
 		st.Open, st.ClosedAt = false, ev.at
@@ -350,6 +357,7 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 	if r.Request.BriefDescription != "" {
 		st.Brief = r.Request.BriefDescription
 	}
+	w.afterWrite(st, d, inc)
 	return decisionOutcome[d], nil
 }
 

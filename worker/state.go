@@ -41,6 +41,14 @@ type incidentState struct {
 	// lookup by externalNumber decides.
 	SentAt time.Time `json:"sent_at,omitzero"`
 	Claim  *claim    `json:"claim,omitempty"`
+
+	// Operators (worker/observe.go): ClosedBy names who closed the
+	// incident when it was not alertdesk (ClosedAt is then TOPdesk's
+	// closedDate), ClosureCode the closure code it was closed with, and
+	// WontFix says that code is in lifecycle.wontFix.
+	ClosedBy    string `json:"closed_by,omitempty"`
+	ClosureCode string `json:"closure_code,omitempty"`
+	WontFix     bool   `json:"wont_fix,omitempty"`
 }
 
 // claim marks a TOPdesk write in progress for a key. While it is valid no
