@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/alertdesk/alertdesk/ingest"
@@ -226,10 +225,10 @@ func TestReadBackDetectsClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitClosedBy(key, "Jansen, Eva", opts.SyncInterval+2*time.Second)
-	if n := counterValue(t, rw.reg, "alertdesk_sync_runs_total"); n < 1 {
+	if n := counter(t, rw.reg, "alertdesk_sync_runs_total"); n < 1 {
 		t.Errorf("alertdesk_sync_runs_total = %v, want at least 1", n)
 	}
-	if n := counterValue(t, rw.reg, "alertdesk_operator_changes_total"); n != 1 {
+	if n := counter(t, rw.reg, "alertdesk_operator_changes_total"); n != 1 {
 		t.Errorf("alertdesk_operator_changes_total = %v, want 1", n)
 	}
 }
@@ -282,25 +281,8 @@ func TestSyncLeaseTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitClosedBy(key, "Jansen, Eva", opts.SyncInterval+2*time.Second)
-	if n := counterValue(t, other.reg, "alertdesk_operator_changes_total"); n != 1 {
+	if n := counter(t, other.reg, "alertdesk_operator_changes_total"); n != 1 {
 		t.Errorf("the remaining worker saw %v operator changes, want 1", n)
 	}
 }
 
-// counterValue sums the counter name over its labels.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
-}
