@@ -285,4 +285,3 @@ func TestSyncLeaseTakenOver(t *testing.T) {
 		t.Errorf("the remaining worker saw %v operator changes, want 1", n)
 	}
 }
-
