@@ -118,10 +118,11 @@ func noteOnly(st *incidentState, update *topdesk.IncidentRequest) topdesk.Incide
 }
 
 // afterWrite observes TOPdesk's answer to a write of decision d: an
-// operator may have closed the incident just before. A create or reopen
-// starts afresh, without a close by an operator.
+// operator may have closed the incident just before. A create, reopen or
+// resolve leaves no close by an operator behind (one remembered from an
+// incident a lookup replaced would otherwise outlive it).
 func (w *Worker) afterWrite(st *incidentState, d decision, inc *topdesk.Incident) {
-	if d == doCreate || d == doReopen {
+	if d == doCreate || d == doReopen || d == doResolve {
 		st.ClosedBy, st.ClosureCode, st.WontFix = "", "", false
 	}
 	if inc == nil {
