@@ -117,6 +117,9 @@ type lifecycleFile struct {
 	ReorderWindow  string `yaml:"reorderWindow"`
 	MaxClockAhead  string `yaml:"maxClockAhead"`
 	ResolveDelay   string `yaml:"resolveDelay"` // noise control (noise.go)
+
+	// Operators: operatorClose, wontFix (mapping/operators.go).
+	operatorsFile `yaml:",inline"`
 }
 
 type routeFile struct {
@@ -281,6 +284,7 @@ func (f *file) Validate(v *validator, m *Mapping) {
 	f.validateRoutes(v, m)
 	f.validateStatus(v, m)
 	f.validateNoise(v, m)
+	f.validateOperators(v, m)
 	switch {
 	case m.brief == nil:
 		v.addf("incident.briefDescription", "is required")

@@ -59,6 +59,7 @@ const (
 	doUpdate
 	doResolve
 	doReopen
+	doNote // an action only, on an incident an operator closed (observe.go)
 )
 
 var decisionOp = map[decision]mapping.Op{
@@ -66,6 +67,7 @@ var decisionOp = map[decision]mapping.Op{
 	doUpdate:  mapping.OpUpdate,
 	doResolve: mapping.OpResolve,
 	doReopen:  mapping.OpReopen,
+	doNote:    mapping.OpUpdate,
 }
 
 var decisionOutcome = map[decision]string{
@@ -76,6 +78,7 @@ var decisionOutcome = map[decision]string{
 	doUpdate:    outcomeUpdated,
 	doResolve:   outcomeClosed,
 	doReopen:    outcomeReopened,
+	doNote:      outcomeUpdated,
 }
 
 // order compares two events of a key: by event time, and at equal time a
@@ -198,7 +201,7 @@ func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string
 	st.Key = ev.key
 
 	// Decide.
-	d := decide(&st, &ev, lc)
+	d := operatorPolicy(&st, &ev, &lc, decide(&st, &ev, lc))
 	if p, ok := w.noise(st, &ev, d); ok { // noise control: noise.go
 		return w.applyNoise(ctx, &ev, &st, rev, p, found)
 	}
@@ -320,6 +323,9 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 		// description, with the resolved prefix.
 		r.Request.BriefDescription = w.mapping.ResolvedBrief(st.Brief)
 	}
+	if d == doNote {
+		r.Request = noteOnly(st, &r.Request)
+	}
 	w.mapping.Note(&r.Request, ev.note) // noise control: noise.go
 	if err := w.names.Apply(ctx, &r.Request); err != nil {
 		return "", err
@@ -329,6 +335,7 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 		inc, err = w.create(ctx, &r.Request)
 	} else {
 		inc, err = w.update(ctx, st.IncidentID, &r.Request)
+		err = w.goneOnWrite(ctx, st.IncidentID, err)
 		if topdesk.IsNotFound(err) && d == doResolve {
 			st.Open, st.ClosedAt = false, ev.at
 			return outcomeDuplicate, nil
@@ -346,7 +353,7 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 	case doCreate, doReopen:
 		st.Open, st.ClosedAt = true, time.Time{}
 		st.Fingerprint = r.Fingerprint // the same for every op of the alert
-	case doUpdate:
+	case doUpdate, doNote:
 		st.Fingerprint = r.Fingerprint
 	case doResolve:
 		st.Open, st.ClosedAt = false, ev.at
@@ -357,6 +364,7 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 	if r.Request.BriefDescription != "" {
 		st.Brief = r.Request.BriefDescription
 	}
+	w.afterWrite(st, d, inc)
 	return decisionOutcome[d], nil
 }
 

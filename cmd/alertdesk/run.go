@@ -131,6 +131,7 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 	if err := mountIngest(mux, js, m, cfg, extra.ingestOpen, log); err != nil {
 		return err
 	}
+	mountTopdeskEvents(mux, js, cfg, extra.ingestOpen, log)
 	if extra.mux != nil {
 		extra.mux(mux)
 	}
@@ -410,6 +411,7 @@ func (c *config) workerOptions(log zerolog.Logger, reg prometheus.Registerer) wo
 		ShutdownTimeout: c.ShutdownTimeout,
 		BreakerCooldown: c.BreakerCooldown,
 		AuthRetry:       c.AuthRetry,
+		SyncInterval:    c.SyncInterval,
 		Logger:          log,
 		Registerer:      reg,
 	}
