@@ -50,6 +50,8 @@ type file struct {
 	Lifecycle lifecycleFile        `yaml:"lifecycle"`
 	Routes    []routeFile          `yaml:"routes"`
 	Status    statusFile           `yaml:"status"`
+	// updates.fields, updates.repeat (mapping/updates.go)
+	Updates updatesFile `yaml:"updates"`
 }
 
 // statusFile is the status rule, for sources whose events carry no
@@ -81,6 +83,8 @@ type incidentFile struct {
 	CallerLookup     lookupFile `yaml:"callerLookup"`
 	Status           string     `yaml:"status"`
 	fieldsFile       `yaml:",inline"`
+	// Object is the object (asset) name template (mapping/updates.go).
+	Object string `yaml:"object"`
 }
 
 type callerFile struct {
@@ -278,6 +282,7 @@ func (f *file) Validate(v *validator, m *Mapping) {
 	f.validateLifecycle(v, m)
 	f.validateRoutes(v, m)
 	f.validateStatus(v, m)
+	f.validateUpdates(v, m)
 	switch {
 	case m.brief == nil:
 		v.addf("incident.briefDescription", "is required")
@@ -649,6 +654,7 @@ var fileTypes = map[string]reflect.Type{
 	"lifecycleFile": reflect.TypeFor[lifecycleFile](), "routeFile": reflect.TypeFor[routeFile](),
 	"fieldsFile": reflect.TypeFor[fieldsFile](), "callerFile": reflect.TypeFor[callerFile](),
 	"lookupFile": reflect.TypeFor[lookupFile](), "statusFile": reflect.TypeFor[statusFile](),
+	"updatesFile": reflect.TypeFor[updatesFile](), "repeatFile": reflect.TypeFor[repeatFile](),
 }
 
 // yamlKeys returns the YAML keys of a struct type, inline fields included.

@@ -76,6 +76,10 @@ type Mapping struct {
 	lifecycle Lifecycle
 	routes    []route
 	status    *statusRule // nil: events carry their status
+
+	// What an update may write, and the object link (mapping/updates.go).
+	updates Updates
+	object  executor // text/template of incident.object; nil = none
 }
 
 // statusRule gives events without a status one: resolved when the from
