@@ -144,3 +144,17 @@ func NoteObjectMissing(req, name, why string) string {
 
 // keyLine starts the last line of every request text.
 const keyLine = "<br><br>Alert key: "
+
+// StillFiring returns the update that says the alert still fires: an
+// action only, "Alert still firing (n notifications since <since>)", with
+// the mapping's actions.invisibleForCaller (updates.repeat).
+func (m *Mapping) StillFiring(n int, since time.Time) topdesk.IncidentRequest {
+	word := "notifications"
+	if n == 1 {
+		word = "notification"
+	}
+	return topdesk.IncidentRequest{
+		Action:                   fmt.Sprintf("Alert still firing (%d %s since %s).", n, word, since.UTC().Format("2006-01-02 15:04:05 UTC")),
+		ActionInvisibleForCaller: new(m.invisible),
+	}
+}

@@ -147,3 +147,12 @@ func TestNoteObjectMissing(t *testing.T) {
 		t.Errorf("the key line is no longer last: %q", got)
 	}
 }
+
+func TestStillFiring(t *testing.T) {
+	m := mustLoad(t, "actions: {invisibleForCaller: false}")
+	got := m.StillFiring(51, time.Date(2026, 11, 22, 10, 0, 5, 0, time.FixedZone("CET", 3600)))
+	want := topdesk.IncidentRequest{Action: "Alert still firing (51 notifications since 2026-11-22 09:00:05 UTC).", ActionInvisibleForCaller: new(false)}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("StillFiring (-want +got):\n%s", diff)
+	}
+}

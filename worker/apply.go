@@ -56,6 +56,7 @@ const (
 	doUpdate
 	doResolve
 	doReopen
+	doRepeat // a duplicate that adds a still-firing action (fields.go)
 )
 
 var decisionOp = map[decision]mapping.Op{
@@ -63,6 +64,7 @@ var decisionOp = map[decision]mapping.Op{
 	doUpdate:  mapping.OpUpdate,
 	doResolve: mapping.OpResolve,
 	doReopen:  mapping.OpReopen,
+	doRepeat:  mapping.OpUpdate,
 }
 
 var decisionOutcome = map[decision]string{
@@ -73,6 +75,7 @@ var decisionOutcome = map[decision]string{
 	doUpdate:    outcomeUpdated,
 	doResolve:   outcomeClosed,
 	doReopen:    outcomeReopened,
+	doRepeat:    outcomeUpdated,
 }
 
 // order compares two events of a key: by event time, and at equal time a
@@ -196,6 +199,7 @@ func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string
 
 	// Decide.
 	d := decide(&st, &ev, lc)
+	d = w.stillFiring(&st, &ev, d, fresh) // updates.repeat (fields.go)
 	op, writes := decisionOp[d]
 	repair := len(openIncidents(found)) > 1
 	if !writes && !repair {
@@ -317,6 +321,9 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 	if err := w.names.Apply(ctx, &r.Request); err != nil {
 		return "", err
 	}
+	if err := w.fieldsBefore(ctx, ev, st, d, &r.Request); err != nil { // fields.go
+		return "", err
+	}
 	var inc *topdesk.Incident
 	if d == doCreate {
 		inc, err = w.create(ctx, &r.Request)
@@ -350,6 +357,7 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 	if r.Request.BriefDescription != "" {
 		st.Brief = r.Request.BriefDescription
 	}
+	w.fieldsAfter(st, d, ev, inc, &r.Request) // fields.go
 	return decisionOutcome[d], nil
 }
 

@@ -36,6 +36,8 @@ type metrics struct {
 	timersPending      prometheus.Gauge
 	outcomes           map[string]prometheus.Counter // events by outcome, looked up once
 	stateOps           map[stateOp]prometheus.Observer
+
+	fields fieldsMetrics // fields.go
 }
 
 // outcome is the events counter of outcome o.
@@ -108,6 +110,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "alertdesk_timers_pending",
 		Help: "Durable timers stored (resolve delay, flap quiet, maintenance-window end), due or not yet due.",
 	})
+	m.fields = newFieldsMetrics()
 	m.authOK.Set(1)
 	m.outcomes = make(map[string]prometheus.Counter)
 	for _, o := range []string{outcomeCreated, outcomeUpdated, outcomeClosed, outcomeReopened, outcomeDuplicate, outcomeStale, outcomeDeadLettered, outcomeRetried} {
@@ -123,6 +126,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.events, m.topdeskRequests, m.topdeskLatency, m.stateLatency, m.dlq, m.inFlight, m.endToEnd,
 			m.breakerOpen, m.authOK, m.pending, m.ackPending, m.clamped, m.duplicatesRepaired, m.timersPending)
+		reg.MustRegister(m.fields.collectors()...)
 	}
 	return m
 }

@@ -41,6 +41,11 @@ type incidentState struct {
 	// lookup by externalNumber decides.
 	SentAt time.Time `json:"sent_at,omitzero"`
 	Claim  *claim    `json:"claim,omitempty"`
+
+	// What alertdesk last wrote of the updatable fields, and the publish
+	// time of the event that added the key's last action (fields.go).
+	Fields   *writtenFields `json:"fields,omitempty"`
+	RepeatAt time.Time      `json:"repeat_at,omitzero"`
 }
 
 // claim marks a TOPdesk write in progress for a key. While it is valid no
