@@ -278,3 +278,33 @@ func TestObjectLink(t *testing.T) {
 		t.Errorf("dead letters: %v", dl)
 	}
 }
+
+// TestOperatorBriefOnResolve: a brief description an operator reworded is
+// neither replaced nor prefixed by the resolve, which still closes the
+// incident; the reopen leaves it too.
+func TestOperatorBriefOnResolve(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	e.startWorker(fastOptions())
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	const key, mine = "db-7/disk-full", "db-7 disk: Eva is on it"
+
+	e.publish(firing(key, "warning", "Disk / at 91% on db-7", t0))
+	e.waitSettled(10 * time.Second)
+	if _, err := e.sim.Edit("", e.only(key).Number, map[string]any{"briefDescription": mine}); err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range []event{resolved(key, t0.Add(time.Minute)), firing(key, "critical", "Disk / at 99% on db-7", t0.Add(2*time.Minute))} {
+		e.publish(ev)
+		e.waitSettled(10 * time.Second)
+		inc := e.only(key)
+		if inc.BriefDescription != mine {
+			t.Errorf("step %d: brief description %q, want the operator's %q", i, inc.BriefDescription, mine)
+		}
+		if got := lastAction(inc); !strings.Contains(got, "Left as an operator set it: brief description.") {
+			t.Errorf("step %d: action %q does not say the brief description was left alone", i, got)
+		}
+		if inc.Closed != (i == 0) {
+			t.Errorf("step %d: closed = %v", i, inc.Closed)
+		}
+	}
+}
