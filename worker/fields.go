@@ -48,14 +48,7 @@ type writtenFields struct {
 	// Operator are the fields an operator changed: alertdesk leaves them
 	// alone for the life of the incident.
 	Operator []string `json:"operator,omitempty"`
-	// Pending are, per field, hashes of values sent by writes whose outcome
-	// is not known yet (the last few): such a write may land late, and
-	// its value is then alertdesk's, not a person's.
-	Pending map[string][]string `json:"pending,omitempty"`
 }
-
-// maxPending bounds the pending values kept per field.
-const maxPending = 4
 
 // clone returns a deep copy of f (nil for nil): the state a worker loaded
 // is shared with its cache of known states, so it is not changed in place.
@@ -63,21 +56,7 @@ func (f *writtenFields) clone() *writtenFields {
 	if f == nil {
 		return nil
 	}
-	c := &writtenFields{Incident: f.Incident, Values: maps.Clone(f.Values), Operator: slices.Clone(f.Operator)}
-	for k, v := range f.Pending {
-		if c.Pending == nil {
-			c.Pending = make(map[string][]string, len(f.Pending))
-		}
-		c.Pending[k] = slices.Clone(v)
-	}
-	return c
-}
-
-// ours reports whether the incident's field f holds a value alertdesk
-// wrote: the last one, or one of a write whose outcome is unknown.
-func (f *writtenFields) ours(inc *topdesk.Incident, field, last string) bool {
-	return currentIs(inc, field, last) ||
-		slices.ContainsFunc(f.Pending[field], func(h string) bool { return currentIs(inc, field, h) })
+	return &writtenFields{Incident: f.Incident, Values: maps.Clone(f.Values), Operator: slices.Clone(f.Operator)}
 }
 
 // fieldsWork is the worker's memory for these features.
@@ -211,7 +190,14 @@ func (w *Worker) fieldsBefore(ctx context.Context, ev *keyEvent, st *incidentSta
 	}
 	mem := st.Fields.clone()
 	st.Fields = mem
-	defer mem.pend(req, sent)
+	if st.Fingerprint == "" {
+		// The state was rebuilt from TOPdesk (fromTOPdesk clears the
+		// fingerprint): after a write whose outcome was unknown, or a lost
+		// state. Such a write may have landed, so the values alertdesk
+		// last wrote are not known: this write sends them and they are
+		// remembered again. The operator's fields stay the operator's.
+		mem.Values = nil
+	}
 	var kept []string
 	var inc *topdesk.Incident
 	for _, f := range mapping.UpdatableFields {
@@ -238,7 +224,7 @@ func (w *Worker) fieldsBefore(ctx context.Context, ev *keyEvent, st *incidentSta
 					return err
 				}
 			}
-			if mem.ours(inc, f, last) {
+			if currentIs(inc, f, last) {
 				continue
 			}
 			mem.Operator = append(mem.Operator, f)
@@ -270,22 +256,6 @@ func (w *Worker) fieldsBefore(ctx context.Context, ev *keyEvent, st *incidentSta
 	return nil
 }
 
-// pend records the values that req still sends as pending: until the write
-// succeeds its outcome is unknown (a failed write's state is committed
-// with them).
-func (f *writtenFields) pend(req *topdesk.IncidentRequest, sent map[string]string) {
-	for field, h := range sent {
-		if fieldValue(req, field) == "" {
-			continue // left out
-		}
-		if f.Pending == nil {
-			f.Pending = make(map[string][]string)
-		}
-		p := append(f.Pending[field], h)
-		f.Pending[field] = p[max(len(p)-maxPending, 0):]
-	}
-}
-
 // fieldsAfter records what write wrote: the updatable fields of req, as
 // inc (TOPdesk's answer) has them, and the time of the key's last action.
 func (w *Worker) fieldsAfter(st *incidentState, d decision, ev *keyEvent, inc *topdesk.Incident, req *topdesk.IncidentRequest) {
@@ -297,7 +267,6 @@ func (w *Worker) fieldsAfter(st *incidentState, d decision, ev *keyEvent, inc *t
 	} else {
 		st.Fields = st.Fields.clone()
 	}
-	st.Fields.Pending = nil // the write landed: what it wrote is known
 	for f, h := range w.sentFields(req, inc) {
 		if st.Fields.Values == nil {
 			st.Fields.Values = make(map[string]string)
