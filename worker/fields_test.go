@@ -9,6 +9,7 @@ import (
 
 	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/mapping"
+	"github.com/alertdesk/alertdesk/topdesk"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 )
 
@@ -186,8 +187,8 @@ func TestUpdateFieldsAndReopen(t *testing.T) {
 // the count, and the next one within the new interval adds none.
 func TestStillFiring(t *testing.T) {
 	e := newEnv(t, topdesktest.Options{})
-	const every = time.Second
-	e.useMapping("updates: {repeat: {every: 1s}}\n")
+	const every = 2 * time.Second
+	e.useMapping("updates: {repeat: {every: 2s}}\n")
 	rw := e.startWorker(fastOptions())
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	const key = "db-1/replication-lag"
@@ -219,7 +220,13 @@ func TestStillFiring(t *testing.T) {
 		t.Fatalf("duplicates within the interval added %d actions", n-actions)
 	}
 
-	wait.For(t, 5*time.Second, "the interval has passed", func() bool { return time.Since(created) > every+50*time.Millisecond })
+	var st incidentState
+	if err := json.Unmarshal(entry.Value(), &st); err != nil || st.RepeatAt.IsZero() {
+		t.Fatalf("state %s has no repeat_at (err %v)", entry.Value(), err)
+	}
+	// The interval runs from the create's publish time, by the server's
+	// clock (the same machine's).
+	wait.For(t, 5*time.Second, "the interval has passed", func() bool { return time.Since(st.RepeatAt) > every })
 	e.publish(ev)
 	e.publish(ev)
 	e.waitSettled(10 * time.Second)
@@ -306,5 +313,30 @@ func TestOperatorBriefOnResolve(t *testing.T) {
 		if inc.Closed != (i == 0) {
 			t.Errorf("step %d: closed = %v", i, inc.Closed)
 		}
+	}
+}
+
+// TestCurrentIs: a remembered searchlist value matches the incident's by
+// id, or by name when alertdesk only knew the name; a brief description by
+// its text.
+func TestCurrentIs(t *testing.T) {
+	inc := &topdesk.Incident{BriefDescription: "Disk full", Priority: &topdesk.Ref{ID: "p1-id", Name: "P1"}}
+	tests := []struct {
+		name, field, last string
+		want              bool
+	}{
+		{"brief description", mapping.FieldBriefDescription, short("Disk full"), true},
+		{"brief description changed", mapping.FieldBriefDescription, short("Disk almost full"), false},
+		{"priority by id", mapping.FieldPriority, short("p1-id"), true},
+		{"priority by name, any case", mapping.FieldPriority, short(refValue(&topdesk.Ref{Name: "p1"})), true},
+		{"another priority", mapping.FieldPriority, short("p2-id"), false},
+		{"impact the incident lacks", mapping.FieldImpact, short("high-id"), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := currentIs(inc, tc.field, tc.last); got != tc.want {
+				t.Errorf("currentIs = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
