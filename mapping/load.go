@@ -51,6 +51,8 @@ type file struct {
 	Routes    []routeFile          `yaml:"routes"`
 	Status    statusFile           `yaml:"status"`
 	Flapping  flappingFile         `yaml:"flapping"` // noise control (noise.go)
+	// updates.fields, updates.repeat (mapping/updates.go)
+	Updates updatesFile `yaml:"updates"`
 }
 
 // statusFile is the status rule, for sources whose events carry no
@@ -82,6 +84,8 @@ type incidentFile struct {
 	CallerLookup     lookupFile `yaml:"callerLookup"`
 	Status           string     `yaml:"status"`
 	fieldsFile       `yaml:",inline"`
+	// Object is the object (asset) name template (mapping/updates.go).
+	Object string `yaml:"object"`
 }
 
 type callerFile struct {
@@ -285,6 +289,7 @@ func (f *file) Validate(v *validator, m *Mapping) {
 	f.validateStatus(v, m)
 	f.validateNoise(v, m)
 	f.validateOperators(v, m)
+	f.validateUpdates(v, m)
 	switch {
 	case m.brief == nil:
 		v.addf("incident.briefDescription", "is required")
@@ -657,6 +662,7 @@ var fileTypes = map[string]reflect.Type{
 	"fieldsFile": reflect.TypeFor[fieldsFile](), "callerFile": reflect.TypeFor[callerFile](),
 	"lookupFile": reflect.TypeFor[lookupFile](), "statusFile": reflect.TypeFor[statusFile](),
 	"flappingFile": reflect.TypeFor[flappingFile](), // noise control (noise.go)
+	"updatesFile":  reflect.TypeFor[updatesFile](), "repeatFile": reflect.TypeFor[repeatFile](),
 }
 
 // yamlKeys returns the YAML keys of a struct type, inline fields included.

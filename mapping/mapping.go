@@ -81,6 +81,10 @@ type Mapping struct {
 	routes    []route
 	status    *statusRule // nil: events carry their status
 	flapping  Flapping    // noise control (noise.go); off when the file has no flapping key
+
+	// What an update may write, and the object link (mapping/updates.go).
+	updates Updates
+	object  executor // text/template of incident.object; nil = none
 }
 
 // statusRule gives events without a status one: resolved when the from

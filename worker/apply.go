@@ -59,7 +59,8 @@ const (
 	doUpdate
 	doResolve
 	doReopen
-	doNote // an action only, on an incident an operator closed (observe.go)
+	doNote   // an action only, on an incident an operator closed (observe.go)
+	doRepeat // a duplicate that adds a still-firing action (fields.go)
 )
 
 var decisionOp = map[decision]mapping.Op{
@@ -68,6 +69,7 @@ var decisionOp = map[decision]mapping.Op{
 	doResolve: mapping.OpResolve,
 	doReopen:  mapping.OpReopen,
 	doNote:    mapping.OpUpdate,
+	doRepeat:  mapping.OpUpdate,
 }
 
 var decisionOutcome = map[decision]string{
@@ -79,6 +81,7 @@ var decisionOutcome = map[decision]string{
 	doResolve:   outcomeClosed,
 	doReopen:    outcomeReopened,
 	doNote:      outcomeUpdated,
+	doRepeat:    outcomeUpdated,
 }
 
 // order compares two events of a key: by event time, and at equal time a
@@ -202,6 +205,7 @@ func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string
 
 	// Decide.
 	d := operatorPolicy(&st, &ev, &lc, decide(&st, &ev, lc))
+	d = w.stillFiring(&st, &ev, d, fresh) // updates.repeat (fields.go)
 	if p, ok := w.noise(st, &ev, d); ok { // noise control: noise.go
 		return w.applyNoise(ctx, &ev, &st, rev, p, found)
 	}
@@ -330,6 +334,9 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 	if err := w.names.Apply(ctx, &r.Request); err != nil {
 		return "", err
 	}
+	if err := w.fieldsBefore(ctx, ev, st, d, &r.Request); err != nil { // fields.go
+		return "", err
+	}
 	var inc *topdesk.Incident
 	if d == doCreate {
 		inc, err = w.create(ctx, &r.Request)
@@ -365,6 +372,7 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 		st.Brief = r.Request.BriefDescription
 	}
 	w.afterWrite(st, d, inc)
+	w.fieldsAfter(st, d, ev, inc, &r.Request) // fields.go
 	return decisionOutcome[d], nil
 }
 
