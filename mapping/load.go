@@ -50,6 +50,7 @@ type file struct {
 	Lifecycle lifecycleFile        `yaml:"lifecycle"`
 	Routes    []routeFile          `yaml:"routes"`
 	Status    statusFile           `yaml:"status"`
+	Group     groupFile            `yaml:"group"` // grouping
 }
 
 // statusFile is the status rule, for sources whose events carry no
@@ -122,6 +123,9 @@ type routeFile struct {
 	Severity string            `yaml:"severity"`
 	Source   string            `yaml:"source"`
 	Incident fieldsFile        `yaml:"incident"`
+	// grouping: the route's group and storm rule
+	Group         groupFile `yaml:"group"`
+	MajorIncident majorFile `yaml:"majorIncident"`
 }
 
 // load parses data; keys it omits come from base (nil: nothing). It decodes
@@ -278,6 +282,7 @@ func (f *file) Validate(v *validator, m *Mapping) {
 	f.validateLifecycle(v, m)
 	f.validateRoutes(v, m)
 	f.validateStatus(v, m)
+	f.validateGroup(v, m)
 	switch {
 	case m.brief == nil:
 		v.addf("incident.briefDescription", "is required")
@@ -465,6 +470,10 @@ func (f *file) validateRoutes(v *validator, m *Mapping) {
 			source:   v.name(join(path, "source"), rf.Source),
 		}
 		in := join(path, "incident")
+		if r.group, r.major = v.routeGroup(path, &rf); !v.has(in) && (r.group != nil || r.major != nil) {
+			m.routes = append(m.routes, r) // grouping: a route may set only group or majorIncident
+			continue
+		}
 		if !v.has(in) {
 			v.addf(in, "is required: the fields this route sets")
 			continue
@@ -649,6 +658,7 @@ var fileTypes = map[string]reflect.Type{
 	"lifecycleFile": reflect.TypeFor[lifecycleFile](), "routeFile": reflect.TypeFor[routeFile](),
 	"fieldsFile": reflect.TypeFor[fieldsFile](), "callerFile": reflect.TypeFor[callerFile](),
 	"lookupFile": reflect.TypeFor[lookupFile](), "statusFile": reflect.TypeFor[statusFile](),
+	"groupFile": reflect.TypeFor[groupFile](), "majorFile": reflect.TypeFor[majorFile](),
 }
 
 // yamlKeys returns the YAML keys of a struct type, inline fields included.

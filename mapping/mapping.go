@@ -76,6 +76,8 @@ type Mapping struct {
 	lifecycle Lifecycle
 	routes    []route
 	status    *statusRule // nil: events carry their status
+
+	group *grouping // grouping: the top-level group; nil = none
 }
 
 // statusRule gives events without a status one: resolved when the from
@@ -104,6 +106,10 @@ type route struct {
 	source   string // exact; empty = any
 	set      fields
 	result   fields // the mapping's fields after apply, set once loaded
+
+	// grouping: the route's group (nil = the top level's) and storm rule
+	group *grouping
+	major *MajorIncident
 }
 
 // matches reports whether a satisfies every condition of r.
