@@ -66,6 +66,10 @@ type IncidentRequest struct {
 	Completed                *bool         `json:"completed,omitempty"`
 	Closed                   *bool         `json:"closed,omitempty"`
 	ClosureCode              *Ref          `json:"closureCode,omitempty"`
+	// MajorCall marks a new incident as a major call; MajorCallObject
+	// links an incident to one (by id).
+	MajorCall       *bool `json:"majorCall,omitempty"`
+	MajorCallObject *Ref  `json:"majorCallObject,omitempty"`
 }
 
 // Incident is the part of TOPdesk's incident read model that alertdesk uses.

@@ -41,6 +41,12 @@ type incidentState struct {
 	// lookup by externalNumber decides.
 	SentAt time.Time `json:"sent_at,omitzero"`
 	Claim  *claim    `json:"claim,omitempty"`
+
+	// grouping: the members of a group's incident (alert key -> its
+	// newest applied event), and the major call a new incident of a storm
+	// was linked to.
+	Members map[string]member `json:"members,omitempty"`
+	Storm   *stormLink        `json:"storm,omitempty"`
 }
 
 // claim marks a TOPdesk write in progress for a key. While it is valid no

@@ -158,6 +158,8 @@ type Worker struct {
 
 	heartbeat time.Duration
 	authErr   atomic.Pointer[string] // last credentials failure, nil while accepted
+
+	claims atomic.Uint64 // grouping: numbers the claims of storm entries
 }
 
 // New builds a worker on provisioned resources. The mapping's names must
@@ -192,6 +194,7 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 		timerHandlers: map[string]timerHandler{},
 	}
 	w.breaker.threshold = opts.BreakerThreshold
+	w.timerHandlers[timerMajor] = w.majorTimer // grouping: major calls close with their linked incidents
 	for _, risk := range res.Warnings {
 		w.log.Warn().Msg(risk)
 	}
