@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
@@ -292,5 +294,94 @@ func TestMembersBounded(t *testing.T) {
 	memberApplied(&st, &ev)
 	if _, ok := st.Members["m007"]; ok || len(st.Members) != maxMembers || st.Members["new"].Status != "firing" {
 		t.Fatalf("want m007 replaced by new, got %d members", len(st.Members))
+	}
+}
+
+// TestGroupByAlertmanagerKey: the alerts of an Alertmanager notification
+// share the incident of its group key, and it closes when the
+// notification says all are resolved.
+func TestGroupByAlertmanagerKey(t *testing.T) {
+	e := groupEnv(t, "group: {alertmanager: true}\n")
+	e.startWorker(fastOptions())
+	hook := amWebhook("f1", "f2", "f3")
+	e.publish(hook)
+	e.waitSettled(30 * time.Second)
+	incs := e.incidentsFor("group:g")
+	if len(incs) != 1 || len(e.sim.Incidents()) != 1 {
+		t.Fatalf("%d incidents for the group key, %d in all; want 1", len(incs), len(e.sim.Incidents()))
+	}
+	if st := e.stateOf("group:g"); len(st.Members) != 3 {
+		t.Fatalf("%d members, want 3", len(st.Members))
+	}
+	for _, a := range hook["alerts"].([]map[string]any) {
+		a["status"], a["endsAt"] = "resolved", time.Now().UTC().Add(time.Second).Format(time.RFC3339)
+	}
+	hook["status"] = "resolved"
+	e.publish(hook)
+	e.waitSettled(30 * time.Second)
+	if incs := e.incidentsFor("group:g"); len(incs) != 1 || !incs[0].Closed {
+		t.Fatalf("after every alert resolved: %d incidents, want 1 closed", len(incs))
+	}
+}
+
+// TestMemberRaceIsRetried: a worker whose remembered state of the group is
+// stale (another worker applied a member since) loses the compare-and-swap
+// of its claim, reads the state again and applies its member: neither
+// member is lost.
+func TestMemberRaceIsRetried(t *testing.T) {
+	e := groupEnv(t, "group: {by: [alertname, cluster]}\n")
+	if err := e.resolver.ResolveAll(t.Context(), e.mapping.Names()); err != nil {
+		t.Fatal(err)
+	}
+	newWorker := func() *Worker {
+		opts := fastOptions()
+		opts.Logger = zerolog.Nop()
+		w, err := New(e.res, e.api, e.resolver, e.mapping, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	w1, w2 := newWorker(), newWorker()
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	apply := func(w *Worker, host string, at time.Time) string {
+		t.Helper()
+		b, err := json.Marshal(memberEvent(host, "firing", at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		alerts, err := w.mapping.Decode(b, mapping.DecodeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := w.newEvent(&alerts[0], at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := w.apply(t.Context(), ev)
+		if err != nil {
+			t.Fatalf("apply %s: %v", host, err)
+		}
+		return out
+	}
+	if out := apply(w1, "a", t0); out != outcomeCreated {
+		t.Fatalf("first member: %s", out)
+	}
+	_, before, _ := w1.state.known.get(mapping.ExternalNumber(switchGroup))
+	if out := apply(w2, "c", t0.Add(time.Second)); out != outcomeUpdated {
+		t.Fatalf("member of the other worker: %s", out)
+	}
+	if _, rev, ok := w1.state.known.get(mapping.ExternalNumber(switchGroup)); !ok || rev != before {
+		t.Fatalf("the first worker no longer remembers the old revision %d (has %d, %v): the race is not set up", before, rev, ok)
+	}
+	if out := apply(w1, "b", t0.Add(2*time.Second)); out != outcomeUpdated {
+		t.Fatalf("member applied on a stale state: %s", out)
+	}
+	st := e.stateOf(switchGroup)
+	if got := firingMembers(st.Members, ""); strings.Join(got, ",") != "a,b,c" {
+		t.Fatalf("firing members %v, want a, b and c", got)
+	}
+	if incs := e.incidentsFor(switchGroup); len(incs) != 1 || len(incs[0].Actions) != 2 {
+		t.Fatalf("want one incident with two join actions, got %+v", incs)
 	}
 }
