@@ -152,7 +152,14 @@ func (w *Worker) stormCreate(ctx context.Context, ev *keyEvent, st *incidentStat
 				return err
 			}
 			if err := w.createMajor(ctx, ev, rule, req, m); err != nil {
-				return err // the claim lapses, or this worker retries it
+				if !topdesk.IsOutcomeUnknown(err) && !isCtxErr(err) {
+					// Not created: the next event may try at once. (One
+					// that may have been created keeps the claim until it
+					// lapses; then a lookup by its externalNumber decides.)
+					s.Major = nil
+					_, _ = w.putEntry(context.WithoutCancel(ctx), key, &s, crev) // else the claim lapses
+				}
+				return err
 			}
 			m.Claim = ""
 			if _, err := w.putEntry(ctx, key, &s, crev); err != nil {
@@ -263,11 +270,11 @@ func (w *Worker) majorTimer(ctx context.Context, f timer.Fired) (string, error) 
 		return "", &retryLaterError{after: w.opts.RedeliverMin, err: errKeyBusy}
 	}
 	for _, ext := range ms.Linked {
-		st, _, _, err := w.state.load(ctx, ext, true)
+		st, _, at, err := w.state.load(ctx, ext, true)
 		switch {
 		case err != nil:
 			return "", err
-		case st.Claim != nil:
+		case st.Claim != nil && now.Before(at.Add(w.opts.ClaimTTL)):
 			return "", &retryLaterError{after: w.opts.RedeliverMin, err: errKeyBusy}
 		case st.Open:
 			// Checked again when it closes; and in a while, in case that
