@@ -218,6 +218,12 @@ func TestStormMajorCall(t *testing.T) {
 			t.Errorf("%s (%s) is open", inc.Number, inc.BriefDescription)
 		}
 	}
+	rule, _ := e.mapping.MajorIncidentFor(&mapping.Alert{Labels: map[string]string{"team": "network"}})
+	wait.For(t, 10*time.Second, "the storm entry forgets the closed major call", func() bool {
+		entry, err := e.res.State.Get(t.Context(), "storm-"+rule.ID)
+		var s storm
+		return err == nil && json.Unmarshal(entry.Value(), &s) == nil && s.Major == nil && len(s.Recent) == 11
+	})
 }
 
 // TestDecideMember: events are ordered per member (a stale event of one

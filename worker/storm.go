@@ -78,6 +78,7 @@ type majorState struct {
 	Linked []string `json:"linked,omitempty"` // externalNumbers
 	Closed bool     `json:"closed,omitempty"`
 	Claim  string   `json:"claim,omitempty"` // a worker closing it
+	Storm  string   `json:"storm,omitempty"` // the storm entry's key
 }
 
 // groupRequest adapts the request rendered for decision d: to the group's
@@ -133,7 +134,7 @@ func (w *Worker) stormCreate(ctx context.Context, ev *keyEvent, st *incidentStat
 			} else if err != nil {
 				return err
 			}
-			return w.link(ctx, ev, st, req, m)
+			return w.link(ctx, ev, st, req, m, key)
 		case m != nil && m.Claim != token && now.Before(written.Add(w.opts.ClaimTTL)):
 			// Another event is creating the major call.
 			wait := written.Add(w.opts.ClaimTTL).Sub(now)
@@ -161,11 +162,12 @@ func (w *Worker) stormCreate(ctx context.Context, ev *keyEvent, st *incidentStat
 				}
 				return err
 			}
+			w.m.majorCalls.Inc()
 			m.Claim = ""
 			if _, err := w.putEntry(ctx, key, &s, crev); err != nil {
 				return fmt.Errorf("record major call %s: %w", m.Number, err)
 			}
-			return w.link(ctx, ev, st, req, m)
+			return w.link(ctx, ev, st, req, m, key)
 		default:
 			if _, err := w.putEntry(ctx, key, &s, rev); errors.Is(err, errStateConflict) {
 				continue
@@ -220,23 +222,25 @@ func (w *Worker) createMajor(ctx context.Context, ev *keyEvent, rule mapping.Maj
 		}
 		m.ID, m.Number = inc.ID, inc.Number
 	}
-	if _, err := w.updateEntry(ctx, majorKey(m.Ext), func(ms *majorState) bool {
-		ms.ID, ms.Number = m.ID, m.Number
-		return true
-	}); err != nil {
-		return err
+	// The check that closes it is set when a linked incident closes; this
+	// one only covers a lost one.
+	if err := w.setTimer(ctx, timerMajor, m.Ext, w.opts.Now().Add(rule.Window), nil); err != nil {
+		w.log.Warn().Err(err).Str("external_number", m.Ext).Msg("major call created; its first check was not set")
 	}
-	w.m.majorCalls.Inc()
-	return w.setTimer(ctx, timerMajor, m.Ext, w.opts.Now().Add(rule.Window), nil)
+	return nil
 }
 
-// link links the new incident of ev to the major call m.
-func (w *Worker) link(ctx context.Context, ev *keyEvent, st *incidentState, req *topdesk.IncidentRequest, m *stormMajor) error {
+// link links the new incident of ev to the major call m of the storm
+// entry stormKey.
+func (w *Worker) link(ctx context.Context, ev *keyEvent, st *incidentState, req *topdesk.IncidentRequest, m *stormMajor, stormKey string) error {
 	if _, err := w.updateEntry(ctx, majorKey(m.Ext), func(ms *majorState) bool {
-		if slices.Contains(ms.Linked, ev.ext) {
+		if ms.ID == m.ID && slices.Contains(ms.Linked, ev.ext) {
 			return false
 		}
-		ms.Linked = append(ms.Linked, ev.ext)
+		ms.ID, ms.Number, ms.Storm = m.ID, m.Number, stormKey
+		if !slices.Contains(ms.Linked, ev.ext) {
+			ms.Linked = append(ms.Linked, ev.ext)
+		}
 		return true
 	}); err != nil {
 		return err
@@ -259,8 +263,11 @@ func (w *Worker) majorTimer(ctx context.Context, f timer.Fired) (string, error) 
 	defer unlock()
 	var ms majorState
 	rev, written, err := w.loadEntry(ctx, key, &ms)
-	if err != nil || rev == 0 || ms.Closed {
-		return "", err // gone or done
+	if err != nil || rev == 0 {
+		return "", err
+	}
+	if ms.Closed {
+		return "", w.endStorm(ctx, &ms) // done, unless that step failed
 	}
 	now, err := w.state.serverNow(ctx)
 	if err != nil {
@@ -298,7 +305,27 @@ func (w *Worker) majorTimer(ctx context.Context, f timer.Fired) (string, error) 
 	if _, err := w.putEntry(context.WithoutCancel(ctx), key, &ms, crev); err != nil {
 		return "", fmt.Errorf("major call %s closed but its entry was not written: %w", ms.Number, err)
 	}
-	return outcomeClosed, nil
+	return outcomeClosed, w.endStorm(ctx, &ms)
+}
+
+// endStorm removes the closed major call ms from its storm entry, so that
+// the route's next new incidents are not linked to it.
+func (w *Worker) endStorm(ctx context.Context, ms *majorState) error {
+	if ms.Storm == "" {
+		return nil
+	}
+	for range maxCASTries {
+		var s storm
+		rev, _, err := w.loadEntry(ctx, ms.Storm, &s)
+		if err != nil || rev == 0 || s.Major == nil || s.Major.ID != ms.ID {
+			return err
+		}
+		s.Major = nil
+		if _, err := w.putEntry(ctx, ms.Storm, &s, rev); !errors.Is(err, errStateConflict) {
+			return err
+		}
+	}
+	return &retryLaterError{after: w.opts.RedeliverMin, err: fmt.Errorf("%w: %s", errKeyBusy, ms.Storm)}
 }
 
 // closeMajor closes the major call as the mapping resolves an incident.
