@@ -33,6 +33,11 @@ import (
 // timerMajor is the timer kind that checks a major call's linked incidents.
 const timerMajor = "major"
 
+// maxLinked bounds the linked incidents a major call's entry tracks
+// (about 50 bytes each): incidents linked beyond it are linked in TOPdesk
+// but not waited for before the major call is closed.
+const maxLinked = 5000
+
 // maxCASTries bounds the compare-and-swap rounds of a storm entry within
 // one event; a busier entry asks for a redelivery.
 const maxCASTries = 20
@@ -234,11 +239,11 @@ func (w *Worker) createMajor(ctx context.Context, ev *keyEvent, rule mapping.Maj
 // entry stormKey.
 func (w *Worker) link(ctx context.Context, ev *keyEvent, st *incidentState, req *topdesk.IncidentRequest, m *stormMajor, stormKey string) error {
 	if _, err := w.updateEntry(ctx, majorKey(m.Ext), func(ms *majorState) bool {
-		if ms.ID == m.ID && slices.Contains(ms.Linked, ev.ext) {
+		if ms.ID == m.ID && (slices.Contains(ms.Linked, ev.ext) || len(ms.Linked) >= maxLinked) {
 			return false
 		}
 		ms.ID, ms.Number, ms.Storm = m.ID, m.Number, stormKey
-		if !slices.Contains(ms.Linked, ev.ext) {
+		if !slices.Contains(ms.Linked, ev.ext) && len(ms.Linked) < maxLinked {
 			ms.Linked = append(ms.Linked, ev.ext)
 		}
 		return true
