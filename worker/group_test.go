@@ -274,6 +274,21 @@ func TestDecideMember(t *testing.T) {
 			}
 		})
 	}
+	// An Alertmanager member re-sent with its original startsAt after its
+	// resolve fires again (a re-fire), unless it comes within the reorder
+	// window (a late copy).
+	st := open(map[string]member{"a": {Status: fire, At: t0}, "b": {Status: res, At: t0.Add(time.Hour), Published: t0.Add(time.Hour)}})
+	for _, tc := range []struct {
+		published time.Time
+		want      decision
+	}{{t0.Add(time.Hour + 30*time.Second), doStale}, {t0.Add(2 * time.Hour), doUpdate}} {
+		ev := keyEvent{alert: &mapping.Alert{Status: mapping.StatusFiring, Fingerprint: "fb"}, key: "g", member: "b",
+			at: t0.Add(time.Minute), published: tc.published}
+		if got := decide(&st, &ev, lc); got != tc.want {
+			t.Errorf("Alertmanager member firing with its old startsAt, published %s after its resolve: %v, want %v",
+				tc.published.Sub(t0.Add(time.Hour)), got, tc.want)
+		}
+	}
 }
 
 // TestMembersBounded: a full group gives the place of the member resolved
