@@ -25,9 +25,14 @@ import (
 // not tracked (and writes nothing) until one resolves.
 const maxMembers = 500
 
-// maxListed is how many firing members a request or action names; the
-// others are summarised as "… and N more".
-const maxListed = 20
+// maxListed is how many firing members a request or action names, each
+// cut to maxNameLen characters; the others are summarised as "… and N
+// more". TOPdesk documents no limit for request and action texts; this
+// keeps the list under about 2,500 characters.
+const (
+	maxListed  = 20
+	maxNameLen = 120
+)
 
 // member is a group member's newest applied event.
 type member struct {
@@ -77,7 +82,10 @@ func decideMember(st *incidentState, ev *keyEvent, lc mapping.Lifecycle) decisio
 			return doUpdate
 		}
 		// The last firing member, or one of an incident adopted from
-		// TOPdesk whose members are unknown.
+		// TOPdesk whose members are unknown. (A resolve delay applies to
+		// it as to any doResolve; note that a group's state keeps no
+		// LastEvent/LastStatus of its own: firingMembers says whether
+		// the group still fires.)
 		return doResolve
 	}
 	switch {
@@ -198,6 +206,9 @@ func memberList(firing []string, resolved int) string {
 	for i, k := range firing[:min(len(firing), maxListed)] {
 		if i > 0 {
 			b.WriteString(",")
+		}
+		if r := []rune(k); len(r) > maxNameLen {
+			k = string(r[:maxNameLen-1]) + "…"
 		}
 		b.WriteString(" " + html.EscapeString(k))
 	}

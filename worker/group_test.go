@@ -406,3 +406,22 @@ func TestMemberRaceIsRetried(t *testing.T) {
 		t.Fatalf("want one incident with two join actions, got %+v", incs)
 	}
 }
+
+// TestMemberList: at most maxListed names, each cut to maxNameLen
+// characters and escaped, then how many more and how many resolved.
+func TestMemberList(t *testing.T) {
+	var firing []string
+	for i := range maxListed + 5 {
+		firing = append(firing, fmt.Sprintf("m%02d", i))
+	}
+	firing[0] = "<" + strings.Repeat("x", 2*maxNameLen)
+	got := memberList(firing, 3)
+	for _, want := range []string{"Firing members (25): &lt;xxx", "x…, m01", "m19 … and 5 more", "<br>Resolved members: 3"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("memberList lacks %q: %q", want, got)
+		}
+	}
+	if len([]rune(got)) > maxListed*(maxNameLen+10)+100 {
+		t.Errorf("memberList is %d characters", len([]rune(got)))
+	}
+}
