@@ -116,6 +116,8 @@ func maximalRequest() *IncidentRequest {
 		Completed:                &yes,
 		Closed:                   &yes,
 		ClosureCode:              ref("Solved"),
+		MajorCall:                &yes,
+		MajorCallObject:          &Ref{ID: "33333333-3333-3333-3333-333333333333"},
 	}
 }
 
