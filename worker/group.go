@@ -56,6 +56,11 @@ func (w *Worker) grouped(ev *keyEvent) {
 func decideMember(st *incidentState, ev *keyEvent, lc mapping.Lifecycle) decision {
 	m, known := st.Members[ev.member]
 	status := string(ev.alert.Status)
+	// The group's newest event, as applyOnce reads it, is the member's:
+	// an event no newer than the member's own (an Alertmanager repeat of
+	// the whole group) writes nothing, not even the state. memberApplied
+	// clears it again before the state is written.
+	st.LastEvent, st.LastStatus = m.At, m.Status
 	firing := ev.alert.Status == mapping.StatusFiring
 	if known && memberRefire(&m, ev, lc.ReorderWindow) {
 		ev.at = ev.published

@@ -334,6 +334,19 @@ func TestGroupByAlertmanagerKey(t *testing.T) {
 	if st := e.stateOf("group:g"); len(st.Members) != 3 {
 		t.Fatalf("%d members, want 3", len(st.Members))
 	}
+	// Alertmanager repeats the whole group: nothing is written, not even
+	// the state.
+	before, err := e.res.State.Get(t.Context(), mapping.ExternalNumber("group:g"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, updates := e.writes()
+	e.publish(hook)
+	e.waitSettled(30 * time.Second)
+	after, err := e.res.State.Get(t.Context(), mapping.ExternalNumber("group:g"))
+	if _, u := e.writes(); err != nil || after.Revision() != before.Revision() || u != updates {
+		t.Fatalf("a repeat wrote: state revision %d -> %d (%v), TOPdesk updates %d -> %d", before.Revision(), after.Revision(), err, updates, u)
+	}
 	for _, a := range hook["alerts"].([]map[string]any) {
 		a["status"], a["endsAt"] = "resolved", time.Now().UTC().Add(time.Second).Format(time.RFC3339)
 	}
