@@ -53,6 +53,7 @@ type file struct {
 	Flapping  flappingFile         `yaml:"flapping"` // noise control (noise.go)
 	// updates.fields, updates.repeat (mapping/updates.go)
 	Updates updatesFile `yaml:"updates"`
+	Group   groupFile   `yaml:"group"` // grouping
 }
 
 // statusFile is the status rule, for sources whose events carry no
@@ -131,6 +132,9 @@ type routeFile struct {
 	Severity string            `yaml:"severity"`
 	Source   string            `yaml:"source"`
 	Incident fieldsFile        `yaml:"incident"`
+	// grouping: the route's group and storm rule
+	Group         groupFile `yaml:"group"`
+	MajorIncident majorFile `yaml:"majorIncident"`
 }
 
 // load parses data; keys it omits come from base (nil: nothing). It decodes
@@ -290,6 +294,7 @@ func (f *file) Validate(v *validator, m *Mapping) {
 	f.validateNoise(v, m)
 	f.validateOperators(v, m)
 	f.validateUpdates(v, m)
+	f.validateGroup(v, m)
 	switch {
 	case m.brief == nil:
 		v.addf("incident.briefDescription", "is required")
@@ -477,6 +482,10 @@ func (f *file) validateRoutes(v *validator, m *Mapping) {
 			source:   v.name(join(path, "source"), rf.Source),
 		}
 		in := join(path, "incident")
+		if r.group, r.major = v.routeGroup(path, &rf); !v.has(in) && (r.group != nil || r.major != nil) {
+			m.routes = append(m.routes, r) // grouping: a route may set only group or majorIncident
+			continue
+		}
 		if !v.has(in) {
 			v.addf(in, "is required: the fields this route sets")
 			continue
@@ -663,6 +672,7 @@ var fileTypes = map[string]reflect.Type{
 	"lookupFile": reflect.TypeFor[lookupFile](), "statusFile": reflect.TypeFor[statusFile](),
 	"flappingFile": reflect.TypeFor[flappingFile](), // noise control (noise.go)
 	"updatesFile":  reflect.TypeFor[updatesFile](), "repeatFile": reflect.TypeFor[repeatFile](),
+	"groupFile": reflect.TypeFor[groupFile](), "majorFile": reflect.TypeFor[majorFile](),
 }
 
 // yamlKeys returns the YAML keys of a struct type, inline fields included.

@@ -85,6 +85,8 @@ type Mapping struct {
 	// What an update may write, and the object link (mapping/updates.go).
 	updates Updates
 	object  executor // text/template of incident.object; nil = none
+
+	group *grouping // grouping: the top-level group; nil = none
 }
 
 // statusRule gives events without a status one: resolved when the from
@@ -113,6 +115,10 @@ type route struct {
 	source   string // exact; empty = any
 	set      fields
 	result   fields // the mapping's fields after apply, set once loaded
+
+	// grouping: the route's group (nil = the top level's) and storm rule
+	group *grouping
+	major *MajorIncident
 }
 
 // matches reports whether a satisfies every condition of r.

@@ -68,6 +68,10 @@ type IncidentRequest struct {
 	ClosureCode              *Ref          `json:"closureCode,omitempty"`
 	// Object links the incident to an object (asset), by id.
 	Object *Ref `json:"object,omitempty"`
+	// MajorCall marks a new incident as a major call; MajorCallObject
+	// links an incident to one (by id).
+	MajorCall       *bool `json:"majorCall,omitempty"`
+	MajorCallObject *Ref  `json:"majorCallObject,omitempty"`
 }
 
 // Incident is the part of TOPdesk's incident read model that alertdesk uses.

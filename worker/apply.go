@@ -24,6 +24,7 @@ type keyEvent struct {
 	// Noise control (noise.go): the due timer this event stands for ("" =
 	// an alert event), and a note added to the action of its write.
 	timer, note string
+	member      string // grouping: the alert's own key when key is its group's
 }
 
 // newEvent prepares an alert published at published. An event time further
@@ -36,6 +37,7 @@ func (w *Worker) newEvent(a *mapping.Alert, published time.Time) (keyEvent, erro
 		return keyEvent{}, err
 	}
 	ev := keyEvent{alert: a, key: key, ext: mapping.ExternalNumber(key), at: a.EventTime(published), published: published}
+	w.grouped(&ev)
 	if ev.at.Sub(published) > w.mapping.Lifecycle().MaxClockAhead {
 		ev.at = published
 		w.m.clamped.Inc()
@@ -99,6 +101,9 @@ func order(at time.Time, status string, at2 time.Time, status2 string) int {
 // decide is the lifecycle table and the order of events of PRODUCT.md for
 // an event, given its key's state.
 func decide(st *incidentState, ev *keyEvent, lc mapping.Lifecycle) decision {
+	if ev.member != "" {
+		return decideMember(st, ev, lc)
+	}
 	status := string(ev.alert.Status)
 	if !st.LastEvent.IsZero() {
 		switch c := order(ev.at, status, st.LastEvent, st.LastStatus); {
@@ -254,6 +259,7 @@ func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string
 func (w *Worker) applied(st *incidentState, ev *keyEvent) {
 	st.LastEvent, st.LastStatus, st.LastPublished = ev.at, string(ev.alert.Status), ev.published
 	st.Uncertain, st.SentAt = false, time.Time{}
+	memberApplied(st, ev)
 }
 
 // release gives the claim up after a failed write. A write whose outcome
@@ -320,6 +326,9 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 	}
 	r, err := w.mapping.Render(ev.alert, ev.key, op)
 	if err != nil {
+		return "", err
+	}
+	if err := w.groupRequest(ctx, ev, st, d, &r.Request); err != nil {
 		return "", err
 	}
 	if op == mapping.OpResolve && r.Request.BriefDescription == "" && st.Brief != "" {

@@ -40,6 +40,9 @@ type metrics struct {
 	flapStarted, flapEnded prometheus.Counter
 
 	fields fieldsMetrics // fields.go
+
+	// grouping
+	majorCalls, stormLinked prometheus.Counter
 }
 
 // outcome is the events counter of outcome o.
@@ -131,5 +134,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.fields.collectors()...)
 	}
 	noiseMetrics(m, reg)
+	m.groupMetrics(reg)
 	return m
 }

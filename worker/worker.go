@@ -166,8 +166,9 @@ type Worker struct {
 	heartbeat time.Duration
 	authErr   atomic.Pointer[string] // last credentials failure, nil while accepted
 
-	sync   syncState  // two-way sync with TOPdesk (sync.go)
-	fields fieldsWork // updates.fields, updates.repeat, incident.object (fields.go)
+	sync   syncState     // two-way sync with TOPdesk (sync.go)
+	fields fieldsWork    // updates.fields, updates.repeat, incident.object (fields.go)
+	claims atomic.Uint64 // grouping: numbers the claims of storm entries
 }
 
 // New builds a worker on provisioned resources. The mapping's names must
@@ -202,6 +203,7 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 		timerHandlers: map[string]timerHandler{},
 	}
 	w.breaker.threshold = opts.BreakerThreshold
+	w.timerHandlers[timerMajor] = w.majorTimer // grouping: major calls close with their linked incidents
 	for _, risk := range res.Warnings {
 		w.log.Warn().Msg(risk)
 	}
