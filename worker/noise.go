@@ -274,7 +274,7 @@ func (w *Worker) applyNoise(ctx context.Context, ev *keyEvent, st *incidentState
 		if t.at.IsZero() {
 			continue
 		}
-		body, err := json.Marshal(noiseBody{Key: ev.key, Alert: ev.alert, At: ev.at, Published: ev.published})
+		body, err := json.Marshal(noiseBody{Key: ev.key, Member: ev.member, Alert: ev.alert, At: ev.at, Published: ev.published})
 		if err != nil {
 			return "", st.Number, fmt.Errorf("encode %s timer: %w", t.kind, err)
 		}
@@ -318,6 +318,7 @@ func (w *Worker) noisePerform(ctx context.Context, ev *keyEvent, st *incidentSta
 // which the close renders.
 type noiseBody struct {
 	Key       string         `json:"key"`
+	Member    string         `json:"member,omitempty"` // the member's own key, when Key is its group's
 	Alert     *mapping.Alert `json:"alert"`
 	At        time.Time      `json:"at"`
 	Published time.Time      `json:"published"`
@@ -330,7 +331,7 @@ func (w *Worker) noiseTimer(ctx context.Context, f timer.Fired) (string, error) 
 	if err := json.Unmarshal(f.Body, &b); err != nil || b.Alert == nil || mapping.ExternalNumber(b.Key) != f.Key {
 		return "", fmt.Errorf("%w: %s timer %s does not carry an event of its key", mapping.ErrInvalid, f.Kind, f.Key)
 	}
-	out, _, err := w.apply(ctx, keyEvent{alert: b.Alert, key: b.Key, ext: f.Key, at: b.At, published: b.Published, timer: f.Kind})
+	out, _, err := w.apply(ctx, keyEvent{alert: b.Alert, key: b.Key, member: b.Member, ext: f.Key, at: b.At, published: b.Published, timer: f.Kind})
 	return out, err
 }
 
