@@ -217,6 +217,30 @@ func (s *Scheduler) Set(ctx context.Context, kind, key string, at time.Time, bod
 	return nil
 }
 
+// FireNow makes the timer kind/key due at once with body, replacing one of
+// the same kind and key that is due and not yet handled, so that several
+// that wait are folded into one. It needs only a JetStream handle: a
+// process that runs no Scheduler (the HTTP ingest) queues work for the
+// workers with it. The timer stream must exist (New creates it).
+func FireNow(ctx context.Context, js jetstream.JetStream, kind, key string, body []byte) error {
+	if err := checkName(kind, key); err != nil {
+		return err
+	}
+	// The zero time is due whatever the clocks say.
+	msg := &nats.Msg{
+		Subject: subject("due", kind, key),
+		Header: nats.Header{
+			HeaderAt:            {time.Time{}.Format(time.RFC3339Nano)},
+			jetstream.MsgRollup: {jetstream.MsgRollupSubject},
+		},
+		Data: body,
+	}
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("fire timer %s %s: %w", kind, key, err)
+	}
+	return nil
+}
+
 // Cancel removes the timer kind/key, whether pending or due and not yet
 // handled. Cancelling a timer that does not exist is not an error. A
 // delivery already under way cannot be recalled; the handler's state check

@@ -322,3 +322,40 @@ func TestDeliveredTwiceIsVisible(t *testing.T) {
 		}
 	})
 }
+
+// TestFireNow: a timer fired from a plain JetStream handle is delivered at
+// once, and several fired before a worker handles them fold into one.
+func TestFireNow(t *testing.T) {
+	ns := workertest.StartJetStream(t)
+	_, js := workertest.Connect(t, ns)
+	s, err := timer.New(t.Context(), js, timer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"first", "second"} {
+		if err := timer.FireNow(t.Context(), js, "event", "I-1", []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.Pending(t.Context()); err != nil || n != 1 {
+		t.Fatalf("%d timers stored (err %v), want the two folded into 1", n, err)
+	}
+	got := make(chan string, 2)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Run(ctx, func(_ context.Context, f timer.Fired) {
+			got <- f.Kind + " " + f.Key + " " + string(f.Body)
+			_ = f.Msg.Ack()
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	select {
+	case g := <-got:
+		if g != "event I-1 second" {
+			t.Fatalf("handled %q, want the last one fired", g)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fired timer was not delivered")
+	}
+}

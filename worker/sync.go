@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -294,19 +293,7 @@ func QueueTopdeskEvent(ctx context.Context, js jetstream.JetStream, number strin
 		return err
 	}
 	sum := sha256.Sum256([]byte(number))
-	// A timer due at once: the layout of timer's due subjects, with the
-	// roll-up that replaces an earlier one, as timer.Scheduler.Set stores
-	// one in delayed-redelivery mode. The zero time is due whatever the
-	// clocks say.
-	msg := &nats.Msg{
-		Subject: timer.SubjectPrefix + "due." + kindTopdeskEvent + "." + hex.EncodeToString(sum[:16]),
-		Header: nats.Header{
-			timer.HeaderAt:      {time.Time{}.Format(time.RFC3339Nano)},
-			jetstream.MsgRollup: {jetstream.MsgRollupSubject},
-		},
-		Data: body,
-	}
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
+	if err := timer.FireNow(ctx, js, kindTopdeskEvent, hex.EncodeToString(sum[:16]), body); err != nil {
 		return fmt.Errorf("queue TOPdesk event for incident %s: %w", number, err)
 	}
 	return nil
