@@ -50,6 +50,8 @@ type file struct {
 	Lifecycle lifecycleFile        `yaml:"lifecycle"`
 	Routes    []routeFile          `yaml:"routes"`
 	Status    statusFile           `yaml:"status"`
+	// Maintenance windows (noise control; mapping/maintenance.go).
+	Maintenance []maintenanceFile `yaml:"maintenance"`
 }
 
 // statusFile is the status rule, for sources whose events carry no
@@ -172,8 +174,9 @@ func load(data []byte, base *Mapping) (*Mapping, error) {
 	f.Validate(v, m)
 	// A value the decoder refused leaves its part of the file half decoded:
 	// what Validate says about that part follows from the same problem.
+	decoder := slices.Clone(problems) // Validate's own problems never hide each other
 	for _, p := range v.problems {
-		if !slices.ContainsFunc(problems, func(d *LoadError) bool { return within(p.Path, scope(d)) }) {
+		if !slices.ContainsFunc(decoder, func(d *LoadError) bool { return within(p.Path, scope(d)) }) {
 			problems = append(problems, p)
 		}
 	}
@@ -278,6 +281,7 @@ func (f *file) Validate(v *validator, m *Mapping) {
 	f.validateLifecycle(v, m)
 	f.validateRoutes(v, m)
 	f.validateStatus(v, m)
+	f.validateMaintenance(v, m)
 	switch {
 	case m.brief == nil:
 		v.addf("incident.briefDescription", "is required")
@@ -649,6 +653,7 @@ var fileTypes = map[string]reflect.Type{
 	"lifecycleFile": reflect.TypeFor[lifecycleFile](), "routeFile": reflect.TypeFor[routeFile](),
 	"fieldsFile": reflect.TypeFor[fieldsFile](), "callerFile": reflect.TypeFor[callerFile](),
 	"lookupFile": reflect.TypeFor[lookupFile](), "statusFile": reflect.TypeFor[statusFile](),
+	"maintenanceFile": reflect.TypeFor[maintenanceFile](),
 }
 
 // yamlKeys returns the YAML keys of a struct type, inline fields included.

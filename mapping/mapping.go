@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alertdesk/alertdesk/maintenance"
 	"github.com/alertdesk/alertdesk/topdesk"
 )
 
@@ -76,6 +77,9 @@ type Mapping struct {
 	lifecycle Lifecycle
 	routes    []route
 	status    *statusRule // nil: events carry their status
+
+	// maintenance are the mapping's maintenance windows (mapping/maintenance.go).
+	maintenance maintenance.Windows
 }
 
 // statusRule gives events without a status one: resolved when the from
