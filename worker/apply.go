@@ -21,6 +21,9 @@ type keyEvent struct {
 	at          time.Time // event time: orders the key's events
 	published   time.Time // publish time of its message (of the original, for a replay)
 	fingerprint string    // content fingerprint of a firing event
+	// windowEnd is set when a window-end timer replays a held-back event:
+	// maintenance coverage is judged then instead of at the event time.
+	windowEnd time.Time
 }
 
 // newEvent prepares an alert published at published. An event time further
@@ -196,6 +199,9 @@ func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string
 
 	// Decide.
 	d := decide(&st, &ev, lc)
+	if out, done, err := w.suppress(ctx, &st, &ev, d, rev); done {
+		return out, st.Number, err
+	}
 	op, writes := decisionOp[d]
 	repair := len(openIncidents(found)) > 1
 	if !writes && !repair {

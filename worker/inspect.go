@@ -42,6 +42,8 @@ type KeyState struct {
 	ServerNow  time.Time  `json:"server_now"` // NATS server time of the reading
 	Reconciled bool       `json:"reconciled"` // the bucket is reconciled with TOPdesk
 	Other      OtherState `json:"other,omitempty"`
+	// Suppressed: a maintenance window holds a firing event back.
+	Suppressed *KeySuppression `json:"suppressed,omitempty"`
 }
 
 // OtherState holds the members of a state entry that this version does not
@@ -169,6 +171,7 @@ func newKeyState(e jetstream.KeyValueEntry, now time.Time, o *Options) KeyState 
 	ks.Key, ks.IncidentID, ks.Number, ks.Open, ks.ClosedAt = st.Key, st.IncidentID, st.Number, st.Open, st.ClosedAt
 	ks.LastEvent, ks.LastStatus, ks.LastPublished, ks.Uncertain = st.LastEvent, st.LastStatus, st.LastPublished, st.Uncertain
 	ks.Other = otherMembers(e.Value())
+	ks.Suppressed = st.Suppressed.forPeople()
 	sentAt := st.SentAt
 	if st.Claim != nil {
 		lapses := e.Created().Add(o.ClaimTTL)

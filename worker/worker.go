@@ -70,6 +70,10 @@ type Options struct {
 	Logger     zerolog.Logger        // root logger; the worker adds component=worker
 	Registerer prometheus.Registerer // where metrics are registered; nil = not registered
 	Now        func() time.Time      // clock [time.Now]
+
+	// Maintenance gives the maintenance windows, the ad-hoc ones included
+	// [the mapping's windows only].
+	Maintenance MaintenanceWindows
 }
 
 func (o *Options) setDefaults() {
@@ -192,6 +196,7 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 		timerHandlers: map[string]timerHandler{},
 	}
 	w.breaker.threshold = opts.BreakerThreshold
+	w.initMaintenance()
 	for _, risk := range res.Warnings {
 		w.log.Warn().Msg(risk)
 	}
