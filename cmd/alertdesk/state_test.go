@@ -49,12 +49,11 @@ func stateField(out, name string) string {
 	return ""
 }
 
-// TestStateCommands: with a worker and the simulator, state get shows a
-// created incident open with its number, and closed after a resolve;
-// state list --open lists only open keys; a key whose write hangs in
-// TOPdesk shows in list --claimed with its live claim; an unknown key
-// says so with exit code 1.
-func TestStateCommands(t *testing.T) {
+// simWorkerEnv points the commands at an embedded JetStream server and the
+// TOPdesk simulator, and returns the worker's configuration and the
+// simulator.
+func simWorkerEnv(t *testing.T) (*config, *topdesktest.Sim) {
+	t.Helper()
 	isolateEnv(t)
 	ns := workertest.StartJetStream(t)
 	sim := topdesktest.Start(t, topdesktest.Options{})
@@ -67,6 +66,16 @@ func TestStateCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg, sim
+}
+
+// TestStateCommands: with a worker and the simulator, state get shows a
+// created incident open with its number, and closed after a resolve;
+// state list --open lists only open keys; a key whose write hangs in
+// TOPdesk shows in list --claimed with its live claim; an unknown key
+// says so with exit code 1.
+func TestStateCommands(t *testing.T) {
+	cfg, sim := simWorkerEnv(t)
 	startWorker(t, cfg, zerolog.Nop())
 
 	const key = "db-7/disk"
