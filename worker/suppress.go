@@ -16,7 +16,8 @@ import (
 // Updates and resolves of an open incident are not held back. The timer
 // replays the held-back event through apply, judging coverage at the
 // window's end: still covered (another window) holds it back again, else it
-// creates or reopens as if it had just fired. A newer event that is not
+// creates or reopens as if it had just fired. The timer fires at least every
+// MaintenanceRecheck, so that a window removed early ends then. A newer event that is not
 // held back (a resolve, a firing no window covers) ends the suppression and
 // cancels the timer; an older one is stale, as if the held-back event had
 // been applied.
@@ -71,6 +72,9 @@ func (w *Worker) initMaintenance() {
 	if w.opts.Maintenance == nil {
 		w.opts.Maintenance = w.mapping.Maintenance()
 	}
+	if w.opts.MaintenanceRecheck <= 0 {
+		w.opts.MaintenanceRecheck = time.Minute
+	}
 	w.timerHandlers[timerWindow] = w.windowEnded
 }
 
@@ -118,10 +122,15 @@ func (w *Worker) suppress(ctx context.Context, st *incidentState, ev *keyEvent, 
 }
 
 // holdBack records ev in st as held back by coverage c and sets the timer
-// for the coverage's end, replacing an earlier event held back.
+// for the coverage's end, or for the next re-check if that is sooner (a
+// window removed early ends then), replacing an earlier event held back.
 func (w *Worker) holdBack(ctx context.Context, st *incidentState, ev *keyEvent, c maintenance.Coverage, rev uint64) (string, bool, error) {
+	due := c.End
+	if recheck := w.opts.Now().Add(w.opts.MaintenanceRecheck); recheck.Before(due) {
+		due = recheck
+	}
 	// The timer first: a state that names a timer always has one.
-	if err := w.setTimer(ctx, timerWindow, ev.ext, c.End, nil); err != nil {
+	if err := w.setTimer(ctx, timerWindow, ev.ext, due, nil); err != nil {
 		return "", true, err
 	}
 	st.Suppressed = &suppression{Window: c.Window.ID, Reason: c.Window.Reason, Until: c.End,

@@ -84,7 +84,7 @@ type windowWorkers struct {
 	workers []*runningWorker
 }
 
-func (e *testEnv) startWindowWorkers(n int) *windowWorkers {
+func (e *testEnv) startWindowWorkers(n int, recheck time.Duration) *windowWorkers {
 	t := e.t
 	t.Helper()
 	store, err := maintenance.Open(t.Context(), e.js, maintenance.Options{})
@@ -100,22 +100,31 @@ func (e *testEnv) startWindowWorkers(n int) *windowWorkers {
 		t.Cleanup(set.Stop)
 		opts := fastOptions()
 		opts.Maintenance = set
+		opts.MaintenanceRecheck = recheck
 		ws.sets = append(ws.sets, set)
 		ws.workers = append(ws.workers, e.startWorker(opts))
 	}
 	return ws
 }
 
-// add adds an ad-hoc window covering host from now until end, and waits
-// until every worker sees it.
-func (ws *windowWorkers) add(host string, end time.Time) {
+// add adds an ad-hoc window covering host from now until end, waits
+// until every worker sees it, and returns its ID.
+func (ws *windowWorkers) add(host string, end time.Time) string {
 	ws.t.Helper()
-	if _, err := ws.store.Add(ws.t.Context(), maintenance.Entry{Match: map[string]string{"host": host}, To: end, Reason: "patching"}); err != nil {
+	e, err := ws.store.Add(ws.t.Context(), maintenance.Entry{Match: map[string]string{"host": host}, To: end, Reason: "patching"})
+	if err != nil {
 		ws.t.Fatal(err)
 	}
-	wait.For(ws.t, 5*time.Second, "every worker to see the window", func() bool {
+	ws.waitWindows(1)
+	return e.ID
+}
+
+// waitWindows waits until every worker sees n windows.
+func (ws *windowWorkers) waitWindows(n int) {
+	ws.t.Helper()
+	wait.For(ws.t, 5*time.Second, fmt.Sprintf("every worker to see %d windows", n), func() bool {
 		for _, s := range ws.sets {
-			if len(s.Windows()) != 1 {
+			if len(s.Windows()) != n {
 				return false
 			}
 		}
@@ -124,13 +133,15 @@ func (ws *windowWorkers) add(host string, end time.Time) {
 }
 
 // TestMaintenanceHoldsBackUntilWindowEnd: a firing alert under a window
-// creates no incident; a later firing replaces the one held back; at the
-// window's end the incident is created from the latest.
+// creates no incident, also after re-checks; a later firing replaces the
+// one held back; at the window's end the incident is created from the
+// latest.
 func TestMaintenanceHoldsBackUntilWindowEnd(t *testing.T) {
 	e := newEnv(t, topdesktest.Options{})
 	opts := fastOptions()
-	end := time.Now().Add(2 * time.Second)
+	end := time.Now().Add(3 * time.Second)
 	opts.Maintenance = fixedWindow(t, "db-7", end)
+	opts.MaintenanceRecheck = time.Second // re-checked, and held again, before the end
 	rw := e.startWorker(opts)
 
 	e.publish(onHost("db-7", "warning", "Disk / at 91% on db-7"))
@@ -195,7 +206,7 @@ func TestMaintenanceAdHocWindow(t *testing.T) {
 	for _, workers := range []int{1, 3} {
 		t.Run(fmt.Sprintf("%d workers", workers), func(t *testing.T) {
 			e := newEnv(t, topdesktest.Options{})
-			ws := e.startWindowWorkers(workers)
+			ws := e.startWindowWorkers(workers, time.Minute)
 			end := time.Now().Add(3 * time.Second)
 			ws.add("db-9", end)
 			for i := range 5 {
@@ -223,7 +234,7 @@ func TestMaintenanceAdHocWindow(t *testing.T) {
 // held back until the window ends.
 func TestMaintenanceUpdatesStillApply(t *testing.T) {
 	e := newEnv(t, topdesktest.Options{})
-	ws := e.startWindowWorkers(1)
+	ws := e.startWindowWorkers(1, time.Minute)
 	rw := ws.workers[0]
 	const key = "db-7/disk-full"
 
@@ -246,5 +257,25 @@ func TestMaintenanceUpdatesStillApply(t *testing.T) {
 	})
 	if got := e.incidentsFor(key)[0].BriefDescription; got != "Disk / at 98% on db-7" {
 		t.Errorf("reopened with %q, want the event held back", got)
+	}
+}
+
+// TestMaintenanceWindowRemovedEarly: an event held back by a window that is
+// removed is handled at the next re-check, not at the window's planned end.
+func TestMaintenanceWindowRemovedEarly(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	ws := e.startWindowWorkers(1, time.Second)
+	id := ws.add("db-7", time.Now().Add(time.Hour))
+
+	e.publish(onHost("db-7", "critical", "Disk / at 97% on db-7"))
+	e.waitHeldBack(1, ws.workers...)
+	if err := ws.store.Remove(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	ws.waitWindows(0)
+	wait.For(t, 15*time.Second, "the incident after the window was removed", func() bool { return len(e.incidentsFor("db-7/disk-full")) == 1 })
+	e.waitNoTimers()
+	if creates, _ := e.writes(); creates != 1 {
+		t.Errorf("%d creates, want 1", creates)
 	}
 }

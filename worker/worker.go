@@ -72,8 +72,11 @@ type Options struct {
 	Now        func() time.Time      // clock [time.Now]
 
 	// Maintenance gives the maintenance windows, the ad-hoc ones included
-	// [the mapping's windows only].
-	Maintenance MaintenanceWindows
+	// [the mapping's windows only]. A held-back event re-checks its window
+	// every MaintenanceRecheck, so that a window removed early releases it
+	// [1m].
+	Maintenance        MaintenanceWindows
+	MaintenanceRecheck time.Duration
 }
 
 func (o *Options) setDefaults() {
