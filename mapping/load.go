@@ -50,6 +50,7 @@ type file struct {
 	Lifecycle lifecycleFile        `yaml:"lifecycle"`
 	Routes    []routeFile          `yaml:"routes"`
 	Status    statusFile           `yaml:"status"`
+	Flapping  flappingFile         `yaml:"flapping"` // noise control (noise.go)
 	// Maintenance windows (noise control; mapping/maintenance.go).
 	Maintenance []maintenanceFile `yaml:"maintenance"`
 }
@@ -117,6 +118,7 @@ type lifecycleFile struct {
 	ClosureCode    string `yaml:"closureCode"`
 	ReorderWindow  string `yaml:"reorderWindow"`
 	MaxClockAhead  string `yaml:"maxClockAhead"`
+	ResolveDelay   string `yaml:"resolveDelay"` // noise control (noise.go)
 }
 
 type routeFile struct {
@@ -282,6 +284,7 @@ func (f *file) Validate(v *validator, m *Mapping) {
 	f.validateRoutes(v, m)
 	f.validateStatus(v, m)
 	f.validateMaintenance(v, m)
+	f.validateNoise(v, m)
 	switch {
 	case m.brief == nil:
 		v.addf("incident.briefDescription", "is required")
@@ -653,6 +656,8 @@ var fileTypes = map[string]reflect.Type{
 	"lifecycleFile": reflect.TypeFor[lifecycleFile](), "routeFile": reflect.TypeFor[routeFile](),
 	"fieldsFile": reflect.TypeFor[fieldsFile](), "callerFile": reflect.TypeFor[callerFile](),
 	"lookupFile": reflect.TypeFor[lookupFile](), "statusFile": reflect.TypeFor[statusFile](),
+	"flappingFile": reflect.TypeFor[flappingFile](), // noise control (noise.go)
+	// Maintenance windows (mapping/maintenance.go).
 	"maintenanceFile": reflect.TypeFor[maintenanceFile](),
 }
 

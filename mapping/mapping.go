@@ -41,6 +41,7 @@ type Lifecycle struct {
 	ClosureCode    string        // closureCode set on resolve (close)
 	ReorderWindow  time.Duration // an Alertmanager firing published longer than this after the applied resolve is a re-fire
 	MaxClockAhead  time.Duration // an event time further than this after the publish time is clamped to it
+	ResolveDelay   time.Duration // noise control (noise.go): a resolve closes only after this without a firing; 0 = at once
 }
 
 // Default lifecycle values.
@@ -77,6 +78,7 @@ type Mapping struct {
 	lifecycle Lifecycle
 	routes    []route
 	status    *statusRule // nil: events carry their status
+	flapping  Flapping    // noise control (noise.go); off when the file has no flapping key
 
 	// maintenance are the mapping's maintenance windows (mapping/maintenance.go).
 	maintenance maintenance.Windows

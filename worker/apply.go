@@ -24,6 +24,9 @@ type keyEvent struct {
 	// windowEnd is set when a window-end timer replays a held-back event:
 	// maintenance coverage is judged then instead of at the event time.
 	windowEnd time.Time
+	// Noise control (noise.go): the due timer this event stands for ("" =
+	// an alert event), and a note added to the action of its write.
+	timer, note string
 }
 
 // newEvent prepares an alert published at published. An event time further
@@ -145,7 +148,7 @@ func (w *Worker) apply(ctx context.Context, ev keyEvent) (string, string, error)
 		return "", "", err
 	}
 	defer unlock()
-	out, number, err := w.applyOnce(ctx, ev, false)
+	out, number, err := w.applyOnce(ctx, ev, ev.timer != "") // a due timer reads the state afresh
 	if errors.Is(err, errStateConflict) {
 		out, number, err = w.applyOnce(ctx, ev, true)
 	}
@@ -201,6 +204,9 @@ func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string
 	d := decide(&st, &ev, lc)
 	if out, done, err := w.suppress(ctx, &st, &ev, d, rev); done {
 		return out, st.Number, err
+	}
+	if p, ok := w.noise(st, &ev, d); ok { // noise control: noise.go
+		return w.applyNoise(ctx, &ev, &st, rev, p, found)
 	}
 	op, writes := decisionOp[d]
 	repair := len(openIncidents(found)) > 1
@@ -320,6 +326,7 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 		// description, with the resolved prefix.
 		r.Request.BriefDescription = w.mapping.ResolvedBrief(st.Brief)
 	}
+	w.mapping.Note(&r.Request, ev.note) // noise control: noise.go
 	if err := w.names.Apply(ctx, &r.Request); err != nil {
 		return "", err
 	}

@@ -36,6 +36,8 @@ type metrics struct {
 	timersPending      prometheus.Gauge
 	outcomes           map[string]prometheus.Counter // events by outcome, looked up once
 	stateOps           map[stateOp]prometheus.Observer
+	// Noise control (noise.go).
+	flapStarted, flapEnded prometheus.Counter
 }
 
 // outcome is the events counter of outcome o.
@@ -125,5 +127,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.events, m.topdeskRequests, m.topdeskLatency, m.stateLatency, m.dlq, m.inFlight, m.endToEnd,
 			m.breakerOpen, m.authOK, m.pending, m.ackPending, m.clamped, m.duplicatesRepaired, m.timersPending)
 	}
+	noiseMetrics(m, reg)
 	return m
 }

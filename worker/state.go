@@ -43,6 +43,14 @@ type incidentState struct {
 	Claim  *claim    `json:"claim,omitempty"`
 	// Suppressed: a maintenance window holds a firing event back (suppress.go).
 	Suppressed *suppression `json:"suppressed,omitempty"`
+	// Noise control (noise.go): ResolveAt is the event time of a resolve
+	// that waits for lifecycle.resolveDelay (zero: none); Changes are the
+	// times of the latest firing<->resolved changes within flapping.window
+	// (at most flapping.changes); FlappingSince, the time of the change
+	// that started flapping, holds the incident open (zero: not flapping).
+	ResolveAt     time.Time   `json:"resolve_at,omitzero"`
+	Changes       []time.Time `json:"changes,omitempty"`
+	FlappingSince time.Time   `json:"flapping_since,omitzero"`
 }
 
 // claim marks a TOPdesk write in progress for a key. While it is valid no

@@ -209,6 +209,7 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 		w.state.closedTTL = closedStateTTL(m.Lifecycle())
 	}
 	w.attempts.max = opts.SeenKeys
+	w.timerHandlers[timerResolve], w.timerHandlers[timerFlapQuiet] = w.noiseTimer, w.noiseTimer // noise control: noise.go
 	w.state.opTime = func(op stateOp, d time.Duration) { w.m.stateOps[op].Observe(d.Seconds()) }
 	w.fates = fatePolicy{maxDeliver: opts.MaxDeliver, redeliverMin: opts.RedeliverMin, redeliverMax: opts.RedeliverMax,
 		breakerCooldown: opts.BreakerCooldown, authRetry: opts.AuthRetry, jitter: halfJitter}
