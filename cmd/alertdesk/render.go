@@ -33,8 +33,8 @@ func cmdRender(_ context.Context, c *cli, args []string) int {
 		"Prints the TOPdesk requests the mapping produces for each alert in the event\n"+
 		"(native JSON, a JSON array of events, or an Alertmanager webhook) read from\n"+
 		"EVENT_FILE or stdin, and what the mapping's noise control would do with it\n"+
-		"now (a maintenance window of the mapping that covers it). Calls nothing: ad-hoc\n"+
-		"windows are listed by 'alertdesk maintenance list'.\n\nflags:")
+		"(a maintenance window of the mapping that covers it now, resolve delay,\n"+
+		"flapping). Calls nothing: ad-hoc windows are listed by 'alertdesk maintenance list'.\n\nflags:")
 	mappingFile := fs.String("mapping", "", "mapping `file` (default $ALERTDESK_MAPPING_FILE, else the built-in mapping)")
 	pos, err := parseFlagsAnywhere(fs, args)
 	if err != nil {
@@ -149,6 +149,13 @@ func noiseLines(m *mapping.Mapping, a *mapping.Alert, now time.Time) []noiseLine
 			}
 		}
 		lines = append(lines, noiseLine{"maintenance", text})
+	}
+	if d := m.Lifecycle().ResolveDelay; d > 0 {
+		lines = append(lines, noiseLine{"resolve delay", fmt.Sprintf("%s: a resolve closes the incident only if the alert does not fire again within it", d)})
+	}
+	if f := m.Flapping(); f.On() {
+		lines = append(lines, noiseLine{"flapping", fmt.Sprintf("%d changes between firing and resolved within %s make the key flap: "+
+			"one action, the incident held open, closed after %s without a change if resolved", f.Changes, f.Window, f.Quiet)})
 	}
 	return lines
 }

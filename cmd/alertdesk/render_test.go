@@ -232,8 +232,8 @@ func TestRenderHelp(t *testing.T) {
 }
 
 // TestRenderMaintenance: render says which of the mapping's windows covers
-// the event now, and that it would be suppressed; without windows it says
-// nothing about them.
+// the event now, and that it would be suppressed, and the resolve delay and
+// flapping settings in words; without them it says nothing about them.
 func TestRenderMaintenance(t *testing.T) {
 	t.Setenv("ALERTDESK_MAPPING_FILE", "")
 	now := time.Now().UTC()
@@ -260,6 +260,10 @@ func TestRenderMaintenance(t *testing.T) {
 			"maintenance:    suppressed: window maintenance[1] (disk swap) covers it now, until " + end + "; a resolve is not held back"},
 		{"not covered", otherHost, []string{"--mapping", windows}, "maintenance:    none of the mapping's 2 windows covers it now\n"},
 		{"no windows", productEvent, nil, ""},
+		{"resolve delay", productEvent, []string{"--mapping", writeFile(t, "delay.yaml", "lifecycle: {resolveDelay: 5m}\n")},
+			"resolve delay:  5m0s: a resolve closes the incident only if the alert does not fire again within it\n"},
+		{"flapping", productEvent, []string{"--mapping", writeFile(t, "flap.yaml", "flapping: {}\n")},
+			"flapping:       4 changes between firing and resolved within 1h0m0s make the key flap: one action, the incident held open, closed after 30m0s without a change if resolved\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
