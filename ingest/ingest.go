@@ -6,14 +6,11 @@ package ingest
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -115,14 +112,8 @@ func (h *Handler) handler(subject string, decode decoder) http.Handler {
 			reply(w, http.StatusUnauthorized, ingestReply{Error: "missing or wrong bearer token"})
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBytes))
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			reply(w, http.StatusRequestEntityTooLarge, ingestReply{Error: fmt.Sprintf("body over the limit of %d bytes", tooBig.Limit)})
-			return
-		case err != nil:
-			reply(w, http.StatusBadRequest, ingestReply{Error: "reading body: " + err.Error()})
+		body, ok := readBody(w, r, h.opts.MaxBytes)
+		if !ok {
 			return
 		}
 		msgs, err := h.messages(body, subject, decode)
@@ -146,13 +137,7 @@ func (h *Handler) handler(subject string, decode decoder) http.Handler {
 }
 
 func (h *Handler) authorized(r *http.Request) bool {
-	if h.opts.Token == "" {
-		return h.opts.Open
-	}
-	// The scheme is case-insensitive (RFC 9110, section 11.1).
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	return ok && strings.EqualFold(scheme, "Bearer") &&
-		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(h.opts.Token)) == 1
+	return authorized(r, h.opts.Token, h.opts.Open)
 }
 
 // errEventTooLarge is wrapped by the error about an event that is larger,

@@ -119,6 +119,9 @@ type lifecycleFile struct {
 	ReorderWindow  string `yaml:"reorderWindow"`
 	MaxClockAhead  string `yaml:"maxClockAhead"`
 	ResolveDelay   string `yaml:"resolveDelay"` // noise control (noise.go)
+
+	// Operators: operatorClose, wontFix (mapping/operators.go).
+	operatorsFile `yaml:",inline"`
 }
 
 type routeFile struct {
@@ -285,6 +288,7 @@ func (f *file) Validate(v *validator, m *Mapping) {
 	f.validateStatus(v, m)
 	f.validateMaintenance(v, m)
 	f.validateNoise(v, m)
+	f.validateOperators(v, m)
 	switch {
 	case m.brief == nil:
 		v.addf("incident.briefDescription", "is required")

@@ -42,6 +42,9 @@ type Lifecycle struct {
 	ReorderWindow  time.Duration // an Alertmanager firing published longer than this after the applied resolve is a re-fire
 	MaxClockAhead  time.Duration // an event time further than this after the publish time is clamped to it
 	ResolveDelay   time.Duration // noise control (noise.go): a resolve closes only after this without a firing; 0 = at once
+	// Operators (mapping/operators.go): what an operator's close means.
+	OperatorClose OperatorClose // respect (default) or reopen
+	WontFix       []string      // closure code names: an incident closed with one is never reopened
 }
 
 // Default lifecycle values.
@@ -316,6 +319,9 @@ func (m *Mapping) Names() []topdesk.NameRef {
 	add(topdesk.FieldProcessingStatus, lc.ResolvedStatus, "")
 	add(topdesk.FieldProcessingStatus, lc.ReopenStatus, "")
 	add(topdesk.FieldClosureCode, lc.ClosureCode, "")
+	for _, code := range lc.WontFix {
+		add(topdesk.FieldClosureCode, code, "")
+	}
 
 	out := make([]topdesk.NameRef, 0, len(seen))
 	for n := range seen {

@@ -86,6 +86,9 @@ type Incident struct {
 	Category         *Ref   `json:"category,omitempty"`
 	Subcategory      *Ref   `json:"subcategory,omitempty"`
 	OperatorGroup    *Ref   `json:"operatorGroup,omitempty"`
+	// Two-way sync: how an operator closed it, and who changed it last.
+	ClosureCode *Ref `json:"closureCode,omitempty"`
+	Modifier    *Ref `json:"modifier,omitempty"`
 }
 
 // Time is a TOPdesk timestamp. TOPdesk writes "2024-05-20T10:00:00.000+0000"

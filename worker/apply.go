@@ -62,6 +62,7 @@ const (
 	doUpdate
 	doResolve
 	doReopen
+	doNote // an action only, on an incident an operator closed (observe.go)
 )
 
 var decisionOp = map[decision]mapping.Op{
@@ -69,6 +70,7 @@ var decisionOp = map[decision]mapping.Op{
 	doUpdate:  mapping.OpUpdate,
 	doResolve: mapping.OpResolve,
 	doReopen:  mapping.OpReopen,
+	doNote:    mapping.OpUpdate,
 }
 
 var decisionOutcome = map[decision]string{
@@ -79,6 +81,7 @@ var decisionOutcome = map[decision]string{
 	doUpdate:    outcomeUpdated,
 	doResolve:   outcomeClosed,
 	doReopen:    outcomeReopened,
+	doNote:      outcomeUpdated,
 }
 
 // order compares two events of a key: by event time, and at equal time a
@@ -201,7 +204,7 @@ func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string
 	st.Key = ev.key
 
 	// Decide.
-	d := decide(&st, &ev, lc)
+	d := operatorPolicy(&st, &ev, &lc, decide(&st, &ev, lc))
 	if out, done, err := w.suppress(ctx, &st, &ev, d, rev); done {
 		return out, st.Number, err
 	}
@@ -326,6 +329,9 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 		// description, with the resolved prefix.
 		r.Request.BriefDescription = w.mapping.ResolvedBrief(st.Brief)
 	}
+	if d == doNote {
+		r.Request = noteOnly(st, &r.Request)
+	}
 	w.mapping.Note(&r.Request, ev.note) // noise control: noise.go
 	if err := w.names.Apply(ctx, &r.Request); err != nil {
 		return "", err
@@ -335,6 +341,7 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 		inc, err = w.create(ctx, &r.Request)
 	} else {
 		inc, err = w.update(ctx, st.IncidentID, &r.Request)
+		err = w.goneOnWrite(ctx, st.IncidentID, err)
 		if topdesk.IsNotFound(err) && d == doResolve {
 			st.Open, st.ClosedAt = false, ev.at
 			return outcomeDuplicate, nil
@@ -352,7 +359,7 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 	case doCreate, doReopen:
 		st.Open, st.ClosedAt = true, time.Time{}
 		st.Fingerprint = r.Fingerprint // the same for every op of the alert
-	case doUpdate:
+	case doUpdate, doNote:
 		st.Fingerprint = r.Fingerprint
 	case doResolve:
 		st.Open, st.ClosedAt = false, ev.at
@@ -363,6 +370,7 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 	if r.Request.BriefDescription != "" {
 		st.Brief = r.Request.BriefDescription
 	}
+	w.afterWrite(st, d, inc)
 	return decisionOutcome[d], nil
 }
 

@@ -24,7 +24,8 @@ type KeyState struct {
 	IncidentID     string `json:"incident_id,omitempty"`
 	Number         string `json:"number,omitempty"`
 	Open           bool   `json:"open"`
-	// ClosedAt is the event time of the resolve that closed the incident.
+	// ClosedAt is the event time of the resolve that closed the incident,
+	// or TOPdesk's closing time when an operator closed it (ClosedBy).
 	ClosedAt   time.Time `json:"closed_at,omitzero"`
 	LastEvent  time.Time `json:"last_event,omitzero"` // event time of the newest applied event
 	LastStatus string    `json:"last_status,omitempty"`
@@ -42,6 +43,13 @@ type KeyState struct {
 	ServerNow  time.Time  `json:"server_now"` // NATS server time of the reading
 	Reconciled bool       `json:"reconciled"` // the bucket is reconciled with TOPdesk
 	Other      OtherState `json:"other,omitempty"`
+
+	// Operators: who closed the incident when it was not alertdesk
+	// (ClosedAt is then when), with which closure code, and whether that
+	// code is in lifecycle.wontFix.
+	ClosedBy    string `json:"closed_by,omitempty"`
+	ClosureCode string `json:"closure_code,omitempty"`
+	WontFix     bool   `json:"wont_fix,omitempty"`
 	// Suppressed: a maintenance window holds a firing event back.
 	Suppressed *KeySuppression `json:"suppressed,omitempty"`
 }
@@ -171,6 +179,7 @@ func newKeyState(e jetstream.KeyValueEntry, now time.Time, o *Options) KeyState 
 	ks.Key, ks.IncidentID, ks.Number, ks.Open, ks.ClosedAt = st.Key, st.IncidentID, st.Number, st.Open, st.ClosedAt
 	ks.LastEvent, ks.LastStatus, ks.LastPublished, ks.Uncertain = st.LastEvent, st.LastStatus, st.LastPublished, st.Uncertain
 	ks.Other = otherMembers(e.Value())
+	ks.ClosedBy, ks.ClosureCode, ks.WontFix = st.ClosedBy, st.ClosureCode, st.WontFix
 	ks.Suppressed = st.Suppressed.forPeople()
 	sentAt := st.SentAt
 	if st.Claim != nil {

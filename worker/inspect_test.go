@@ -34,7 +34,7 @@ func TestReadStateJudgesLikeTheWorker(t *testing.T) {
 		}
 	}
 	put(mapping.ExternalNumber("dead"), `{"key":"dead","incident_id":"i1","number":"I 1","open":true,"claim":{"owner":"w-dead","op":"update"}}`)
-	put(mapping.ExternalNumber("later"), `{"key":"later","open":false,"closed_by":"operator","flapping":true}`)
+	put(mapping.ExternalNumber("later"), `{"key":"later","open":false,"grouped_by":"cluster","flapping":true}`)
 	put(mapping.ExternalNumber("garbage"), `{not json`)
 	put(reconciledKey, `{}`)
 
@@ -57,8 +57,8 @@ func TestReadStateJudgesLikeTheWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if later.Key != "later" || string(later.Other["closed_by"]) != `"operator"` || string(later.Other["flapping"]) != "true" || len(later.Other) != 2 {
-		t.Errorf("state read by its externalNumber = %+v, want the unknown members closed_by and flapping", later)
+	if later.Key != "later" || string(later.Other["grouped_by"]) != `"cluster"` || string(later.Other["flapping"]) != "true" || len(later.Other) != 2 {
+		t.Errorf("state read by its externalNumber = %+v, want the unknown members grouped_by and flapping", later)
 	}
 	if garbage, err := ReadState(ctx, kv, "garbage", Options{}); err != nil || !garbage.Unreadable || garbage.Key != "garbage" {
 		t.Errorf("unreadable state = %+v, %v", garbage, err)

@@ -43,13 +43,15 @@ const (
 	outcomeFlappingEnded = "flapping-ended"
 )
 
-// doNote writes only an action to the key's open incident.
-const doNote decision = 100
+// doActionOnly writes only noise control's note, as an action, to the key's open
+// incident (doNote, of observe.go, is an update sent as an action to an
+// incident an operator closed).
+const doActionOnly decision = 100
 
 // noisePlan is what noise control does with one event or due timer.
 type noisePlan struct {
 	st      incidentState // the key's state after it
-	write   decision      // what to write to TOPdesk: a decision of decide, doNote, or doNothing
+	write   decision      // what to write to TOPdesk: a decision of decide, doActionOnly, or doNothing
 	note    string        // plain text added to the write's action
 	outcome string        // the outcome when nothing is written ("" for a timer that no longer applies)
 	record  bool          // st differs from the state read: write it
@@ -103,14 +105,14 @@ func planNoise(st incidentState, ev *keyEvent, d decision, lc mapping.Lifecycle,
 			p.st.ResolveAt, p.cancelResolve = time.Time{}, true
 		}
 		if p.flapStarts(fl) && d == doDuplicate {
-			p.write, p.outcome = doNote, outcomeFlapping
+			p.write, p.outcome = doActionOnly, outcomeFlapping
 		}
 	} else if d == doResolve {
 		switch {
 		case !st.FlappingSince.IsZero():
 			p.write, p.outcome = doNothing, outcomeFlapping // held open
 		case p.flapStarts(fl):
-			p.write, p.outcome = doNote, outcomeFlapping
+			p.write, p.outcome = doActionOnly, outcomeFlapping
 		case lc.ResolveDelay > 0:
 			p.write, p.outcome = doNothing, outcomeResolveDelayed
 			if st.ResolveAt.IsZero() { // a later resolve does not push the close back
@@ -169,7 +171,7 @@ func (p noisePlan) quietEnd(ev *keyEvent) noisePlan {
 		p.write = doResolve
 		p.note = "Flapping ended: the alert has been resolved without a change since " + ev.at.UTC().Format(time.RFC3339) + "; alertdesk closes this incident."
 	default:
-		p.write, p.outcome = doNote, outcomeFlappingEnded
+		p.write, p.outcome = doActionOnly, outcomeFlappingEnded
 		p.note = "Flapping ended: the alert has been firing without a change since " + ev.at.UTC().Format(time.RFC3339) + "; the incident stays open."
 	}
 	return p
@@ -222,7 +224,7 @@ func (w *Worker) applyNoise(ctx context.Context, ev *keyEvent, st *incidentState
 	out := p.outcome
 	op, writes := decisionOp[p.write]
 	switch {
-	case writes || p.write == doNote || len(openIncidents(found)) > 1:
+	case writes || p.write == doActionOnly || len(openIncidents(found)) > 1:
 		claimed := *st
 		claimed.Claim = &claim{Owner: w.opts.ID, Op: "note"}
 		if writes {
@@ -286,7 +288,7 @@ func (w *Worker) applyNoise(ctx context.Context, ev *keyEvent, st *incidentState
 // noisePerform writes plan p under the key's claim: a decision as perform
 // does (with the plan's note added to its action), or the note alone.
 func (w *Worker) noisePerform(ctx context.Context, ev *keyEvent, st *incidentState, p noisePlan, found []topdesk.Incident) (string, error) {
-	if p.write != doNote {
+	if p.write != doActionOnly {
 		out, err := w.perform(ctx, ev, st, p.write, found)
 		if _, writes := decisionOp[p.write]; !writes {
 			out = p.outcome

@@ -93,7 +93,7 @@ func TestPlanNoise(t *testing.T) {
 		{name: "flapping starts on a resolve: note, held open", st: with(open, func(st *incidentState) {
 			st.Changes = []time.Time{at(-60), at(-30)}
 		}), ev: ev(resolved, 60, ""), d: doResolve, lc: delay, fl: fl,
-			ok: true, write: doNote, outcome: outcomeFlapping, noteHas: "3 times within 1h", quietAt: at(660), started: true, record: true, wantChanges: 3,
+			ok: true, write: doActionOnly, outcome: outcomeFlapping, noteHas: "3 times within 1h", quietAt: at(660), started: true, record: true, wantChanges: 3,
 			wantState: func(st *incidentState) bool { return st.FlappingSince.Equal(at(60)) && st.ResolveAt.IsZero() }},
 		{name: "flapping starts on a reopen: the reopen carries the note", st: with(open, func(st *incidentState) {
 			st.Open, st.LastStatus, st.Changes = false, "resolved", []time.Time{at(-60), at(-30)}
@@ -102,7 +102,7 @@ func TestPlanNoise(t *testing.T) {
 		{name: "flapping starts on a firing that cancels a wait: note alone", st: with(open, func(st *incidentState) {
 			st.LastStatus, st.ResolveAt, st.Changes = "resolved", at(-1), []time.Time{at(-60), at(-30)}
 		}), ev: ev(firing, 60, ""), d: doDuplicate, lc: delay, fl: fl,
-			ok: true, write: doNote, outcome: outcomeFlapping, noteHas: "Flapping", cancel: true, quietAt: at(660), started: true, record: true, wantChanges: 3},
+			ok: true, write: doActionOnly, outcome: outcomeFlapping, noteHas: "Flapping", cancel: true, quietAt: at(660), started: true, record: true, wantChanges: 3},
 		{name: "flapping: a resolve is held", st: with(open, func(st *incidentState) {
 			st.FlappingSince, st.Changes = at(-10), []time.Time{at(-60), at(-30), at(-10)}
 		}), ev: ev(resolved, 60, ""), d: doResolve, lc: delay, fl: fl,
@@ -122,7 +122,7 @@ func TestPlanNoise(t *testing.T) {
 		{name: "quiet, firing: note, stays open", st: with(open, func(st *incidentState) {
 			st.FlappingSince, st.Changes = at(-10), []time.Time{at(-60), at(-30), at(-10)}
 		}), ev: ev(firing, -10, timerFlapQuiet), d: doDuplicate, fl: fl,
-			ok: true, write: doNote, outcome: outcomeFlappingEnded, noteHas: "stays open", ended: true, record: true},
+			ok: true, write: doActionOnly, outcome: outcomeFlappingEnded, noteHas: "stays open", ended: true, record: true},
 		{name: "quiet of an earlier change: nothing", st: with(open, func(st *incidentState) {
 			st.FlappingSince, st.Changes = at(-10), []time.Time{at(-60), at(-30), at(-10)}
 		}), ev: ev(firing, -30, timerFlapQuiet), d: doStale, fl: fl, ok: true, write: doNothing},

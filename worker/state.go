@@ -51,6 +51,14 @@ type incidentState struct {
 	ResolveAt     time.Time   `json:"resolve_at,omitzero"`
 	Changes       []time.Time `json:"changes,omitempty"`
 	FlappingSince time.Time   `json:"flapping_since,omitzero"`
+
+	// Operators (worker/observe.go): ClosedBy names who closed the
+	// incident when it was not alertdesk (ClosedAt is then TOPdesk's
+	// closedDate), ClosureCode the closure code it was closed with, and
+	// WontFix says that code is in lifecycle.wontFix.
+	ClosedBy    string `json:"closed_by,omitempty"`
+	ClosureCode string `json:"closure_code,omitempty"`
+	WontFix     bool   `json:"wont_fix,omitempty"`
 }
 
 // claim marks a TOPdesk write in progress for a key. While it is valid no

@@ -58,16 +58,6 @@ func (e *testEnv) waitHeldBack(n float64, rws ...*runningWorker) {
 	}
 }
 
-// keyState reads key's state as `alertdesk state get` does.
-func (e *testEnv) keyState(key string) KeyState {
-	e.t.Helper()
-	ks, err := ReadState(e.t.Context(), e.res.State, key, fastOptions())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return ks
-}
-
 func (e *testEnv) waitNoTimers() {
 	e.t.Helper()
 	wait.For(e.t, 10*time.Second, "no timer pending", func() bool {

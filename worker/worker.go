@@ -71,6 +71,10 @@ type Options struct {
 	Registerer prometheus.Registerer // where metrics are registered; nil = not registered
 	Now        func() time.Time      // clock [time.Now]
 
+	// SyncInterval is how often one worker reads back alertdesk's
+	// incidents changed in TOPdesk (sync.go); 0 = never (no default).
+	SyncInterval time.Duration
+
 	// Maintenance gives the maintenance windows, the ad-hoc ones included
 	// [the mapping's windows only]. A held-back event re-checks its window
 	// every MaintenanceRecheck, so that a window removed early releases it
@@ -165,6 +169,8 @@ type Worker struct {
 
 	heartbeat time.Duration
 	authErr   atomic.Pointer[string] // last credentials failure, nil while accepted
+
+	sync syncState // two-way sync with TOPdesk (sync.go)
 }
 
 // New builds a worker on provisioned resources. The mapping's names must
@@ -213,6 +219,7 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 	w.state.opTime = func(op stateOp, d time.Duration) { w.m.stateOps[op].Observe(d.Seconds()) }
 	w.fates = fatePolicy{maxDeliver: opts.MaxDeliver, redeliverMin: opts.RedeliverMin, redeliverMax: opts.RedeliverMax,
 		breakerCooldown: opts.BreakerCooldown, authRetry: opts.AuthRetry, jitter: halfJitter}
+	w.initSync(opts.Registerer)
 	return w, nil
 }
 
@@ -258,6 +265,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	bg.Go(func() { w.probe(ctx) })
 	bg.Go(func() { w.keepReconciled(ctx) })
 	bg.Go(func() { w.runTimers(ctx) })
+	bg.Go(func() { w.runSync(ctx) })
 	w.log.Info().Int("concurrency", w.opts.Concurrency).Int("handlers", handlers).Int("max_deliver", w.opts.MaxDeliver).Msg("worker started")
 
 	// A fixed pool of handlers: their stacks, grown once by template

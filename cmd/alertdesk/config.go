@@ -67,6 +67,9 @@ type config struct {
 	AuthRetry           time.Duration `envconfig:"AUTH_RETRY" default:"30s" desc:"advanced: TOPdesk probe interval while the credentials are rejected"`
 	LogLevel            string        `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn or error"`
 	LogFormat           string        `envconfig:"LOG_FORMAT" default:"json" desc:"json or console"`
+	// Two-way sync with TOPdesk (cmd/alertdesk/sync.go).
+	SyncInterval       time.Duration `envconfig:"SYNC_INTERVAL" default:"5m" desc:"how often one worker reads back alertdesk's incidents changed in TOPdesk; 0 = off"`
+	TopdeskEventsToken secret        `envconfig:"TOPDESK_EVENTS_TOKEN" desc:"bearer token for POST /v1/topdesk/events, called by a TOPdesk automated action; empty = off"`
 
 	set map[string]bool // names (without ALERTDESK_) of the variables set in the environment
 }
@@ -301,6 +304,9 @@ func (c *config) validateSettings() error {
 		if d <= 0 {
 			bad(name, "%s must be positive", d)
 		}
+	}
+	if err := c.validateSync(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

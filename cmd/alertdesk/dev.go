@@ -104,6 +104,7 @@ func cmdDev(ctx context.Context, c *cli, args []string) int {
 	err = runWorker(ctx, cfg, log, runExtras{
 		ingestOpen: open,
 		started: func(httpAddr, natsURL string) {
+			devCallback(sim, cfg, open, httpAddr)
 			nats := ""
 			if natsURL != cfg.clientNATSURL() {
 				nats = "ALERTDESK_NATS_URL=" + natsURL + " "
@@ -118,6 +119,7 @@ alertdesk dev is running. Ctrl-C stops it.
   TOPdesk simulator          %s/        <- open this page in a browser
   metrics                    http://%s/metrics
   ingest                     http://%s/v1/alerts (no token in dev)
+  TOPdesk events             http://%s/v1/topdesk/events (the simulator calls it when an operator changes an incident)
 
 Fire a sample alert, watch the incident appear, then resolve it:
 
@@ -129,7 +131,7 @@ in a file that lives as long as this process):
 
   %s
 
-`, natsURL, cfg.TopdeskURL, httpAddr, httpAddr, publish, publish, check)
+`, natsURL, cfg.TopdeskURL, httpAddr, httpAddr, httpAddr, publish, publish, check)
 		},
 	})
 	return exitCode(ctx, log, err)

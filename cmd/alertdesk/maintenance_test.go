@@ -154,7 +154,7 @@ func TestMaintenanceUsageErrors(t *testing.T) {
 // a worker that `run` starts; the alert it covers creates no incident, and
 // `state get` shows it held back by the window.
 func TestMaintenanceInTheWorker(t *testing.T) {
-	cfg, sim := simWorkerEnv(t)
+	sim, cfg := stateEnv(t, nil)
 	// From a minute ago: publish gives the event time in whole seconds.
 	from := time.Now().Add(-time.Minute).Format(time.RFC3339)
 	if code, _, errOut := runCommand(t, cmdMaintenance, "", "add", "--match", "host=db-7", "--from", from, "--for", "1h", "--reason", "disk swap"); code != 0 {

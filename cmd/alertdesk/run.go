@@ -11,6 +11,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -103,11 +104,7 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := nc.Drain(); err != nil {
-			log.Warn().Err(err).Msg("drain NATS connection")
-		}
-	}()
+	defer drainNATS(nc, cfg.ShutdownTimeout, log)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -134,6 +131,7 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 	if err := mountIngest(mux, js, m, cfg, extra.ingestOpen, log); err != nil {
 		return err
 	}
+	mountTopdeskEvents(mux, js, cfg, extra.ingestOpen, log)
 	if extra.mux != nil {
 		extra.mux(mux)
 	}
@@ -199,6 +197,29 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 	wReady := w.Ready
 	ready.Store(&wReady)
 	return w.Run(ctx)
+}
+
+// drainNATS drains nc and waits until the connection is closed, at most
+// timeout: Drain only starts the drain, and a process that exits before it
+// ends can lose the acks and naks still buffered. After the timeout the
+// connection is closed as it is.
+func drainNATS(nc *nats.Conn, timeout time.Duration, log zerolog.Logger) {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		// Closed already, or closed now because it was reconnecting.
+		log.Warn().Err(err).Msg("drain NATS connection")
+		nc.Close()
+		return
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-closed:
+	case <-t.C:
+		log.Warn().Dur("shutdown_timeout", timeout).Msg("NATS connection not drained in time; closing it")
+		nc.Close()
+	}
 }
 
 // httpReadTimeout bounds reading one request, body included: a client that
@@ -398,6 +419,7 @@ func (c *config) workerOptions(log zerolog.Logger, reg prometheus.Registerer) wo
 		ShutdownTimeout: c.ShutdownTimeout,
 		BreakerCooldown: c.BreakerCooldown,
 		AuthRetry:       c.AuthRetry,
+		SyncInterval:    c.SyncInterval,
 		Logger:          log,
 		Registerer:      reg,
 	}

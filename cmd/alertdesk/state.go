@@ -180,6 +180,9 @@ func printKeyState(w io.Writer, ks *worker.KeyState) {
 		status += " at " + stateTime(ks.ClosedAt)
 	}
 	fmt.Fprintf(tw, "status:\t%s\n", status)
+	if by := closedBy(ks); by != "" {
+		fmt.Fprintf(tw, "closed by:\t%s\n", by)
+	}
 	fmt.Fprintf(tw, "last event:\t%s %s\n", stateTime(ks.LastEvent), dlqOrDash(ks.LastStatus))
 	fmt.Fprintf(tw, "last published:\t%s\n", stateTime(ks.LastPublished))
 	fmt.Fprintf(tw, "claim:\t%s\n", claimLine(ks))
@@ -219,6 +222,25 @@ func openClosed(ks *worker.KeyState) string {
 		return "closed"
 	}
 	return "-"
+}
+
+// closedBy says who closed a closed incident: alertdesk (a resolve), or an
+// operator in TOPdesk, with the closure code and what it means.
+func closedBy(ks *worker.KeyState) string {
+	switch {
+	case ks.Open || ks.IncidentID == "":
+		return ""
+	case ks.ClosedBy == "":
+		return "alertdesk (the alert resolved)"
+	}
+	by := ks.ClosedBy + " in TOPdesk"
+	switch {
+	case ks.WontFix:
+		by += fmt.Sprintf(", closure code %s (wontFix: a later firing creates a new incident)", ks.ClosureCode)
+	case ks.ClosureCode != "":
+		by += ", closure code " + ks.ClosureCode
+	}
+	return by
 }
 
 // claimLine describes a key's claim for state get.

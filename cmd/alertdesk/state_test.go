@@ -49,10 +49,10 @@ func stateField(out, name string) string {
 	return ""
 }
 
-// simWorkerEnv points the commands at an embedded JetStream server and the
-// TOPdesk simulator, and returns the worker's configuration and the
-// simulator.
-func simWorkerEnv(t *testing.T) (*config, *topdesktest.Sim) {
+// stateEnv points a worker's settings at an embedded JetStream server and
+// the simulator, with the variables of env, and returns the simulator and
+// the settings.
+func stateEnv(t *testing.T, env map[string]string) (*topdesktest.Sim, *config) {
 	t.Helper()
 	isolateEnv(t)
 	ns := workertest.StartJetStream(t)
@@ -62,11 +62,14 @@ func simWorkerEnv(t *testing.T) (*config, *topdesktest.Sim) {
 	t.Setenv("ALERTDESK_TOPDESK_USERNAME", topdesktest.DefaultUsername)
 	t.Setenv("ALERTDESK_TOPDESK_PASSWORD", topdesktest.DefaultPassword)
 	t.Setenv("ALERTDESK_HTTP_ADDR", "127.0.0.1:0")
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
 	cfg, err := loadConfig((*config).validateWorker)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cfg, sim
+	return sim, cfg
 }
 
 // TestStateCommands: with a worker and the simulator, state get shows a
@@ -75,7 +78,7 @@ func simWorkerEnv(t *testing.T) (*config, *topdesktest.Sim) {
 // TOPdesk shows in list --claimed with its live claim; an unknown key
 // says so with exit code 1.
 func TestStateCommands(t *testing.T) {
-	cfg, sim := simWorkerEnv(t)
+	sim, cfg := stateEnv(t, nil)
 	startWorker(t, cfg, zerolog.Nop())
 
 	const key = "db-7/disk"
@@ -224,5 +227,49 @@ func TestStateUsage(t *testing.T) {
 		if code, _, errOut := runState(t, sub, "-h"); code != 0 || !strings.HasPrefix(errOut, "usage: alertdesk state "+sub) {
 			t.Errorf("state %s -h = %d %q, want 0 and the usage", sub, code, errOut)
 		}
+	}
+}
+
+// TestStateShowsOperatorClose: a worker with ALERTDESK_TOPDESK_EVENTS_TOKEN
+// serves POST /v1/topdesk/events; the simulator's automated action calls
+// it when an operator closes the incident, and state get then shows who
+// closed it, when and with which closure code.
+func TestStateShowsOperatorClose(t *testing.T) {
+	sim, cfg := stateEnv(t, map[string]string{"ALERTDESK_TOPDESK_EVENTS_TOKEN": "events-secret"})
+	addr := startWorker(t, cfg, zerolog.Nop())
+	sim.SetCallback(topdesktest.Callback{URL: "http://" + addr + "/v1/topdesk/events", Token: "events-secret"})
+
+	const key = "db-7/disk"
+	if code, _, errOut := runCommand(t, cmdPublish, "", "--key", key, "--summary", "Disk full"); code != 0 {
+		t.Fatalf("publish = %d: %s", code, errOut)
+	}
+	var number string
+	wait.For(t, 20*time.Second, "an incident", func() bool {
+		incs := sim.Incidents()
+		if len(incs) == 1 {
+			number = incs[0].Number
+		}
+		return number != ""
+	})
+	closed, err := sim.Close("ejansen", number, "Solved")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ks worker.KeyState
+	wait.For(t, 20*time.Second, "the operator's close in the state", func() bool {
+		code, out, _ := runState(t, "get", key, "--json")
+		if code != 0 {
+			return false
+		}
+		ks = stateJSONLines(t, out)[0]
+		return ks.ClosedBy != ""
+	})
+	if ks.Open || ks.ClosedBy != "Jansen, Eva" || ks.ClosureCode != "Solved" || !ks.ClosedAt.Equal(closed.ClosedDate) {
+		t.Errorf("state = %+v, want closed by Jansen, Eva at %s with Solved", ks, closed.ClosedDate)
+	}
+	code, out, _ := runState(t, "get", key)
+	if code != 0 || stateField(out, "closed by") != "Jansen, Eva in TOPdesk, closure code Solved" ||
+		stateField(out, "status") != "closed at "+closed.ClosedDate.UTC().Format(time.RFC3339) {
+		t.Errorf("state get = %d %q, want who closed it, when and how", code, out)
 	}
 }

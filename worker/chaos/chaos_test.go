@@ -2,12 +2,15 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 )
@@ -25,45 +28,77 @@ var (
 	fullScale  = scale{events: 5000, keys: 500, poison: 10, publish: 20 * time.Second}
 )
 
+// scenario is one row of the suite.
+type scenario struct {
+	name    string
+	workers int
+	cluster bool // a three-node NATS cluster with R3 streams, consumer and KV
+	small   bool // also part of the default (and -short) run
+	chaos   chaosFunc
+	// env holds ALERTDESK_* settings that replace newEnv's for this
+	// scenario, e.g. shorter durations.
+	env []string
+	// fullLoad replaces fullScale for this scenario (only the small
+	// scenarios run at small scale).
+	fullLoad *scale
+	// maxSettle, if set, bounds the time from the end of the load and the
+	// chaos until every event is settled.
+	maxSettle time.Duration
+	// audit checks from the server's acks and terminations that the
+	// workers settled every stored event (none expired or was lost).
+	audit bool
+}
+
 func TestChaos(t *testing.T) {
-	tests := []struct {
-		name    string
-		workers int
-		cluster bool // a three-node NATS cluster with R3 streams, consumer and KV
-		small   bool // also part of the default (and -short) run
-		chaos   chaosFunc
-	}{
-		{"1-kill-workers", 3, false, true, killWorkers},
-		{"2-restart-nats", 3, false, true, restartNATS},
-		{"3-cluster-node-loss", 3, true, false, killClusterNodes},
-		{"4-topdesk-outage", 3, false, true, topdeskOutage},
-		{"5-topdesk-faults", 3, false, false, topdeskFaults},
-		{"6-credentials-revoked", 3, false, false, revokeCredentials},
-		{"7-rolling-sigterm", 3, false, false, rollingRestart},
+	tests := []scenario{
+		{name: "1-kill-workers", workers: 3, small: true, chaos: killWorkers},
+		{name: "2-restart-nats", workers: 3, small: true, chaos: restartNATS},
+		{name: "3-cluster-node-loss", workers: 3, cluster: true, chaos: killClusterNodes},
+		{name: "4-topdesk-outage", workers: 3, small: true, chaos: topdeskOutage},
+		{name: "5-topdesk-faults", workers: 3, chaos: topdeskFaults},
+		{name: "6-credentials-revoked", workers: 3, chaos: revokeCredentials},
+		// A message a stopping worker does not hand back returns only after
+		// the ack wait; with 60s, more than the settling takes, such a
+		// message makes maxSettle fail.
+		{name: "7-rolling-sigterm", workers: 3, chaos: rollingRestart,
+			env: []string{"ALERTDESK_ACK_WAIT=60s"}, maxSettle: 15 * time.Second},
+		{name: "8-cluster-kv-leader", workers: 3, cluster: true, chaos: killKVLeader},
+		{name: "9-week-outage", workers: 3, chaos: weekOutage, env: weekOutageEnv,
+			fullLoad: &weekOutageLoad, audit: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sc, timeout := smallScale, 90*time.Second
 			if *fullFlag {
 				sc, timeout = fullScale, 5*time.Minute
+				if tc.fullLoad != nil {
+					sc = *tc.fullLoad
+				}
 			} else if !tc.small {
 				t.Skip("runs with -chaos.full (make chaos)")
 			}
-			runScenario(t, tc.name, tc.workers, tc.cluster, sc, timeout, tc.chaos)
+			runScenario(t, tc, sc, timeout)
 		})
 	}
 }
 
 // runScenario starts the system, publishes a generated load while chaos
 // runs, waits until every event is settled and checks TOPdesk and the DLQ.
-func runScenario(t *testing.T, name string, workers int, cluster bool, sc scale, timeout time.Duration, chaos chaosFunc) {
+func runScenario(t *testing.T, tc scenario, sc scale, timeout time.Duration) {
 	seed := *seedFlag
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
 	t.Logf("seed %d (rerun with -chaos.seed=%d)", seed, seed)
 	p := generate(seed, sc)
-	e := newEnv(t, workers, cluster)
+	e := newEnv(t, tc.workers, tc.cluster, tc.env)
+	var audit *settlements
+	if tc.audit {
+		var err error
+		if audit, err = e.watchSettlements(); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	start := time.Now()
 	stop, stopChaos := context.WithCancel(t.Context())
@@ -74,7 +109,7 @@ func runScenario(t *testing.T, name string, workers int, cluster bool, sc scale,
 	}
 	chaosDone := make(chan chaosResult, 1)
 	go func() {
-		desc, err := chaos(stop, e, rand.New(rand.NewPCG(seed, 1)))
+		desc, err := tc.chaos(stop, e, rand.New(rand.NewPCG(seed, 1)))
 		chaosDone <- chaosResult{desc, err}
 	}()
 	retries, pubErr := publish(t.Context(), e.js, p, sc.publish)
@@ -86,20 +121,35 @@ func runScenario(t *testing.T, name string, workers int, cluster bool, sc scale,
 	if cr.err != nil {
 		t.Fatalf("chaos: %v", cr.err)
 	}
+	loadEnd := time.Now()
 	prog := e.waitDone(timeout)
 	wall := time.Since(start)
+	settle := time.Since(loadEnd)
 	// The input stream is a work queue: it stored every event once (its
 	// last sequence) and removes each once it is settled.
 	if prog.lastSeq != uint64(len(p.pubs)) {
 		t.Errorf("stream stored %d messages, want the %d published", prog.lastSeq, len(p.pubs))
 	}
+	var settleDesc, auditDesc string
+	if tc.maxSettle > 0 {
+		settleDesc = fmt.Sprintf("all settled %s after the load", settle.Round(100*time.Millisecond))
+		if settle > tc.maxSettle {
+			t.Errorf("events settled %s after the load and the chaos ended, want at most %s: some waited for the ack wait", settle, tc.maxSettle)
+		}
+	}
+	if audit != nil {
+		var err error
+		if auditDesc, err = e.checkSettlements(audit, prog.lastSeq, len(p.poison)); err != nil {
+			t.Error(err)
+		}
+	}
 	v := e.check(p)
 	e.report(summary{
-		scenario: name,
+		scenario: tc.name,
 		alerts:   len(p.pubs),
 		v:        v,
 		wall:     wall,
-		chaos: joinNonEmpty(cr.desc,
+		chaos: joinNonEmpty(cr.desc, settleDesc, auditDesc,
 			nonZero("publish retries", retries), nonZero("no incident (resolve overtook)", v.noIncident),
 			e.topdeskStats()),
 	})
@@ -186,57 +236,189 @@ func restartNATS(stop context.Context, e *env, rng *rand.Rand) (string, error) {
 func killClusterNodes(stop context.Context, e *env, rng *rand.Rand) (string, error) {
 	defer slowIncidents(e)()
 	var killed []string
-	bounce := func(ns *natsServer) error {
-		if err := ns.p.kill(); err != nil {
-			return err
-		}
-		killed = append(killed, ns.name)
-		if err := waitUntil(e.t.Context(), time.Now().Add(2*time.Second)); err != nil {
-			return err
-		}
-		if err := ns.start(e.t.Context()); err != nil {
-			return fmt.Errorf("restart %s: %w", ns.name, err)
-		}
-		return nil
-	}
 	if pause(stop, rng, time.Second, 2*time.Second) {
-		if err := bounce(e.nats[rng.IntN(len(e.nats))]); err != nil {
+		ns := e.nats[rng.IntN(len(e.nats))]
+		if err := e.bounce(ns); err != nil {
 			return "", err
 		}
+		killed = append(killed, ns.name)
 	}
 	if pause(stop, rng, time.Second, 2*time.Second) {
-		leader, err := e.streamLeader(30 * time.Second)
+		leader, err := e.leader(30*time.Second, streamName, "")
 		if err != nil {
 			return "", err
 		}
-		if err := bounce(leader); err != nil {
+		if err := e.bounce(leader); err != nil {
 			return "", err
 		}
+		killed = append(killed, leader.name)
 	}
 	return fmt.Sprintf("SIGKILLed and restarted %s (the last one the stream leader)", strings.Join(killed, ", ")), nil
 }
 
-// streamLeader polls until the input stream reports a leader, and returns
-// that node.
-func (e *env) streamLeader(timeout time.Duration) (*natsServer, error) {
-	ctx, cancel := context.WithTimeout(e.t.Context(), timeout)
+// bounce SIGKILLs a cluster node and restarts it on the same store two
+// seconds later.
+func (e *env) bounce(ns *natsServer) error {
+	if err := ns.p.kill(); err != nil {
+		return err
+	}
+	if err := waitUntil(e.t.Context(), time.Now().Add(2*time.Second)); err != nil {
+		return err
+	}
+	if err := ns.start(e.t.Context()); err != nil {
+		return fmt.Errorf("restart %s: %w", ns.name, err)
+	}
+	return nil
+}
+
+// kvStream is the stream behind the workers' state bucket (its default
+// name, alertdesk_incidents).
+const kvStream = "KV_alertdesk_incidents"
+
+// killKVLeader SIGKILLs the node that leads the state bucket, and only
+// that: when the bucket's leader is also the leader of the input stream or
+// of the consumer, the bucket's leadership is first moved (a stepdown with
+// a preferred node) to a node that leads neither. The node is restarted on
+// its store two seconds later; then all that once more.
+func killKVLeader(stop context.Context, e *env, rng *rand.Rand) (string, error) {
+	defer slowIncidents(e)()
+	var killed []string
+	moved := 0
+	for range 2 {
+		if !pause(stop, rng, time.Second, 2*time.Second) {
+			break
+		}
+		ns, didMove, err := e.isolateKVLeader(30 * time.Second)
+		if err != nil {
+			return "", err
+		}
+		if didMove {
+			moved++
+		}
+		if err := e.bounce(ns); err != nil {
+			return "", err
+		}
+		killed = append(killed, ns.name)
+	}
+	if len(killed) == 0 {
+		return "no kill (publishing ended first)", nil
+	}
+	return fmt.Sprintf("SIGKILLed and restarted the %s leader %s (leading neither %s nor its consumer; stepped down to it first in %d of %d kills)",
+		kvStream, strings.Join(killed, ", then "), streamName, moved, len(killed)), nil
+}
+
+// isolateKVLeader returns the node leading the state bucket's stream after
+// making sure it leads neither the input stream nor the consumer; moved
+// says whether the bucket's leadership had to be moved for that.
+func (e *env) isolateKVLeader(timeout time.Duration) (ns *natsServer, moved bool, err error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		sl, err := e.leader(time.Until(deadline), streamName, "")
+		if err != nil {
+			return nil, moved, err
+		}
+		cl, err := e.leader(time.Until(deadline), streamName, consumerName)
+		if err != nil {
+			return nil, moved, err
+		}
+		kl, err := e.leader(time.Until(deadline), kvStream, "")
+		if err != nil {
+			return nil, moved, err
+		}
+		if kl != sl && kl != cl {
+			return kl, moved, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, moved, fmt.Errorf("could not move the leader of %s away from the leaders of %s (%s) and its consumer (%s)", kvStream, streamName, sl.name, cl.name)
+		}
+		// The node that leads neither; with both on one node, either other.
+		var target *natsServer
+		for _, n := range e.nats {
+			if n != sl && n != cl && n != kl {
+				target = n
+				break
+			}
+		}
+		if err := e.stepDown(kvStream, target.name); err != nil {
+			e.t.Logf("stepdown of %s to %s: %v", kvStream, target.name, err)
+		}
+		moved = true
+		if err := waitUntil(e.t.Context(), time.Now().Add(500*time.Millisecond)); err != nil {
+			return nil, moved, err
+		}
+	}
+}
+
+// stepDown asks the leader of stream to step down in favour of the node
+// named preferred.
+func (e *env) stepDown(stream, preferred string) error {
+	req, err := json.Marshal(map[string]any{"placement": map[string]string{"preferred": preferred}})
+	if err != nil {
+		return err
+	}
+	msg, err := e.js.Conn().Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, req, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("stepdown %s: %w", stream, err)
+	}
+	var resp struct {
+		Success bool `json:"success"`
+		Error   *struct {
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return fmt.Errorf("stepdown %s: %w", stream, err)
+	}
+	if !resp.Success {
+		if resp.Error != nil {
+			return fmt.Errorf("stepdown %s: %s", stream, resp.Error.Description)
+		}
+		return fmt.Errorf("stepdown %s: not done", stream)
+	}
+	return nil
+}
+
+// leader polls until the stream (or its consumer, if consumer is set)
+// reports a known leader, and returns that node.
+func (e *env) leader(timeout time.Duration, stream, consumer string) (*natsServer, error) {
+	what := "stream " + stream
+	if consumer != "" {
+		what = "consumer " + consumer + " of " + what
+	}
+	ctx, cancel := context.WithTimeout(e.t.Context(), max(timeout, time.Second))
 	defer cancel()
 	var lastErr error
 	for {
 		ictx, icancel := context.WithTimeout(ctx, 2*time.Second)
-		s, err := e.js.Stream(ictx, streamName)
+		ci, err := clusterInfo(ictx, e.js, stream, consumer)
 		icancel()
 		if err == nil {
-			if ci := s.CachedInfo().Cluster; ci != nil && e.node(ci.Leader) != nil {
+			if ci != nil && e.node(ci.Leader) != nil {
 				return e.node(ci.Leader), nil
 			}
-			err = fmt.Errorf("stream %s reports no known leader", streamName)
+			err = fmt.Errorf("%s reports no known leader", what)
 		}
 		lastErr = err
 		if werr := waitUntil(ctx, time.Now().Add(200*time.Millisecond)); werr != nil {
-			return nil, fmt.Errorf("find the leader of stream %s: %w", streamName, lastErr)
+			return nil, fmt.Errorf("find the leader of %s: %w", what, lastErr)
 		}
 	}
+}
+
+// clusterInfo returns the cluster part of a stream's or consumer's info.
+func clusterInfo(ctx context.Context, js jetstream.JetStream, stream, consumer string) (*jetstream.ClusterInfo, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	if consumer == "" {
+		return s.CachedInfo().Cluster, nil
+	}
+	c, err := s.Consumer(ctx, consumer)
+	if err != nil {
+		return nil, err
+	}
+	return c.CachedInfo().Cluster, nil
 }
 
 // topdeskOutage answers 503 to every TOPdesk request for a stretch.
@@ -315,5 +497,6 @@ func rollingRestart(stop context.Context, e *env, rng *rand.Rand) (string, error
 			return "", err
 		}
 	}
-	return fmt.Sprintf("SIGTERMed and restarted %d workers", e.workers.signals), nil
+	return fmt.Sprintf("SIGTERMed and restarted %d workers (each exited 0, the slowest %s after its SIGTERM)",
+		e.workers.signals, e.workers.longestStop.Round(10*time.Millisecond)), nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -206,6 +207,8 @@ type workerSet struct {
 	starts  []int
 	kills   int
 	signals int
+	// longestStop is the longest time from a SIGTERM to the exit.
+	longestStop time.Duration
 }
 
 func (w *workerSet) logPath(i int) string {
@@ -246,6 +249,18 @@ func (w *workerSet) kill(i int) error {
 	return nil
 }
 
+// setting returns the value of the workers' environment variable name (the
+// last one set), "" if unset.
+func (w *workerSet) setting(name string) string {
+	v := ""
+	for _, kv := range w.env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == name {
+			v = val
+		}
+	}
+	return v
+}
+
 // count returns how many worker slots there are.
 func (w *workerSet) count() int {
 	w.mu.Lock()
@@ -255,9 +270,12 @@ func (w *workerSet) count() int {
 
 // terminate SIGTERMs worker i and waits for its graceful stop.
 func (w *workerSet) terminate(i int, grace time.Duration) error {
+	start := time.Now()
 	err := w.proc(i).terminate(grace)
+	took := time.Since(start)
 	w.mu.Lock()
 	w.signals++
+	w.longestStop = max(w.longestStop, took)
 	w.mu.Unlock()
 	return err
 }
@@ -293,6 +311,7 @@ type env struct {
 	t       *testing.T
 	nats    []*natsServer // one, or the nodes of a cluster
 	sim     *topdesktest.Sim
+	topdesk *simServer // serves sim
 	workers *workerSet
 	js      jetstream.JetStream
 }
@@ -307,13 +326,18 @@ const (
 
 // newEnv starts nats-server (a three-node cluster with cluster set), the
 // simulator and n workers, and waits until the workers have provisioned the
-// stream and consumer.
-func newEnv(t *testing.T, n int, cluster bool) *env {
+// stream and consumer. extra are ALERTDESK_* settings (NAME=value) that
+// replace the workers' defaults below.
+func newEnv(t *testing.T, n int, cluster bool, extra []string) *env {
 	t.Helper()
 	bins := needBinaries(t)
 	dir := t.TempDir()
 	e := &env{t: t}
-	e.sim = topdesktest.Start(t, topdesktest.Options{})
+	var err error
+	if e.topdesk, err = serveSim(t); err != nil {
+		t.Fatal(err)
+	}
+	e.sim = e.topdesk.sim
 
 	t.Cleanup(func() {
 		for _, ns := range e.nats {
@@ -348,6 +372,8 @@ func newEnv(t *testing.T, n int, cluster bool) *env {
 		"ALERTDESK_AUTH_RETRY=300ms",
 		"ALERTDESK_MAX_DELIVER=20",
 	)}
+	// exec uses the last value of a variable that is set twice.
+	e.workers.env = append(e.workers.env, extra...)
 	t.Cleanup(func() {
 		e.workers.stopAll()
 		if t.Failed() {
@@ -454,6 +480,66 @@ func (e *env) waitProvisioned() {
 			e.t.Fatalf("workers did not provision consumer %s: %v", consumerName, err)
 		case <-tick.C:
 		}
+	}
+}
+
+// simServer serves the simulator on a fixed loopback port; it can stop
+// listening, so that connections are refused, and listen again.
+type simServer struct {
+	t    *testing.T
+	sim  *topdesktest.Sim
+	addr string
+	mu   sync.Mutex
+	srv  *http.Server // nil while refusing
+}
+
+// serveSim starts a simulator on a free port. The test's cleanup stops it.
+func serveSim(t *testing.T) (*simServer, error) {
+	s := &simServer{t: t, sim: topdesktest.New(topdesktest.Options{}), addr: "127.0.0.1:0"}
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	s.sim.SetURL("http://" + s.addr)
+	t.Cleanup(s.refuse)
+	return s, nil
+}
+
+// listen serves on s.addr (a free port the first time), retrying for a
+// few seconds while the port is not yet free again.
+func (s *simServer) listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return nil
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ln, err := net.Listen("tcp", s.addr)
+		if err == nil {
+			s.addr = ln.Addr().String()
+			// Requests waiting on a Delay fault end with the test.
+			ctx := s.t.Context()
+			s.srv = &http.Server{Handler: s.sim, BaseContext: func(net.Listener) context.Context { return ctx }}
+			go s.srv.Serve(ln) //nolint:errcheck // ends with ErrServerClosed when refuse closes it
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("simulator: listen on %s: %w", s.addr, err)
+		}
+		if werr := waitUntil(s.t.Context(), time.Now().Add(100*time.Millisecond)); werr != nil {
+			return werr
+		}
+	}
+}
+
+// refuse closes the listener and every connection: TOPdesk refuses
+// connections until listen.
+func (s *simServer) refuse() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		_ = s.srv.Close() // the error is the listener's; the server is closed either way
+		s.srv = nil
 	}
 }
 
