@@ -47,6 +47,9 @@ type Alert struct {
 	StartsAt    time.Time
 	EndsAt      time.Time
 	Timestamp   time.Time
+	// GroupKey is the Alertmanager (or Grafana) group key of the
+	// notification the alert came in, for group: {alertmanager: true}.
+	GroupKey string
 }
 
 // EventTime returns the time that orders events of one key: Timestamp when
@@ -356,8 +359,9 @@ func DecodeGrafana(data []byte, opts DecodeOptions) ([]Alert, error) {
 // not read are ignored.
 func decodeWebhook(payload jsontext.Value) ([]Alert, error) {
 	var hook struct {
-		Version string         `json:"version"`
-		Alerts  []webhookAlert `json:"alerts"`
+		Version  string         `json:"version"`
+		Alerts   []webhookAlert `json:"alerts"`
+		GroupKey string         `json:"groupKey"`
 	}
 	if err := json.Unmarshal(payload, &hook); err != nil {
 		return nil, invalidf("webhook: %s", jsonProblem(err))
@@ -375,6 +379,7 @@ func decodeWebhook(payload jsontext.Value) ([]Alert, error) {
 		if err != nil {
 			return nil, invalidf("%s webhook: alerts[%d].%s", source, i, err)
 		}
+		a.GroupKey = hook.GroupKey
 		out = append(out, a)
 	}
 	return out, nil
@@ -446,6 +451,7 @@ type wireAlert struct {
 	StartsAt    string            `json:"startsAt,omitempty"`
 	EndsAt      string            `json:"endsAt,omitempty"`
 	Timestamp   string            `json:"timestamp,omitempty"`
+	GroupKey    string            `json:"groupKey,omitempty"`
 }
 
 // alert checks w and returns it as an Alert. Its errors name the field and
@@ -454,6 +460,7 @@ func (w *wireAlert) alert(statusOptional bool) (Alert, error) {
 	a := Alert{
 		Key: w.Key, Fingerprint: w.Fingerprint, Status: w.Status, Severity: w.Severity,
 		Summary: w.Summary, Description: w.Description, Source: w.Source, URL: w.URL,
+		GroupKey: w.GroupKey,
 	}
 	if w.Status != "" || !statusOptional {
 		if _, err := parseStatus(string(w.Status)); err != nil {
@@ -494,7 +501,7 @@ func Encode(a *Alert) ([]byte, error) {
 			return nil, invalidf("time %s is outside the years 0-9999", t)
 		}
 	}
-	for _, s := range []string{a.Key, a.Fingerprint, a.Severity, a.Summary, a.Description, a.Source, a.URL} {
+	for _, s := range []string{a.Key, a.Fingerprint, a.Severity, a.Summary, a.Description, a.Source, a.URL, a.GroupKey} {
 		if !utf8.ValidString(s) {
 			return nil, invalidf("text is not valid UTF-8")
 		}
@@ -511,6 +518,7 @@ func Encode(a *Alert) ([]byte, error) {
 		Summary: a.Summary, Description: a.Description, Source: a.Source, URL: a.URL,
 		Labels: a.Labels, Annotations: a.Annotations,
 		StartsAt: formatTime(a.StartsAt), EndsAt: formatTime(a.EndsAt), Timestamp: formatTime(a.Timestamp),
+		GroupKey: a.GroupKey,
 	}
 	b, err := json.Marshal(&w, json.Deterministic(true))
 	if err != nil {

@@ -76,12 +76,13 @@ func TestDecode(t *testing.T) {
 					Description: "Only 3% left", Source: "alertmanager", URL: "http://prom/graph",
 					Labels:      map[string]string{"alertname": "DiskFull", "severity": "critical", "instance": "db-7"},
 					Annotations: map[string]string{"summary": "Disk full", "description": "Only 3% left"},
-					StartsAt:    mustTime(t, "2026-11-22T10:00:00Z"),
+					StartsAt:    mustTime(t, "2026-11-22T10:00:00Z"), GroupKey: "{}:{}",
 				},
 				{
 					Fingerprint: "f2", Status: mapping.StatusResolved, Summary: "HostDown", Source: "alertmanager",
 					Labels:   map[string]string{"alertname": "HostDown"},
 					StartsAt: mustTime(t, "2026-11-22T09:00:00Z"), EndsAt: mustTime(t, "2026-11-22T09:30:00Z"),
+					GroupKey: "{}:{}",
 				},
 			},
 		},
@@ -356,6 +357,9 @@ func TestDecodeGrafana(t *testing.T) {
 			Annotations: map[string]string{"summary": "app-3 does not answer"},
 			StartsAt:    mustTime(t, "2026-11-22T08:00:00Z"), EndsAt: mustTime(t, "2026-11-22T08:40:00Z"),
 		},
+	}
+	for i := range want {
+		want[i].GroupKey = `{}/{}:{alertname="Disk almost full"}` // the notification's
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("DecodeGrafana mismatch (-want +got):\n%s", diff)

@@ -104,7 +104,7 @@ func ExampleLoad() {
 	_, err := mapping.Load([]byte("incident:\n  entryType: Monitoring\n  categroy: Servers\n"))
 	fmt.Println(err)
 	// Output:
-	// line 3: incident.categroy: unknown key (known keys: briefDescription, request, caller, callerLookup, status, entryType, callType, category, subcategory, operatorGroup, operator, duration)
+	// line 3: incident.categroy: unknown key (known keys: briefDescription, request, caller, callerLookup, status, entryType, callType, category, subcategory, operatorGroup, operator, duration, object)
 }
 
 func ExampleMapping_Decode() {

@@ -51,6 +51,9 @@ type file struct {
 	Routes    []routeFile          `yaml:"routes"`
 	Status    statusFile           `yaml:"status"`
 	Flapping  flappingFile         `yaml:"flapping"` // noise control (noise.go)
+	// updates.fields, updates.repeat (mapping/updates.go)
+	Updates updatesFile `yaml:"updates"`
+	Group   groupFile   `yaml:"group"` // grouping
 	// Maintenance windows (noise control; mapping/maintenance.go).
 	Maintenance []maintenanceFile `yaml:"maintenance"`
 }
@@ -84,6 +87,8 @@ type incidentFile struct {
 	CallerLookup     lookupFile `yaml:"callerLookup"`
 	Status           string     `yaml:"status"`
 	fieldsFile       `yaml:",inline"`
+	// Object is the object (asset) name template (mapping/updates.go).
+	Object string `yaml:"object"`
 }
 
 type callerFile struct {
@@ -129,6 +134,9 @@ type routeFile struct {
 	Severity string            `yaml:"severity"`
 	Source   string            `yaml:"source"`
 	Incident fieldsFile        `yaml:"incident"`
+	// grouping: the route's group and storm rule
+	Group         groupFile `yaml:"group"`
+	MajorIncident majorFile `yaml:"majorIncident"`
 }
 
 // load parses data; keys it omits come from base (nil: nothing). It decodes
@@ -289,6 +297,8 @@ func (f *file) Validate(v *validator, m *Mapping) {
 	f.validateMaintenance(v, m)
 	f.validateNoise(v, m)
 	f.validateOperators(v, m)
+	f.validateUpdates(v, m)
+	f.validateGroup(v, m)
 	switch {
 	case m.brief == nil:
 		v.addf("incident.briefDescription", "is required")
@@ -476,6 +486,10 @@ func (f *file) validateRoutes(v *validator, m *Mapping) {
 			source:   v.name(join(path, "source"), rf.Source),
 		}
 		in := join(path, "incident")
+		if r.group, r.major = v.routeGroup(path, &rf); !v.has(in) && (r.group != nil || r.major != nil) {
+			m.routes = append(m.routes, r) // grouping: a route may set only group or majorIncident
+			continue
+		}
 		if !v.has(in) {
 			v.addf(in, "is required: the fields this route sets")
 			continue
@@ -661,6 +675,8 @@ var fileTypes = map[string]reflect.Type{
 	"fieldsFile": reflect.TypeFor[fieldsFile](), "callerFile": reflect.TypeFor[callerFile](),
 	"lookupFile": reflect.TypeFor[lookupFile](), "statusFile": reflect.TypeFor[statusFile](),
 	"flappingFile": reflect.TypeFor[flappingFile](), // noise control (noise.go)
+	"updatesFile":  reflect.TypeFor[updatesFile](), "repeatFile": reflect.TypeFor[repeatFile](),
+	"groupFile": reflect.TypeFor[groupFile](), "majorFile": reflect.TypeFor[majorFile](),
 	// Maintenance windows (mapping/maintenance.go).
 	"maintenanceFile": reflect.TypeFor[maintenanceFile](),
 }

@@ -83,6 +83,12 @@ type Mapping struct {
 	status    *statusRule // nil: events carry their status
 	flapping  Flapping    // noise control (noise.go); off when the file has no flapping key
 
+	// What an update may write, and the object link (mapping/updates.go).
+	updates Updates
+	object  executor // text/template of incident.object; nil = none
+
+	group *grouping // grouping: the top-level group; nil = none
+
 	// maintenance are the mapping's maintenance windows (mapping/maintenance.go).
 	maintenance maintenance.Windows
 }
@@ -113,6 +119,10 @@ type route struct {
 	source   string // exact; empty = any
 	set      fields
 	result   fields // the mapping's fields after apply, set once loaded
+
+	// grouping: the route's group (nil = the top level's) and storm rule
+	group *grouping
+	major *MajorIncident
 }
 
 // matches reports whether a satisfies every condition of r.

@@ -82,6 +82,11 @@ type templateData struct {
 //     reopenStatus, the firing briefDescription, the severity's fields and the
 //     reopen action.
 //
+// An update, resolve or reopen writes only the fields updates.fields lists
+// (by default all of briefDescription, priority, impact and urgency); a
+// create also carries the object (incident.object) by name, when the
+// mapping names one and it renders non-empty.
+//
 // briefDescription and caller.dynamicName are plain text, put on one line and
 // cut to TOPdesk's limits on a character boundary with a trailing "…". The
 // request and action texts are html/template output: template text is
@@ -141,6 +146,9 @@ func (m *Mapping) Render(a *Alert, key string, op Op) (*Rendered, error) {
 		r.Duration = ref(f.Duration)
 		setLevel()
 		r.ProcessingStatus = ref(lc.OpenStatus)
+		if r.Object, err = m.objectRef(d); err != nil {
+			return nil, err
+		}
 	case OpUpdate:
 		r.BriefDescription = firing
 		setLevel()
@@ -163,6 +171,9 @@ func (m *Mapping) Render(a *Alert, key string, op Op) (*Rendered, error) {
 		r.ProcessingStatus = ref(lc.ReopenStatus)
 		setLevel()
 	}
+	if op != OpCreate {
+		m.updates.filterUpdate(r) // updates.fields
+	}
 
 	if t := m.actions[op]; t != nil {
 		text, err := execute(t, d)
@@ -182,6 +193,9 @@ func (m *Mapping) Render(a *Alert, key string, op Op) (*Rendered, error) {
 // to TOPdesk's limit. A current that already starts with the prefix is kept,
 // so that a repeated resolve does not stack prefixes.
 func (m *Mapping) ResolvedBrief(current string) string {
+	if !m.updates.Writes(FieldBriefDescription) {
+		return "" // updates.fields leaves the brief description alone
+	}
 	p := m.lifecycle.ResolvedPrefix
 	if p != "" && strings.HasPrefix(current, p) {
 		return truncate(current, MaxBriefDescription)

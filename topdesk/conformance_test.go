@@ -116,6 +116,9 @@ func maximalRequest() *IncidentRequest {
 		Completed:                &yes,
 		Closed:                   &yes,
 		ClosureCode:              ref("Solved"),
+		Object:                   &Ref{ID: "33333333-3333-3333-3333-333333333333"},
+		MajorCall:                &yes,
+		MajorCallObject:          &Ref{ID: "33333333-3333-3333-3333-333333333333"},
 	}
 }
 

@@ -66,6 +66,12 @@ type IncidentRequest struct {
 	Completed                *bool         `json:"completed,omitempty"`
 	Closed                   *bool         `json:"closed,omitempty"`
 	ClosureCode              *Ref          `json:"closureCode,omitempty"`
+	// Object links the incident to an object (asset), by id.
+	Object *Ref `json:"object,omitempty"`
+	// MajorCall marks a new incident as a major call; MajorCallObject
+	// links an incident to one (by id).
+	MajorCall       *bool `json:"majorCall,omitempty"`
+	MajorCallObject *Ref  `json:"majorCallObject,omitempty"`
 }
 
 // Incident is the part of TOPdesk's incident read model that alertdesk uses.
@@ -89,6 +95,11 @@ type Incident struct {
 	// Two-way sync: how an operator closed it, and who changed it last.
 	ClosureCode *Ref `json:"closureCode,omitempty"`
 	Modifier    *Ref `json:"modifier,omitempty"`
+	// The fields an update may write besides priority (updates.fields),
+	// and the linked object.
+	Impact  *Ref `json:"impact,omitempty"`
+	Urgency *Ref `json:"urgency,omitempty"`
+	Object  *Ref `json:"object,omitempty"`
 }
 
 // Time is a TOPdesk timestamp. TOPdesk writes "2024-05-20T10:00:00.000+0000"

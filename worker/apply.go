@@ -27,6 +27,7 @@ type keyEvent struct {
 	// Noise control (noise.go): the due timer this event stands for ("" =
 	// an alert event), and a note added to the action of its write.
 	timer, note string
+	member      string // grouping: the alert's own key when key is its group's
 }
 
 // newEvent prepares an alert published at published. An event time further
@@ -39,6 +40,7 @@ func (w *Worker) newEvent(a *mapping.Alert, published time.Time) (keyEvent, erro
 		return keyEvent{}, err
 	}
 	ev := keyEvent{alert: a, key: key, ext: mapping.ExternalNumber(key), at: a.EventTime(published), published: published}
+	w.grouped(&ev)
 	if ev.at.Sub(published) > w.mapping.Lifecycle().MaxClockAhead {
 		ev.at = published
 		w.m.clamped.Inc()
@@ -62,7 +64,8 @@ const (
 	doUpdate
 	doResolve
 	doReopen
-	doNote // an action only, on an incident an operator closed (observe.go)
+	doNote   // an action only, on an incident an operator closed (observe.go)
+	doRepeat // a duplicate that adds a still-firing action (fields.go)
 )
 
 var decisionOp = map[decision]mapping.Op{
@@ -71,6 +74,7 @@ var decisionOp = map[decision]mapping.Op{
 	doResolve: mapping.OpResolve,
 	doReopen:  mapping.OpReopen,
 	doNote:    mapping.OpUpdate,
+	doRepeat:  mapping.OpUpdate,
 }
 
 var decisionOutcome = map[decision]string{
@@ -82,6 +86,7 @@ var decisionOutcome = map[decision]string{
 	doResolve:   outcomeClosed,
 	doReopen:    outcomeReopened,
 	doNote:      outcomeUpdated,
+	doRepeat:    outcomeUpdated,
 }
 
 // order compares two events of a key: by event time, and at equal time a
@@ -99,6 +104,9 @@ func order(at time.Time, status string, at2 time.Time, status2 string) int {
 // decide is the lifecycle table and the order of events of PRODUCT.md for
 // an event, given its key's state.
 func decide(st *incidentState, ev *keyEvent, lc mapping.Lifecycle) decision {
+	if ev.member != "" {
+		return decideMember(st, ev, lc)
+	}
 	status := string(ev.alert.Status)
 	if !st.LastEvent.IsZero() {
 		switch c := order(ev.at, status, st.LastEvent, st.LastStatus); {
@@ -205,6 +213,7 @@ func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string
 
 	// Decide.
 	d := operatorPolicy(&st, &ev, &lc, decide(&st, &ev, lc))
+	d = w.stillFiring(&st, &ev, d, fresh) // updates.repeat (fields.go)
 	if out, done, err := w.suppress(ctx, &st, &ev, d, rev); done {
 		return out, st.Number, err
 	}
@@ -256,6 +265,7 @@ func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string
 func (w *Worker) applied(st *incidentState, ev *keyEvent) {
 	st.LastEvent, st.LastStatus, st.LastPublished = ev.at, string(ev.alert.Status), ev.published
 	st.Uncertain, st.SentAt = false, time.Time{}
+	memberApplied(st, ev)
 }
 
 // release gives the claim up after a failed write. A write whose outcome
@@ -324,6 +334,9 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 	if err != nil {
 		return "", err
 	}
+	if err := w.groupRequest(ctx, ev, st, d, &r.Request); err != nil {
+		return "", err
+	}
 	if op == mapping.OpResolve && r.Request.BriefDescription == "" && st.Brief != "" {
 		// A resolve without a summary keeps the incident's own brief
 		// description, with the resolved prefix.
@@ -334,6 +347,9 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 	}
 	w.mapping.Note(&r.Request, ev.note) // noise control: noise.go
 	if err := w.names.Apply(ctx, &r.Request); err != nil {
+		return "", err
+	}
+	if err := w.fieldsBefore(ctx, ev, st, d, &r.Request); err != nil { // fields.go
 		return "", err
 	}
 	var inc *topdesk.Incident
@@ -371,6 +387,7 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 		st.Brief = r.Request.BriefDescription
 	}
 	w.afterWrite(st, d, inc)
+	w.fieldsAfter(st, d, ev, inc, &r.Request) // fields.go
 	return decisionOutcome[d], nil
 }
 

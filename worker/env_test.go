@@ -198,6 +198,16 @@ func (e *testEnv) incidentsFor(key string) []topdesktest.Incident {
 }
 
 // writes counts the simulator's create/update requests.
+// only returns the one incident of key.
+func (e *testEnv) only(key string) topdesktest.Incident {
+	e.t.Helper()
+	incs := e.incidentsFor(key)
+	if len(incs) != 1 {
+		e.t.Fatalf("got %d incidents for %s, want 1", len(incs), key)
+	}
+	return incs[0]
+}
+
 func (e *testEnv) writes() (creates, updates int) {
 	for _, r := range e.sim.Requests() {
 		switch r.Method {

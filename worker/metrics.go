@@ -38,6 +38,11 @@ type metrics struct {
 	stateOps           map[stateOp]prometheus.Observer
 	// Noise control (noise.go).
 	flapStarted, flapEnded prometheus.Counter
+
+	fields fieldsMetrics // fields.go
+
+	// grouping
+	majorCalls, stormLinked prometheus.Counter
 }
 
 // outcome is the events counter of outcome o.
@@ -110,6 +115,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "alertdesk_timers_pending",
 		Help: "Durable timers stored (resolve delay, flap quiet, maintenance-window end), due or not yet due.",
 	})
+	m.fields = newFieldsMetrics()
 	m.authOK.Set(1)
 	m.outcomes = make(map[string]prometheus.Counter)
 	for _, o := range []string{outcomeCreated, outcomeUpdated, outcomeClosed, outcomeReopened, outcomeDuplicate, outcomeStale, outcomeDeadLettered, outcomeRetried} {
@@ -126,7 +132,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.events, m.topdeskRequests, m.topdeskLatency, m.stateLatency, m.dlq, m.inFlight, m.endToEnd,
 			m.breakerOpen, m.authOK, m.pending, m.ackPending, m.clamped, m.duplicatesRepaired, m.timersPending)
+		reg.MustRegister(m.fields.collectors()...)
 	}
 	noiseMetrics(m, reg)
+	m.groupMetrics(reg)
 	return m
 }

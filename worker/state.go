@@ -59,6 +59,17 @@ type incidentState struct {
 	ClosedBy    string `json:"closed_by,omitempty"`
 	ClosureCode string `json:"closure_code,omitempty"`
 	WontFix     bool   `json:"wont_fix,omitempty"`
+
+	// What alertdesk last wrote of the updatable fields, and the publish
+	// time of the event that added the key's last action (fields.go).
+	Fields   *writtenFields `json:"fields,omitempty"`
+	RepeatAt time.Time      `json:"repeat_at,omitzero"`
+
+	// grouping: the members of a group's incident (alert key -> its
+	// newest applied event), and the major call a new incident of a storm
+	// was linked to.
+	Members map[string]member `json:"members,omitempty"`
+	Storm   *stormLink        `json:"storm,omitempty"`
 }
 
 // claim marks a TOPdesk write in progress for a key. While it is valid no

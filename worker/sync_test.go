@@ -42,16 +42,6 @@ func (e *testEnv) waitClosedBy(key, who string, timeout time.Duration) KeyState 
 	return ks
 }
 
-// only returns the key's one incident.
-func (e *testEnv) only(key string) topdesktest.Incident {
-	e.t.Helper()
-	incs := e.incidentsFor(key)
-	if len(incs) != 1 {
-		e.t.Fatalf("%s has %d incidents, want 1", key, len(incs))
-	}
-	return incs[0]
-}
-
 // queueEvent does what POST /v1/topdesk/events does for incident number.
 func (e *testEnv) queueEvent(number string) {
 	e.t.Helper()

@@ -27,6 +27,9 @@ type incidentAPI interface {
 	UpdateIncident(ctx context.Context, id string, in *topdesk.IncidentRequest) (*topdesk.Incident, error)
 	FindIncidents(ctx context.Context, externalNumber string) ([]topdesk.Incident, error)
 	ListIncidentsByPrefix(ctx context.Context, prefix string) ([]topdesk.Incident, error)
+	// The incident before an update, and objects by name (fields.go).
+	GetIncident(ctx context.Context, id string) (*topdesk.Incident, error)
+	ObjectsByName(ctx context.Context, name string) ([]topdesk.Option, error)
 }
 
 // nameResolver turns the names in a rendered request into TOPdesk ids
@@ -170,7 +173,9 @@ type Worker struct {
 	heartbeat time.Duration
 	authErr   atomic.Pointer[string] // last credentials failure, nil while accepted
 
-	sync syncState // two-way sync with TOPdesk (sync.go)
+	sync   syncState     // two-way sync with TOPdesk (sync.go)
+	fields fieldsWork    // updates.fields, updates.repeat, incident.object (fields.go)
+	claims atomic.Uint64 // grouping: numbers the claims of storm entries
 }
 
 // New builds a worker on provisioned resources. The mapping's names must
@@ -205,6 +210,7 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 		timerHandlers: map[string]timerHandler{},
 	}
 	w.breaker.threshold = opts.BreakerThreshold
+	w.timerHandlers[timerMajor] = w.majorTimer // grouping: major calls close with their linked incidents
 	w.initMaintenance()
 	for _, risk := range res.Warnings {
 		w.log.Warn().Msg(risk)
@@ -216,6 +222,7 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 	}
 	w.attempts.max = opts.SeenKeys
 	w.timerHandlers[timerResolve], w.timerHandlers[timerFlapQuiet] = w.noiseTimer, w.noiseTimer // noise control: noise.go
+	w.fields.init(m, opts)
 	w.state.opTime = func(op stateOp, d time.Duration) { w.m.stateOps[op].Observe(d.Seconds()) }
 	w.fates = fatePolicy{maxDeliver: opts.MaxDeliver, redeliverMin: opts.RedeliverMin, redeliverMax: opts.RedeliverMax,
 		breakerCooldown: opts.BreakerCooldown, authRetry: opts.AuthRetry, jitter: halfJitter}

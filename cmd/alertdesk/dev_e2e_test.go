@@ -25,12 +25,7 @@ func TestDevEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "alertdesk")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	dir, bin := t.TempDir(), buildAlertdesk(t)
 
 	env := []string{
 		"ALERTDESK_EMBEDDED_NATS_LISTEN=127.0.0.1:0",
@@ -208,4 +203,15 @@ func TestDevEndToEnd(t *testing.T) {
 	case <-stopLimit.C:
 		t.Fatalf("alertdesk dev still running 30s after SIGTERM\nlog:\n%s", devLog())
 	}
+}
+
+// buildAlertdesk builds the alertdesk binary into a temporary directory of
+// t and returns its path, for tests that run it as a process.
+func buildAlertdesk(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "alertdesk")
+	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }

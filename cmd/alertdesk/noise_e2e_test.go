@@ -27,10 +27,7 @@ func TestResolveDelaySurvivesKillAndNATSRestart(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "alertdesk")
-	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildAlertdesk(t)
 	mappingFile := filepath.Join(dir, "mapping.yaml")
 	if err := os.WriteFile(mappingFile, []byte("lifecycle: {resolveDelay: 4s}\n"), 0o600); err != nil {
 		t.Fatal(err)

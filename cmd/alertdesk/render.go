@@ -103,6 +103,7 @@ func render(c *cli, mappingFile string, pos []string) error {
 		fmt.Fprintf(&out, "=== alert %d of %d (%s)\n", i+1, len(alerts), a.Status)
 		fmt.Fprintf(&out, "key:            %s\n", key)
 		fmt.Fprintf(&out, "externalNumber: %s\n", mapping.ExternalNumber(key))
+		out.WriteString(groupLines(m, a)) // grouping: the group key and storm rule, if any
 		for j, ro := range renderOps {
 			r, err := m.Render(a, key, ro.op)
 			if err != nil {
