@@ -20,7 +20,8 @@ import (
 // MaintenanceRecheck, so that a window removed early ends then. A newer event that is not
 // held back (a resolve, a firing no window covers) ends the suppression and
 // cancels the timer; an older one is stale, as if the held-back event had
-// been applied.
+// been applied. In a group (grouping), only events of the member held back
+// count so; a key holds one event back, the latest.
 
 // MaintenanceWindows says which maintenance window covers an alert's
 // labels at an instant, and until when: maintenance.Windows (the mapping's)
@@ -84,11 +85,14 @@ func (w *Worker) initMaintenance() {
 // have removed an ended suppression.
 func (w *Worker) suppress(ctx context.Context, st *incidentState, ev *keyEvent, d decision, rev uint64) (out string, done bool, err error) {
 	held, replay := st.Suppressed, !ev.windowEnd.IsZero()
+	// Events of a group's other members are not ordered against the one
+	// held back, and do not end its suppression.
+	same := held != nil && (ev.member == "" || ev.member == w.memberOf(held))
 	switch {
 	case replay && (held == nil || !held.At.Equal(ev.at)):
 		// Handled, resolved or replaced since the timer was set.
 		return "", true, nil
-	case !replay && held != nil && order(ev.at, string(ev.alert.Status), held.At, string(mapping.StatusFiring)) < 0:
+	case !replay && same && order(ev.at, string(ev.alert.Status), held.At, string(mapping.StatusFiring)) < 0:
 		// Older than the event held back, which counts as applied.
 		return outcomeStale, true, nil
 	}
@@ -101,7 +105,7 @@ func (w *Worker) suppress(ctx context.Context, st *incidentState, ev *keyEvent, 
 			return w.holdBack(ctx, st, ev, c, rev)
 		}
 	}
-	if held == nil {
+	if !same {
 		return "", false, nil
 	}
 	// A newer event that is not held back ends the suppression.
@@ -119,6 +123,19 @@ func (w *Worker) suppress(ctx context.Context, st *incidentState, ev *keyEvent, 
 		return outcomeStale, true, nil
 	}
 	return "", false, nil
+}
+
+// memberOf is the alert key of the event held back, which names it among
+// its group's members.
+func (w *Worker) memberOf(held *suppression) string {
+	if held.Alert == nil {
+		return ""
+	}
+	key, err := w.mapping.Key(held.Alert)
+	if err != nil {
+		return ""
+	}
+	return key
 }
 
 // holdBack records ev in st as held back by coverage c and sets the timer
@@ -159,11 +176,13 @@ func (w *Worker) windowEnded(ctx context.Context, f timer.Fired) (string, error)
 	if held == nil || held.Alert == nil {
 		return "", nil
 	}
-	ev := keyEvent{alert: held.Alert, key: st.Key, ext: f.Key, at: held.At, published: held.Published,
-		windowEnd: maxTime(f.At, w.opts.Now())}
-	if ev.fingerprint, err = w.mapping.Fingerprint(ev.alert, ev.key); err != nil {
+	// As the event was prepared when it arrived: its key, group and
+	// fingerprint; its time as it was held back.
+	ev, err := w.newEvent(held.Alert, held.Published)
+	if err != nil {
 		return "", err
 	}
+	ev.key, ev.ext, ev.at, ev.windowEnd = st.Key, f.Key, held.At, maxTime(f.At, w.opts.Now())
 	out, _, err := w.apply(ctx, ev)
 	return out, err
 }

@@ -269,3 +269,31 @@ func TestMaintenanceWindowRemovedEarly(t *testing.T) {
 		t.Errorf("%d creates, want 1", creates)
 	}
 }
+
+// TestMaintenanceGroupMembers: in a group, a resolve of another member
+// does not drop the member held back, and the group's incident is created
+// from it at the window's end.
+func TestMaintenanceGroupMembers(t *testing.T) {
+	e := groupEnv(t, "group: {by: [alertname, cluster]}\n")
+	opts := fastOptions()
+	ws, err := maintenance.Compile([]maintenance.Spec{{Match: map[string]string{"cluster": "ams"},
+		From: time.Now().Add(-time.Minute), To: time.Now().Add(2 * time.Second), Reason: "switch swap"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Maintenance = ws
+	rw := e.startWorker(opts)
+
+	now := time.Now()
+	e.publish(memberEvent("sw-1", "firing", now))
+	e.waitHeldBack(1, rw)
+	e.publish(memberEvent("sw-2", "resolved", now.Add(time.Millisecond)))
+	e.waitSettled(10 * time.Second)
+	if st := e.stateOf(switchGroup); st.Suppressed == nil || st.Suppressed.Alert.Key != "sw-1" {
+		t.Fatalf("after another member resolved: suppression %+v, want sw-1's event held back", st.Suppressed)
+	}
+	wait.For(t, 15*time.Second, "the group's incident at the window's end", func() bool { return len(e.incidentsFor(switchGroup)) == 1 })
+	if st := e.stateOf(switchGroup); st.Suppressed != nil || len(st.Members) != 1 {
+		t.Errorf("group state: suppression %+v, members %v; want none and sw-1", st.Suppressed, st.Members)
+	}
+}
