@@ -54,6 +54,8 @@ type file struct {
 	// updates.fields, updates.repeat (mapping/updates.go)
 	Updates updatesFile `yaml:"updates"`
 	Group   groupFile   `yaml:"group"` // grouping
+	// Maintenance windows (noise control; mapping/maintenance.go).
+	Maintenance []maintenanceFile `yaml:"maintenance"`
 }
 
 // statusFile is the status rule, for sources whose events carry no
@@ -185,8 +187,9 @@ func load(data []byte, base *Mapping) (*Mapping, error) {
 	f.Validate(v, m)
 	// A value the decoder refused leaves its part of the file half decoded:
 	// what Validate says about that part follows from the same problem.
+	decoder := slices.Clone(problems) // Validate's own problems never hide each other
 	for _, p := range v.problems {
-		if !slices.ContainsFunc(problems, func(d *LoadError) bool { return within(p.Path, scope(d)) }) {
+		if !slices.ContainsFunc(decoder, func(d *LoadError) bool { return within(p.Path, scope(d)) }) {
 			problems = append(problems, p)
 		}
 	}
@@ -291,6 +294,7 @@ func (f *file) Validate(v *validator, m *Mapping) {
 	f.validateLifecycle(v, m)
 	f.validateRoutes(v, m)
 	f.validateStatus(v, m)
+	f.validateMaintenance(v, m)
 	f.validateNoise(v, m)
 	f.validateOperators(v, m)
 	f.validateUpdates(v, m)
@@ -673,6 +677,8 @@ var fileTypes = map[string]reflect.Type{
 	"flappingFile": reflect.TypeFor[flappingFile](), // noise control (noise.go)
 	"updatesFile":  reflect.TypeFor[updatesFile](), "repeatFile": reflect.TypeFor[repeatFile](),
 	"groupFile": reflect.TypeFor[groupFile](), "majorFile": reflect.TypeFor[majorFile](),
+	// Maintenance windows (mapping/maintenance.go).
+	"maintenanceFile": reflect.TypeFor[maintenanceFile](),
 }
 
 // yamlKeys returns the YAML keys of a struct type, inline fields included.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alertdesk/alertdesk/maintenance"
 	"github.com/alertdesk/alertdesk/topdesk"
 )
 
@@ -87,6 +88,9 @@ type Mapping struct {
 	object  executor // text/template of incident.object; nil = none
 
 	group *grouping // grouping: the top-level group; nil = none
+
+	// maintenance are the mapping's maintenance windows (mapping/maintenance.go).
+	maintenance maintenance.Windows
 }
 
 // statusRule gives events without a status one: resolved when the from

@@ -21,6 +21,9 @@ type keyEvent struct {
 	at          time.Time // event time: orders the key's events
 	published   time.Time // publish time of its message (of the original, for a replay)
 	fingerprint string    // content fingerprint of a firing event
+	// windowEnd is set when a window-end timer replays a held-back event:
+	// maintenance coverage is judged then instead of at the event time.
+	windowEnd time.Time
 	// Noise control (noise.go): the due timer this event stands for ("" =
 	// an alert event), and a note added to the action of its write.
 	timer, note string
@@ -211,6 +214,9 @@ func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string
 	// Decide.
 	d := operatorPolicy(&st, &ev, &lc, decide(&st, &ev, lc))
 	d = w.stillFiring(&st, &ev, d, fresh) // updates.repeat (fields.go)
+	if out, done, err := w.suppress(ctx, &st, &ev, d, rev); done {
+		return out, st.Number, err
+	}
 	if p, ok := w.noise(st, &ev, d); ok { // noise control: noise.go
 		return w.applyNoise(ctx, &ev, &st, rev, p, found)
 	}

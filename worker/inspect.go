@@ -50,6 +50,8 @@ type KeyState struct {
 	ClosedBy    string `json:"closed_by,omitempty"`
 	ClosureCode string `json:"closure_code,omitempty"`
 	WontFix     bool   `json:"wont_fix,omitempty"`
+	// Suppressed: a maintenance window holds a firing event back.
+	Suppressed *KeySuppression `json:"suppressed,omitempty"`
 }
 
 // OtherState holds the members of a state entry that this version does not
@@ -178,6 +180,7 @@ func newKeyState(e jetstream.KeyValueEntry, now time.Time, o *Options) KeyState 
 	ks.LastEvent, ks.LastStatus, ks.LastPublished, ks.Uncertain = st.LastEvent, st.LastStatus, st.LastPublished, st.Uncertain
 	ks.Other = otherMembers(e.Value())
 	ks.ClosedBy, ks.ClosureCode, ks.WontFix = st.ClosedBy, st.ClosureCode, st.WontFix
+	ks.Suppressed = st.Suppressed.forPeople()
 	sentAt := st.SentAt
 	if st.Claim != nil {
 		lapses := e.Created().Add(o.ClaimTTL)

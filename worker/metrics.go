@@ -121,6 +121,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, o := range []string{outcomeCreated, outcomeUpdated, outcomeClosed, outcomeReopened, outcomeDuplicate, outcomeStale, outcomeDeadLettered, outcomeRetried} {
 		m.outcomes[o] = m.events.WithLabelValues(o)
 	}
+	m.outcomes[outcomeSuppressed] = m.events.WithLabelValues(outcomeSuppressed) // maintenance windows
 	m.stateOps = make(map[stateOp]prometheus.Observer)
 	for _, op := range []stateOp{opRead, opClaim, opCommit, opWrite} {
 		m.stateOps[op] = m.stateLatency.WithLabelValues(string(op))

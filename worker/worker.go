@@ -77,6 +77,13 @@ type Options struct {
 	// SyncInterval is how often one worker reads back alertdesk's
 	// incidents changed in TOPdesk (sync.go); 0 = never (no default).
 	SyncInterval time.Duration
+
+	// Maintenance gives the maintenance windows, the ad-hoc ones included
+	// [the mapping's windows only]. A held-back event re-checks its window
+	// every MaintenanceRecheck, so that a window removed early releases it
+	// [1m].
+	Maintenance        MaintenanceWindows
+	MaintenanceRecheck time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -204,6 +211,7 @@ func New(res *Resources, api incidentAPI, names nameResolver, m *mapping.Mapping
 	}
 	w.breaker.threshold = opts.BreakerThreshold
 	w.timerHandlers[timerMajor] = w.majorTimer // grouping: major calls close with their linked incidents
+	w.initMaintenance()
 	for _, risk := range res.Warnings {
 		w.log.Warn().Msg(risk)
 	}

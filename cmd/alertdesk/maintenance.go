@@ -11,7 +11,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
 	"github.com/alertdesk/alertdesk/maintenance"
+	"github.com/alertdesk/alertdesk/mapping"
+	"github.com/alertdesk/alertdesk/worker"
 )
 
 const maintenanceUsage = `usage: alertdesk maintenance <subcommand> [flags]
@@ -211,4 +216,26 @@ func maintenanceRemove(ctx context.Context, c *cli, args []string) int {
 		}
 	}
 	return code
+}
+
+// watchMaintenance returns the maintenance windows a worker applies: the
+// mapping's and the ad-hoc ones of the store, kept current, and a func that
+// stops following the store. On a NATS server without per-key TTLs (before
+// 2.11) the store cannot exist: it says so and returns the mapping's windows
+// alone.
+func watchMaintenance(ctx context.Context, js jetstream.JetStream, cfg *config, m *mapping.Mapping, log zerolog.Logger) (worker.MaintenanceWindows, func(), error) {
+	s, err := maintenance.Open(ctx, js, maintenance.Options{Replicas: cfg.Replicas, Log: log})
+	if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
+		log.Warn().Err(err).Msg("ad-hoc maintenance windows are off; only the mapping's windows apply")
+		return m.Maintenance(), func() {}, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	set, err := s.Watch(ctx, m.Maintenance())
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info().Int("mapping", len(m.Maintenance())).Int("windows", len(set.Windows())).Msg("maintenance windows followed")
+	return set, set.Stop, nil
 }

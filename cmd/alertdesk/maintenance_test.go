@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
 
 	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/maintenance"
@@ -146,5 +147,34 @@ func TestMaintenanceUsageErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMaintenanceInTheWorker: a window added with `maintenance add` reaches
+// a worker that `run` starts; the alert it covers creates no incident, and
+// `state get` shows it held back by the window.
+func TestMaintenanceInTheWorker(t *testing.T) {
+	sim, cfg := stateEnv(t, nil)
+	// From a minute ago: publish gives the event time in whole seconds.
+	from := time.Now().Add(-time.Minute).Format(time.RFC3339)
+	if code, _, errOut := runCommand(t, cmdMaintenance, "", "add", "--match", "host=db-7", "--from", from, "--for", "1h", "--reason", "disk swap"); code != 0 {
+		t.Fatalf("maintenance add = %d: %s", code, errOut)
+	}
+	startWorker(t, cfg, zerolog.Nop())
+
+	const key = "db-7/disk"
+	if code, _, errOut := runCommand(t, cmdPublish, "", "--key", key, "--summary", "Disk full", "--label", "host=db-7"); code != 0 {
+		t.Fatalf("publish = %d: %s", code, errOut)
+	}
+	wait.For(t, 20*time.Second, "the event held back", func() bool {
+		code, out, _ := runState(t, "get", key, "--json")
+		return code == 0 && stateJSONLines(t, out)[0].Suppressed != nil
+	})
+	code, out, errOut := runState(t, "get", key)
+	if s := stateField(out, "suppressed"); code != 0 || !strings.Contains(s, "(disk swap) until ") || stateField(out, "incident") != "none" {
+		t.Errorf("state get = %d %q %q, want no incident, held back by the window", code, out, errOut)
+	}
+	if n := len(sim.Incidents()); n != 0 {
+		t.Errorf("%d incidents under the window, want none", n)
 	}
 }

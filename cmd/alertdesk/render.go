@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/alertdesk/alertdesk/mapping"
 )
@@ -24,13 +25,16 @@ var renderOps = []struct {
 }
 
 // cmdRender is `alertdesk render [--mapping FILE] [EVENT_FILE|-]`: a dry run
-// that prints, for every alert in the event, its key, externalNumber and the
-// TOPdesk requests of create, update, resolve and reopen. It calls nothing.
+// that prints, for every alert in the event, its key, externalNumber, what
+// the mapping's noise control would do with it, and the TOPdesk requests of
+// create, update, resolve and reopen. It calls nothing.
 func cmdRender(_ context.Context, c *cli, args []string) int {
 	fs := newFlagSet(c, "render", "usage: alertdesk render [--mapping FILE] [EVENT_FILE|-]\n\n"+
 		"Prints the TOPdesk requests the mapping produces for each alert in the event\n"+
 		"(native JSON, a JSON array of events, or an Alertmanager webhook) read from\n"+
-		"EVENT_FILE or stdin. Calls nothing.\n\nflags:")
+		"EVENT_FILE or stdin, and what the mapping's noise control would do with it\n"+
+		"(a maintenance window of the mapping that covers it now, resolve delay,\n"+
+		"flapping). Calls nothing: ad-hoc windows are listed by 'alertdesk maintenance list'.\n\nflags:")
 	mappingFile := fs.String("mapping", "", "mapping `file` (default $ALERTDESK_MAPPING_FILE, else the built-in mapping)")
 	pos, err := parseFlagsAnywhere(fs, args)
 	if err != nil {
@@ -82,6 +86,7 @@ func render(c *cli, mappingFile string, pos []string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 
+	now := time.Now()
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)
 	enc.SetEscapeHTML(false)
@@ -106,6 +111,9 @@ func render(c *cli, mappingFile string, pos []string) error {
 			}
 			if j == 0 {
 				fmt.Fprintf(&out, "fingerprint:    %s\n", r.Fingerprint)
+				for _, l := range noiseLines(m, a, now) {
+					fmt.Fprintf(&out, "%-16s%s\n", l.label+":", l.text)
+				}
 			}
 			fmt.Fprintf(&out, "\n--- %s\n%s\n", ro.op, ro.line)
 			if err := enc.Encode(&r.Request); err != nil {
@@ -117,4 +125,38 @@ func render(c *cli, mappingFile string, pos []string) error {
 		return fmt.Errorf("write output: %w", err)
 	}
 	return nil
+}
+
+// noiseLine is one line of render's noise-control summary.
+type noiseLine struct{ label, text string }
+
+// noiseLines says in words what the mapping's noise control would do with
+// alert a now. Render has no state: it says what would happen, not what
+// happened. A mapping without noise settings gives no lines.
+func noiseLines(m *mapping.Mapping, a *mapping.Alert, now time.Time) []noiseLine {
+	var lines []noiseLine
+	if ws := m.Maintenance(); len(ws) > 0 {
+		text := fmt.Sprintf("none of the mapping's %d windows covers it now", len(ws))
+		if c, ok := ws.Cover(a.Labels, now); ok {
+			why := ""
+			if c.Window.Reason != "" {
+				why = fmt.Sprintf(" (%s)", c.Window.Reason)
+			}
+			text = fmt.Sprintf("suppressed: window %s%s covers it now, until %s", c.Window.ID, why, c.End.UTC().Format(time.RFC3339))
+			if a.Status == mapping.StatusFiring {
+				text += "; no incident is created or reopened before then (an open incident is still updated), and it is handled then if still firing"
+			} else {
+				text += "; a resolve is not held back: it closes an open incident, and a firing held back is dropped"
+			}
+		}
+		lines = append(lines, noiseLine{"maintenance", text})
+	}
+	if d := m.Lifecycle().ResolveDelay; d > 0 {
+		lines = append(lines, noiseLine{"resolve delay", fmt.Sprintf("%s: a resolve closes the incident only if the alert does not fire again within it", d)})
+	}
+	if f := m.Flapping(); f.On() {
+		lines = append(lines, noiseLine{"flapping", fmt.Sprintf("%d changes between firing and resolved within %s make the key flap: "+
+			"one action, the incident held open, closed after %s without a change if resolved", f.Changes, f.Window, f.Quiet)})
+	}
+	return lines
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -226,5 +228,61 @@ func TestRenderHelp(t *testing.T) {
 	code, _, stderr := runRender(t, "", "-h")
 	if code != 0 || !strings.Contains(stderr, "usage: alertdesk render") {
 		t.Errorf("render -h: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestRenderMaintenance: render says which of the mapping's windows covers
+// the event now, and that it would be suppressed, and the resolve delay and
+// flapping settings in words; without them it says nothing about them.
+func TestRenderMaintenance(t *testing.T) {
+	t.Setenv("ALERTDESK_MAPPING_FILE", "")
+	now := time.Now().UTC()
+	windows := writeFile(t, "maintenance.yaml", fmt.Sprintf(`maintenance:
+  - match: {host: db-8}
+    schedule: "@yearly"
+    duration: 1h
+  - match: {host: db-7}
+    from: %s
+    to: %s
+    reason: disk swap
+`, now.Add(-time.Hour).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339)))
+	end := now.Add(time.Hour).Format(time.RFC3339)
+	resolvedEvent := strings.Replace(productEvent, `"status": "firing"`, `"status": "resolved"`, 1)
+	otherHost := strings.Replace(productEvent, `"host": "db-7"`, `"host": "db-9"`, 1)
+	tests := []struct {
+		name, event string
+		args        []string
+		want        string // "" = no maintenance line
+	}{
+		{"covered firing", productEvent, []string{"--mapping", windows},
+			"maintenance:    suppressed: window maintenance[1] (disk swap) covers it now, until " + end + "; no incident is created or reopened before then"},
+		{"covered resolve", resolvedEvent, []string{"--mapping", windows},
+			"maintenance:    suppressed: window maintenance[1] (disk swap) covers it now, until " + end + "; a resolve is not held back"},
+		{"not covered", otherHost, []string{"--mapping", windows}, "maintenance:    none of the mapping's 2 windows covers it now\n"},
+		{"no windows", productEvent, nil, ""},
+		{"resolve delay", productEvent, []string{"--mapping", writeFile(t, "delay.yaml", "lifecycle: {resolveDelay: 5m}\n")},
+			"resolve delay:  5m0s: a resolve closes the incident only if the alert does not fire again within it\n"},
+		{"flapping", productEvent, []string{"--mapping", writeFile(t, "flap.yaml", "flapping: {}\n")},
+			"flapping:       4 changes between firing and resolved within 1h0m0s make the key flap: one action, the incident held open, closed after 30m0s without a change if resolved\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runRender(t, tc.event, tc.args...)
+			if code != 0 {
+				t.Fatalf("exit %d, stderr %q", code, stderr)
+			}
+			if tc.want == "" {
+				if strings.Contains(stdout, "maintenance:") {
+					t.Errorf("output mentions maintenance without windows:\n%s", stdout)
+				}
+				return
+			}
+			// After the fingerprint, before the requests.
+			fp := strings.Index(stdout, "fingerprint:")
+			i := strings.Index(stdout, tc.want)
+			if i < 0 || i < fp || i > strings.Index(stdout, "--- create") {
+				t.Errorf("output lacks %q after the fingerprint:\n%s", tc.want, stdout)
+			}
+		})
 	}
 }

@@ -181,8 +181,16 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 		return err
 	}
 
+	windows, stopWindows, err := watchMaintenance(ctx, js, cfg, m, log)
+	if err != nil {
+		return err
+	}
+	defer stopWindows()
+
 	st.handOver()
-	w, err := worker.New(res, td, resolver, m, cfg.workerOptions(log, reg))
+	opts := cfg.workerOptions(log, reg)
+	opts.Maintenance = windows
+	w, err := worker.New(res, td, resolver, m, opts)
 	if err != nil {
 		return err
 	}

@@ -186,6 +186,9 @@ func printKeyState(w io.Writer, ks *worker.KeyState) {
 	fmt.Fprintf(tw, "last event:\t%s %s\n", stateTime(ks.LastEvent), dlqOrDash(ks.LastStatus))
 	fmt.Fprintf(tw, "last published:\t%s\n", stateTime(ks.LastPublished))
 	fmt.Fprintf(tw, "claim:\t%s\n", claimLine(ks))
+	if s := ks.Suppressed; s != nil {
+		fmt.Fprintf(tw, "suppressed:\tfiring of %s held back by maintenance window %s (%s) until %s\n", stateTime(s.At), s.Window, dlqOrDash(s.Reason), stateTime(s.Until))
+	}
 	if ks.Wait != nil {
 		fmt.Fprintf(tw, "unknown outcome:\t%s\n", waitLine(ks))
 	}

@@ -1,0 +1,188 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/alertdesk/alertdesk/maintenance"
+	"github.com/alertdesk/alertdesk/mapping"
+	"github.com/alertdesk/alertdesk/timer"
+)
+
+// Maintenance windows (PRODUCT.md "Noise control"). While a window covers
+// an alert at its event time, an event that would create or reopen an
+// incident is held back instead: the key's state records it (suppression)
+// and a durable timer of kind timerWindow fires at the end of the coverage.
+// Updates and resolves of an open incident are not held back. The timer
+// replays the held-back event through apply, judging coverage at the
+// window's end: still covered (another window) holds it back again, else it
+// creates or reopens as if it had just fired. The timer fires at least every
+// MaintenanceRecheck, so that a window removed early ends then. A newer event that is not
+// held back (a resolve, a firing no window covers) ends the suppression and
+// cancels the timer; an older one is stale, as if the held-back event had
+// been applied. In a group (grouping), only events of the member held back
+// count so; a key holds one event back, the latest.
+
+// MaintenanceWindows says which maintenance window covers an alert's
+// labels at an instant, and until when: maintenance.Windows (the mapping's)
+// or *maintenance.Set (the mapping's and the ad-hoc ones, kept current).
+type MaintenanceWindows interface {
+	Cover(labels map[string]string, at time.Time) (maintenance.Coverage, bool)
+}
+
+const (
+	// outcomeSuppressed: a maintenance window held the event back.
+	outcomeSuppressed = "suppressed"
+	// timerWindow is the timer kind of a window's end; its key is the
+	// externalNumber and it has no body (the state holds the alert).
+	timerWindow = "window"
+)
+
+// suppression is kept in a key's state while a maintenance window holds a
+// firing event back.
+type suppression struct {
+	Window string    `json:"window"` // ID of the covering window
+	Reason string    `json:"reason,omitempty"`
+	Until  time.Time `json:"until"` // end of the coverage, when the window timer fires
+	// At and Published are the held-back event's time and publish time;
+	// Alert is the event itself, replayed when the window ends.
+	At        time.Time      `json:"at"`
+	Published time.Time      `json:"published"`
+	Alert     *mapping.Alert `json:"alert"`
+}
+
+// KeySuppression is a maintenance window holding a key's firing event back
+// (`alertdesk state get`).
+type KeySuppression struct {
+	Window string    `json:"window"`
+	Reason string    `json:"reason,omitempty"`
+	Until  time.Time `json:"until"`    // when the event is handled, unless resolved before
+	At     time.Time `json:"event_at"` // event time of the held-back event
+}
+
+func (s *suppression) forPeople() *KeySuppression {
+	if s == nil {
+		return nil
+	}
+	return &KeySuppression{Window: s.Window, Reason: s.Reason, Until: s.Until, At: s.At}
+}
+
+// initMaintenance makes the mapping's windows the default and registers
+// the window-end timer.
+func (w *Worker) initMaintenance() {
+	if w.opts.Maintenance == nil {
+		w.opts.Maintenance = w.mapping.Maintenance()
+	}
+	if w.opts.MaintenanceRecheck <= 0 {
+		w.opts.MaintenanceRecheck = time.Minute
+	}
+	w.timerHandlers[timerWindow] = w.windowEnded
+}
+
+// suppress applies maintenance windows to ev, for which decide chose d on
+// st (at revision rev). done says that it settled the event itself, with
+// outcome out or err; otherwise apply goes on with st, from which it may
+// have removed an ended suppression.
+func (w *Worker) suppress(ctx context.Context, st *incidentState, ev *keyEvent, d decision, rev uint64) (out string, done bool, err error) {
+	held, replay := st.Suppressed, !ev.windowEnd.IsZero()
+	// Events of a group's other members are not ordered against the one
+	// held back, and do not end its suppression.
+	same := held != nil && (ev.member == "" || ev.member == w.memberOf(held))
+	switch {
+	case replay && (held == nil || !held.At.Equal(ev.at)):
+		// Handled, resolved or replaced since the timer was set.
+		return "", true, nil
+	case !replay && same && order(ev.at, string(ev.alert.Status), held.At, string(mapping.StatusFiring)) < 0:
+		// Older than the event held back, which counts as applied.
+		return outcomeStale, true, nil
+	}
+	if d == doCreate || d == doReopen {
+		at := ev.at
+		if replay {
+			at = ev.windowEnd
+		}
+		if c, ok := w.opts.Maintenance.Cover(ev.alert.Labels, at); ok {
+			return w.holdBack(ctx, st, ev, c, rev)
+		}
+	}
+	if !same {
+		return "", false, nil
+	}
+	// A newer event that is not held back ends the suppression.
+	st.Suppressed = nil
+	if !replay {
+		if err := w.cancelTimer(ctx, timerWindow, ev.ext); err != nil {
+			return "", true, err
+		}
+	}
+	if d == doStale {
+		// apply would write nothing: drop the suppression here.
+		if _, err := w.state.put(ctx, opWrite, ev.ext, st, rev); err != nil || replay {
+			return "", true, err
+		}
+		return outcomeStale, true, nil
+	}
+	return "", false, nil
+}
+
+// memberOf is the alert key of the event held back, which names it among
+// its group's members.
+func (w *Worker) memberOf(held *suppression) string {
+	if held.Alert == nil {
+		return ""
+	}
+	key, err := w.mapping.Key(held.Alert)
+	if err != nil {
+		return ""
+	}
+	return key
+}
+
+// holdBack records ev in st as held back by coverage c and sets the timer
+// for the coverage's end, or for the next re-check if that is sooner (a
+// window removed early ends then), replacing an earlier event held back.
+func (w *Worker) holdBack(ctx context.Context, st *incidentState, ev *keyEvent, c maintenance.Coverage, rev uint64) (string, bool, error) {
+	due := c.End
+	if recheck := w.opts.Now().Add(w.opts.MaintenanceRecheck); recheck.Before(due) {
+		due = recheck
+	}
+	// The timer first: a state that names a timer always has one.
+	if err := w.setTimer(ctx, timerWindow, ev.ext, due, nil); err != nil {
+		return "", true, err
+	}
+	st.Suppressed = &suppression{Window: c.Window.ID, Reason: c.Window.Reason, Until: c.End,
+		At: ev.at, Published: ev.published, Alert: ev.alert}
+	if _, err := w.state.put(ctx, opWrite, ev.ext, st, rev); err != nil {
+		return "", true, err
+	}
+	if !ev.windowEnd.IsZero() {
+		return "", true, nil // a replay is no new event
+	}
+	return outcomeSuppressed, true, nil
+}
+
+// windowEnded handles the timer of a window's end: it replays the event
+// held back for the key through apply (lock, load, decide, claim, write,
+// commit), which re-checks everything; a timer that fires twice or late
+// finds nothing to do.
+func (w *Worker) windowEnded(ctx context.Context, f timer.Fired) (string, error) {
+	// Read afresh: this worker's memory may hold an event held back
+	// earlier, which another worker has replaced since.
+	st, _, _, err := w.state.load(ctx, f.Key, true)
+	if err != nil {
+		return "", err
+	}
+	held := st.Suppressed
+	if held == nil || held.Alert == nil {
+		return "", nil
+	}
+	// As the event was prepared when it arrived: its key, group and
+	// fingerprint; its time as it was held back.
+	ev, err := w.newEvent(held.Alert, held.Published)
+	if err != nil {
+		return "", err
+	}
+	ev.key, ev.ext, ev.at, ev.windowEnd = st.Key, f.Key, held.At, maxTime(f.At, w.opts.Now())
+	out, _, err := w.apply(ctx, ev)
+	return out, err
+}
