@@ -57,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "alertdesk_events_total",
-			Help: "Alert events handled, by outcome (created, updated, closed, reopened, duplicate, stale, dead-lettered, retried).",
+			Help: "Alert events handled, by outcome (created, updated, closed, reopened, duplicate, stale, dead-lettered, retried, suppressed, resolve-delayed, flapping, flapping-ended).",
 		}, []string{"outcome"}),
 		topdeskRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "alertdesk_topdesk_requests_total",
