@@ -52,6 +52,22 @@ type KeyState struct {
 	WontFix     bool   `json:"wont_fix,omitempty"`
 	// Suppressed: a maintenance window holds a firing event back.
 	Suppressed *KeySuppression `json:"suppressed,omitempty"`
+
+	// Noise control: ResolveAt is the event time of a resolve that waits
+	// for lifecycle.resolveDelay; FlappingSince, when the key started
+	// flapping (zero: it does not); Changes, its recent firing<->resolved
+	// changes.
+	ResolveAt     time.Time   `json:"resolve_at,omitzero"`
+	FlappingSince time.Time   `json:"flapping_since,omitzero"`
+	Changes       []time.Time `json:"changes,omitempty"`
+	// Members of a group's incident: alert key -> its newest event.
+	Members map[string]KeyMember `json:"members,omitempty"`
+}
+
+// KeyMember is a group member's newest applied event.
+type KeyMember struct {
+	Status string    `json:"status"`
+	At     time.Time `json:"at"`
 }
 
 // OtherState holds the members of a state entry that this version does not
@@ -88,13 +104,15 @@ var ErrNoState = errors.New("no state for this key")
 
 // StateFilter selects the keys ListStates returns; zero fields select all.
 type StateFilter struct {
-	Open    bool      // only keys with an open incident
-	Claimed bool      // only keys under a claim, live or lapsed
-	Since   time.Time // only keys whose state was written at or after Since
+	Open     bool      // only keys with an open incident
+	Claimed  bool      // only keys under a claim, live or lapsed
+	Flapping bool      // only keys that flap
+	Since    time.Time // only keys whose state was written at or after Since
 }
 
 func (f *StateFilter) match(s *KeyState) bool {
-	return (!f.Open || s.Open) && (!f.Claimed || s.Claim != nil) && !s.Written.Before(f.Since)
+	return (!f.Open || s.Open) && (!f.Claimed || s.Claim != nil) && (!f.Flapping || !s.FlappingSince.IsZero()) &&
+		!s.Written.Before(f.Since)
 }
 
 // ReadState returns the state of the alert key (or of the bucket key, an
@@ -181,6 +199,13 @@ func newKeyState(e jetstream.KeyValueEntry, now time.Time, o *Options) KeyState 
 	ks.Other = otherMembers(e.Value())
 	ks.ClosedBy, ks.ClosureCode, ks.WontFix = st.ClosedBy, st.ClosureCode, st.WontFix
 	ks.Suppressed = st.Suppressed.forPeople()
+	ks.ResolveAt, ks.FlappingSince, ks.Changes = st.ResolveAt, st.FlappingSince, st.Changes
+	for k, m := range st.Members {
+		if ks.Members == nil {
+			ks.Members = make(map[string]KeyMember, len(st.Members))
+		}
+		ks.Members[k] = KeyMember{Status: m.Status, At: m.At}
+	}
 	sentAt := st.SentAt
 	if st.Claim != nil {
 		lapses := e.Created().Add(o.ClaimTTL)

@@ -35,6 +35,7 @@ func TestReadStateJudgesLikeTheWorker(t *testing.T) {
 	}
 	put(mapping.ExternalNumber("dead"), `{"key":"dead","incident_id":"i1","number":"I 1","open":true,"claim":{"owner":"w-dead","op":"update"}}`)
 	put(mapping.ExternalNumber("later"), `{"key":"later","open":false,"grouped_by":"cluster","flapping":true}`)
+	put(mapping.ExternalNumber("flappy"), `{"key":"flappy","open":true,"flapping_since":"2026-11-22T10:00:00Z","changes":["2026-11-22T09:50:00Z","2026-11-22T10:00:00Z"],"members":{"h-1":{"status":"firing","at":"2026-11-22T10:00:00Z"}}}`)
 	put(mapping.ExternalNumber("garbage"), `{not json`)
 	put(reconciledKey, `{}`)
 
@@ -79,13 +80,24 @@ func TestReadStateJudgesLikeTheWorker(t *testing.T) {
 		}
 		return keys
 	}
-	if got := list(StateFilter{}); len(got) != 3 {
-		t.Errorf("list = %q, want the three keys without the reconciliation mark", got)
+	if got := list(StateFilter{}); len(got) != 4 {
+		t.Errorf("list = %q, want the four keys without the reconciliation mark", got)
 	}
-	for name, f := range map[string]StateFilter{"open": {Open: true}, "claimed": {Claimed: true}} {
-		if got := list(f); len(got) != 1 || got[0] != mapping.ExternalNumber("dead") {
-			t.Errorf("list %s = %q, want only dead", name, got)
-		}
+	if got := list(StateFilter{Flapping: true}); len(got) != 1 || got[0] != mapping.ExternalNumber("flappy") {
+		t.Errorf("list flapping = %q, want only flappy", got)
+	}
+	flappy, err := ReadState(ctx, kv, "flappy", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flappy.FlappingSince.IsZero() || len(flappy.Changes) != 2 || flappy.Members["h-1"].Status != "firing" || len(flappy.Other) != 0 {
+		t.Errorf("flapping group state = %+v, want its flap and member read", flappy)
+	}
+	if got := list(StateFilter{Open: true}); len(got) != 2 {
+		t.Errorf("list open = %q, want dead and flappy", got)
+	}
+	if got := list(StateFilter{Claimed: true}); len(got) != 1 || got[0] != mapping.ExternalNumber("dead") {
+		t.Errorf("list claimed = %q, want only dead", got)
 	}
 	if got := list(StateFilter{Since: time.Now().Add(time.Hour)}); len(got) != 0 {
 		t.Errorf("list since an hour ahead = %q, want none", got)

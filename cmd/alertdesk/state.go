@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -98,6 +99,7 @@ func stateList(ctx context.Context, c *cli, args []string) int {
 	var f worker.StateFilter
 	fs.BoolVar(&f.Open, "open", false, "only keys with an open incident")
 	fs.BoolVar(&f.Claimed, "claimed", false, "only keys under a claim (a TOPdesk write in progress, or its holder died)")
+	fs.BoolVar(&f.Flapping, "flapping", false, "only keys that flap (flapping in the mapping)")
 	since := fs.String("since", "", "only keys whose state changed at or after `T`: a duration back from now (90m, 24h, 7d) or an RFC 3339 time")
 	asJSON := fs.Bool("json", false, "print one JSON object per line (for scripts)")
 	if code, done := parseFlags(fs, args); done {
@@ -188,6 +190,15 @@ func printKeyState(w io.Writer, ks *worker.KeyState) {
 	fmt.Fprintf(tw, "claim:\t%s\n", claimLine(ks))
 	if s := ks.Suppressed; s != nil {
 		fmt.Fprintf(tw, "suppressed:\tfiring of %s held back by maintenance window %s (%s) until %s\n", stateTime(s.At), s.Window, dlqOrDash(s.Reason), stateTime(s.Until))
+	}
+	if !ks.ResolveAt.IsZero() {
+		fmt.Fprintf(tw, "resolve delay:\tthe resolve of %s closes the incident unless the alert fires first\n", stateTime(ks.ResolveAt))
+	}
+	if !ks.FlappingSince.IsZero() {
+		fmt.Fprintf(tw, "flapping:\tsince %s (%d recent changes); held open until it is quiet\n", stateTime(ks.FlappingSince), len(ks.Changes))
+	}
+	if len(ks.Members) > 0 {
+		fmt.Fprintf(tw, "members:\t%s\n", memberLine(ks.Members))
 	}
 	if ks.Wait != nil {
 		fmt.Fprintf(tw, "unknown outcome:\t%s\n", waitLine(ks))
@@ -296,4 +307,27 @@ func stateTime(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// memberLine lists a group's members, firing first, each with its status.
+func memberLine(members map[string]worker.KeyMember) string {
+	keys := slices.SortedFunc(maps.Keys(members), func(a, b string) int {
+		fa, fb := members[a].Status == "firing", members[b].Status == "firing"
+		if fa != fb {
+			if fa {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	firing := 0
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		if members[k].Status == "firing" {
+			firing++
+		}
+		parts[i] = k + " (" + members[k].Status + ")"
+	}
+	return fmt.Sprintf("%d, %d firing: %s", len(keys), firing, strings.Join(parts, ", "))
 }

@@ -273,3 +273,13 @@ func TestStateShowsOperatorClose(t *testing.T) {
 		t.Errorf("state get = %d %q, want who closed it, when and how", code, out)
 	}
 }
+
+func TestMemberLine(t *testing.T) {
+	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	got := memberLine(map[string]worker.KeyMember{
+		"h-2": {Status: "resolved", At: at}, "h-3": {Status: "firing", At: at}, "h-1": {Status: "firing", At: at},
+	})
+	if want := "3, 2 firing: h-1 (firing), h-3 (firing), h-2 (resolved)"; got != want {
+		t.Errorf("memberLine = %q, want %q", got, want)
+	}
+}
