@@ -240,9 +240,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	// In-flight work outlives ctx by up to ShutdownTimeout.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	// A consumer that is gone ends the run as ctx does, with its error.
-	ctx, cancelRun := context.WithCancel(ctx)
-	defer cancelRun()
 
 	var bg sync.WaitGroup
 	bg.Go(func() {
@@ -254,47 +251,87 @@ func (w *Worker) Run(ctx context.Context) error {
 	bg.Go(func() { w.runTimers(ctx) })
 	w.log.Info().Int("concurrency", w.opts.Concurrency).Int("handlers", handlers).Int("max_deliver", w.opts.MaxDeliver).Msg("worker started")
 
-	// A fixed pool of handlers, each pulling its next message itself: their
-	// stacks, grown once by template execution and JSON decoding, are
-	// reused instead of grown per message, and no goroutine stands between
-	// the pull buffer and the handlers.
+	// A fixed pool of handlers: their stacks, grown once by template
+	// execution and JSON decoding, are reused instead of grown per message.
+	work := make(chan jetstream.Msg)
+	idle := make(chan struct{}, handlers)
 	var inflight sync.WaitGroup
-	var stopOnce, closeOnce sync.Once
-	var runErr error
-	stop := func(err error) {
-		stopOnce.Do(func() {
-			runErr = err
-			it.Stop()
-			cancelRun()
-		})
-	}
-	// closed is closed once the iterator is, when the messages buffered but
-	// not started have been handed back.
-	closed := make(chan struct{})
 	for range handlers {
+		idle <- struct{}{}
 		inflight.Go(func() {
-			w.pull(ctx, workCtx, it, stop)
-			closeOnce.Do(func() { close(closed) })
+			// Each handler's messages derive their contexts from one of its
+			// own, so that starting and ending them does not lock a context
+			// shared by every handler.
+			ctx, cancel := context.WithCancel(workCtx)
+			defer cancel()
+			hb := w.newHeartbeat()
+			for msg := range work {
+				w.process(ctx, msg, hb)
+				idle <- struct{}{}
+			}
 		})
 	}
+	var runErr error
+loop:
+	for {
+		if err := w.gate.wait(ctx); err != nil {
+			break
+		}
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			break loop
+		}
+		msg, err := it.Next()
+		if err != nil {
+			idle <- struct{}{}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				break
+			}
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				runErr = fmt.Errorf("consumer %s: %w", w.res.Consumer.CachedInfo().Name, err)
+				break
+			}
+			w.log.Warn().Err(err).Msg("pull from JetStream failed")
+			pause := time.NewTimer(pullRetry)
+			select {
+			case <-ctx.Done():
+			case <-pause.C:
+			}
+			pause.Stop()
+			continue
+		}
+		if ctx.Err() != nil {
+			idle <- struct{}{}
+			w.handBack(msg)
+			continue
+		}
+		work <- msg // a handler is idle: it takes it at once
+	}
+	close(work)
+	if runErr != nil {
+		it.Stop()
+	}
+	// Messages buffered but not started go back at once.
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			break
+		}
+		w.handBack(msg)
+	}
+
 	done := make(chan struct{})
-	bg.Go(func() {
-		select {
-		case <-done:
-			return
-		case <-closed:
-		}
-		timer := time.NewTimer(w.opts.ShutdownTimeout)
-		defer timer.Stop()
-		select {
-		case <-done:
-		case <-timer.C:
-			w.log.Warn().Dur("shutdown_timeout", w.opts.ShutdownTimeout).Msg("in-flight events did not finish in time; cancelling them for redelivery")
-			cancelWork()
-		}
-	})
-	inflight.Wait()
-	close(done)
+	go func() { inflight.Wait(); close(done) }()
+	timer := time.NewTimer(w.opts.ShutdownTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		w.log.Warn().Dur("shutdown_timeout", w.opts.ShutdownTimeout).Msg("in-flight events did not finish in time; cancelling them for redelivery")
+		cancelWork()
+		<-done
+	}
 	bg.Wait()
 	// Acks and naks are sent without waiting for the server: make sure they
 	// arrived, so that a process that exits now holds nothing back until
@@ -304,46 +341,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.Info().Msg("worker stopped")
 	return runErr
-}
-
-// pull is one handler: it pulls a message, handles it and settles it,
-// until the iterator is closed. While the gate is closed it pulls nothing.
-// Once ctx is done, what it pulls (the drained buffer) is handed back
-// unhandled. A consumer that is gone stops the run with its error.
-func (w *Worker) pull(ctx, workCtx context.Context, it jetstream.MessagesContext, stop func(error)) {
-	// Each handler's messages derive their contexts from one of its own,
-	// so that starting and ending them does not lock a context shared by
-	// every handler.
-	workCtx, cancel := context.WithCancel(workCtx)
-	defer cancel()
-	hb := w.newHeartbeat()
-	for {
-		if ctx.Err() == nil {
-			// A closed gate only ends its wait when ctx ends: the buffer is
-			// then handed back.
-			_ = w.gate.wait(ctx)
-		}
-		msg, err := it.Next()
-		switch {
-		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
-			return
-		case errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound):
-			stop(fmt.Errorf("consumer %s: %w", w.res.Consumer.CachedInfo().Name, err))
-			return
-		case err != nil:
-			w.log.Warn().Err(err).Msg("pull from JetStream failed")
-			pause := time.NewTimer(pullRetry)
-			select {
-			case <-ctx.Done():
-			case <-pause.C:
-			}
-			pause.Stop()
-		case ctx.Err() != nil:
-			w.handBack(msg)
-		default:
-			w.process(workCtx, msg, hb)
-		}
-	}
 }
 
 // result is what handling a message did, for settling and logging.
