@@ -226,6 +226,13 @@ func (w *Worker) Ready() error {
 // the ack wait.
 func (w *Worker) Run(ctx context.Context) error {
 	handlers := 2 * w.opts.Concurrency
+	// The bucket is reconciled (or found so) before the first pull: until
+	// it is marked, every new key costs a lookup in TOPdesk before its
+	// create. A failure is retried and logged by keepReconciled.
+	if err := w.reconcile(ctx); err != nil {
+		w.log.Debug().Err(err).Msg("reconciliation before the first pull failed")
+	}
+
 	// Prefetch 8 messages per handler (256..1024) so that pull round trips
 	// overlap with handling (the duplicate-storm row of docs/perf-notes.md
 	// measured why). The buffer is bounded, and its messages are kept alive
