@@ -46,12 +46,11 @@ const (
 // With max 0 requests are not bounded, but the pause still applies.
 //
 // It is hand-written because golang.org/x/sync/semaphore and rate have no
-// limit that changes. Measured reason (`alertdesk-bench -scenarios limit`,
-// TOPdesk at 50 ms answering 429 Retry-After: 1 above 20 requests in
-// flight): configured at 64, a worker finishes 8,000 new keys as fast as one
-// configured at exactly 20 (0.99x and 1.04x in two runs) with 0.6% of its
-// requests answered 429. Cuts by cutFactor alone would need about eleven
-// overloads, each with a second of pause, to get from 64 to 20: hence the
+// limit that changes. The measured reason is the limit row of BENCHMARKS.md
+// (`alertdesk-bench -scenarios limit`): a worker configured far above what
+// TOPdesk takes finishes about as fast as one configured at exactly that,
+// with few requests answered 429. Cuts by cutFactor alone would need many
+// overloads, each with a pause, to get down to TOPdesk's limit: hence the
 // settling on the successes.
 type flow struct {
 	max int
