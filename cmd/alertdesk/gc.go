@@ -13,7 +13,7 @@ const (
 	gcPercent = 400
 	// memoryLimit is the soft limit of the memory the Go runtime manages:
 	// near it the collector runs as often as it must to stay below.
-	memoryLimit = 48 << 20
+	memoryLimit = 40 << 20
 )
 
 // tuneGC makes a worker collect garbage less often while its heap is
