@@ -233,13 +233,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Debug().Err(err).Msg("reconciliation before the first pull failed")
 	}
 
-	// Prefetch 4 messages per handler (128..1024) so that pull round trips
+	// Prefetch 6 messages per handler (192..1024) so that pull round trips
 	// overlap with handling (duplicates are settled fast), and not more:
 	// at the end of a burst the messages one worker holds wait while other
 	// workers may be idle. docs/perf-notes.md has the measurements of both.
 	// The buffer is bounded, and its messages are kept alive by the ack wait.
 	it, err := w.res.Consumer.Messages(
-		jetstream.PullMaxMessages(min(max(4*handlers, 128), 1024)),
+		jetstream.PullMaxMessages(min(max(6*handlers, 192), 1024)),
 		jetstream.WithMessagesErrOnMissingHeartbeat(false),
 	)
 	if err != nil {
