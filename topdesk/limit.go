@@ -1,6 +1,7 @@
 package topdesk
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -46,19 +47,18 @@ const (
 // With max 0 requests are not bounded, but the pause still applies.
 //
 // It is hand-written because golang.org/x/sync/semaphore and rate have no
-// limit that changes. Measured reason (`alertdesk-bench -scenarios limit`,
-// TOPdesk at 50 ms answering 429 Retry-After: 1 above 20 requests in
-// flight): configured at 64, a worker finishes 8,000 new keys as fast as one
-// configured at exactly 20 (0.99x and 1.04x in two runs) with 0.6% of its
-// requests answered 429. Cuts by cutFactor alone would need about eleven
-// overloads, each with a second of pause, to get from 64 to 20: hence the
+// limit that changes. The measured reason is the limit row of BENCHMARKS.md
+// (`alertdesk-bench -scenarios limit`): a worker configured far above what
+// TOPdesk takes finishes about as fast as one configured at exactly that,
+// with few requests answered 429. Cuts by cutFactor alone would need many
+// overloads, each with a pause, to get down to TOPdesk's limit: hence the
 // settling on the successes.
 type flow struct {
 	max int
 	now func() time.Time
 
 	mu       sync.Mutex
-	changed  chan struct{} // closed and replaced when a waiter may proceed
+	waiters  list.List // of chan struct{}: requests waiting for a slot, oldest first
 	limit    int
 	inFlight int
 	paused   time.Time // no request is sent before this
@@ -77,7 +77,7 @@ type flow struct {
 }
 
 func newFlow(max int, now func() time.Time) *flow {
-	return &flow{max: max, limit: max, now: now, changed: make(chan struct{}), hold: probeHold}
+	return &flow{max: max, limit: max, now: now, hold: probeHold}
 }
 
 // pauseError is returned when a request is not sent because TOPdesk's
@@ -111,20 +111,33 @@ func (f *flow) acquire(ctx context.Context) (ticket, error) {
 			f.mu.Unlock()
 			return t, nil
 		}
-		changed := f.changed
-		f.mu.Unlock()
 		if dl, ok := ctx.Deadline(); ok && wait > 0 && dl.Before(now.Add(wait)) {
+			f.mu.Unlock()
 			return ticket{}, &pauseError{wait: wait}
 		}
-		if err := waitFor(ctx, changed, wait); err != nil {
+		woken := make(chan struct{}, 1)
+		e := f.waiters.PushBack(woken)
+		f.mu.Unlock()
+		err := waitFor(ctx, woken, wait)
+		f.mu.Lock()
+		select {
+		case <-woken:
+			if err != nil {
+				f.wake(1) // the slot it was woken for goes to the next
+			}
+		default:
+			f.waiters.Remove(e)
+		}
+		f.mu.Unlock()
+		if err != nil {
 			return ticket{}, err
 		}
 	}
 }
 
-// waitFor waits until changed is closed or, if d > 0, d has passed; it
+// waitFor waits until woken receives or, if d > 0, d has passed; it
 // returns ctx's error when ctx ends first.
-func waitFor(ctx context.Context, changed <-chan struct{}, d time.Duration) error {
+func waitFor(ctx context.Context, woken <-chan struct{}, d time.Duration) error {
 	var timeout <-chan time.Time
 	if d > 0 {
 		t := time.NewTimer(d)
@@ -134,7 +147,7 @@ func waitFor(ctx context.Context, changed <-chan struct{}, d time.Duration) erro
 	select {
 	case <-ctx.Done():
 		return ctxError(ctx)
-	case <-changed:
+	case <-woken:
 	case <-timeout:
 	}
 	return nil
@@ -184,7 +197,12 @@ func (f *flow) release(t ticket, resp *http.Response, err error) {
 			f.raise(now)
 		}
 	}
-	f.broadcast()
+	free := f.limit - f.inFlight
+	if now.Before(f.paused) {
+		// Every waiter looks again, to wait for the pause's end by a timer.
+		free = f.waiters.Len()
+	}
+	f.wake(free)
 }
 
 // observe adds a successful request's latency to the averages and reports
@@ -240,10 +258,17 @@ func (f *flow) setLimit(n int) {
 	}
 }
 
-// broadcast wakes every waiter to look again.
-func (f *flow) broadcast() {
-	close(f.changed)
-	f.changed = make(chan struct{})
+// wake tells up to n of the oldest waiters to look again (every waiter
+// when requests are not bounded): one per free slot, not all of them for
+// each, so that a worker with more events than slots does not wake every
+// waiting event whenever a request ends.
+func (f *flow) wake(n int) {
+	if f.max == 0 {
+		n = f.waiters.Len()
+	}
+	for ; n > 0 && f.waiters.Len() > 0; n-- {
+		f.waiters.Remove(f.waiters.Front()).(chan struct{}) <- struct{}{}
+	}
 }
 
 // ConcurrencyLimit returns how many requests the client currently lets be

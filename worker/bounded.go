@@ -1,57 +1,83 @@
 package worker
 
-import "sync"
+import (
+	"hash/maphash"
+	"sync"
+)
 
-// bounded is a map of at most max entries (at least one), safe for
-// concurrent use: putting a new key into a full map first forgets an
-// arbitrary entry. The in-memory records of the worker are all hints (a
-// state that spares a read, a count of attempts, a key that waits), so
-// forgetting one only costs what it spared.
+// shards is how many parts the worker's per-key records (bounded maps, key
+// locks) are split into, each with its own mutex: the handlers of
+// different keys then seldom wait for one another's lookups.
+const shards = 32
+
+var shardSeed = maphash.MakeSeed()
+
+// shardOf is the shard that holds k.
+func shardOf[K comparable](k K) int { return int(maphash.Comparable(shardSeed, k) % shards) }
+
+// bounded is a map of at most max entries (at least one per shard), safe
+// for concurrent use: putting a new key into a full shard first forgets an
+// arbitrary entry of that shard. The in-memory records of the worker are
+// all hints (a state that spares a read, a count of attempts, a key that
+// waits), so forgetting one only costs what it spared.
 type bounded[K comparable, V any] struct {
-	mu  sync.Mutex
-	m   map[K]V
 	max int
+	s   [shards]boundedShard[K, V]
 }
 
+type boundedShard[K comparable, V any] struct {
+	mu sync.Mutex
+	m  map[K]V
+}
+
+func (b *bounded[K, V]) shard(k K) *boundedShard[K, V] { return &b.s[shardOf(k)] }
+
 func (b *bounded[K, V]) get(k K) (V, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	v, ok := b.m[k]
+	s := b.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[k]
 	return v, ok
 }
 
 func (b *bounded[K, V]) put(k K, v V) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.m == nil {
-		b.m = make(map[K]V)
+	s := b.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[K]V)
 	}
-	if _, ok := b.m[k]; !ok && len(b.m) >= max(b.max, 1) {
-		for old := range b.m {
-			delete(b.m, old)
+	if _, ok := s.m[k]; !ok && len(s.m) >= max(b.max/shards, 1) {
+		for old := range s.m {
+			delete(s.m, old)
 			break
 		}
 	}
-	b.m[k] = v
+	s.m[k] = v
 }
 
 // take removes k and returns what it held.
 func (b *bounded[K, V]) take(k K) (V, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	v, ok := b.m[k]
-	delete(b.m, k)
+	s := b.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[k]
+	delete(s.m, k)
 	return v, ok
 }
 
 func (b *bounded[K, V]) delete(k K) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.m, k)
+	s := b.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, k)
 }
 
 func (b *bounded[K, V]) clear() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	clear(b.m)
+	for i := range b.s {
+		s := &b.s[i]
+		s.mu.Lock()
+		clear(s.m)
+		s.mu.Unlock()
+	}
 }

@@ -168,10 +168,12 @@ func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result
 	} else if f.kind != fateNak {
 		w.attempts.delete(md.Sequence.Stream)
 	}
-	l := w.msgLog(msg, md, res)
+	// The message's fields are added to a line only when it is logged:
+	// most messages log nothing at the default level.
+	l := func(e *zerolog.Event) *zerolog.Event { return w.msgFields(e, msg, md, res) }
 	if f.kind != fateNak && res.key != "" {
 		if since, ok := w.waiting.end(res.key); ok {
-			l.Info().Dur("waited", w.opts.Now().Sub(since)).Msg("events of this alert key no longer wait")
+			l(w.log.Info()).Dur("waited", w.opts.Now().Sub(since)).Msg("events of this alert key no longer wait")
 		}
 	}
 	switch f.kind {
@@ -187,9 +189,9 @@ func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result
 		}
 		if ackErr != nil {
 			// The state is written, so the redelivery is a duplicate.
-			l.Warn().Err(ackErr).Msg("ack failed; the event will be redelivered as a duplicate")
+			l(w.log.Warn()).Err(ackErr).Msg("ack failed; the event will be redelivered as a duplicate")
 		}
-		ev := l.WithLevel(lvl).Str("outcome", strings.Join(res.outcomes, ","))
+		ev := l(w.log.WithLevel(lvl)).Str("outcome", strings.Join(res.outcomes, ","))
 		if res.incidentNumber != "" {
 			ev = ev.Str("incident_number", res.incidentNumber)
 		}
@@ -198,7 +200,7 @@ func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result
 		for _, o := range res.outcomes {
 			w.m.outcome(o).Inc() // the applied alerts of a multi-alert message
 		}
-		w.deadLetter(msg, md, dead, w.msgLog(msg, md, result{}))
+		w.deadLetter(msg, md, dead)
 	case fateNak:
 		if f.delay > 0 {
 			err = errors.Join(err, msg.NakWithDelay(f.delay))
@@ -206,29 +208,32 @@ func (w *Worker) settle(msg jetstream.Msg, md *jetstream.MsgMetadata, res result
 			err = errors.Join(err, msg.Nak())
 		}
 		if errors.Is(err, errShutdown) {
-			l.Debug().Err(err).Msg("handed back on shutdown")
+			l(w.log.Debug()).Err(err).Msg("handed back on shutdown")
 			return
 		}
 		w.m.outcome(outcomeRetried).Inc()
 		// Say once why a key's events wait and for how long; each further
 		// redelivery only at debug.
 		reason := waitReason(err)
-		ev := l.Debug()
+		ev := l(w.log.Debug())
 		if res.key == "" || w.waiting.start(res.key, reason, w.opts.Now()) {
-			ev = l.Warn()
+			ev = l(w.log.Warn())
 		}
 		ev.Err(err).Str("outcome", outcomeRetried).Str("reason", reason).Dur("delay", f.delay).Msg("event waits; it will be retried")
 	}
 }
 
-// msgLog is the logger with a message's fixed fields.
-func (w *Worker) msgLog(msg jetstream.Msg, md *jetstream.MsgMetadata, res result) zerolog.Logger {
-	c := w.log.With().Str("subject", msg.Subject()).Uint64("stream_seq", md.Sequence.Stream).
-		Uint64("deliveries", md.NumDelivered)
-	if res.key != "" {
-		c = c.Str("alert_key", res.key)
+// msgFields adds a message's fixed fields to a log line; a line of a
+// disabled level (nil) stays nil.
+func (w *Worker) msgFields(e *zerolog.Event, msg jetstream.Msg, md *jetstream.MsgMetadata, res result) *zerolog.Event {
+	if e == nil {
+		return nil
 	}
-	return c.Logger()
+	e = e.Str("subject", msg.Subject()).Uint64("stream_seq", md.Sequence.Stream).Uint64("deliveries", md.NumDelivered)
+	if res.key != "" {
+		e = e.Str("alert_key", res.key)
+	}
+	return e
 }
 
 // deadPart is what is dead-lettered of a message: all of it, or one alert
@@ -244,7 +249,8 @@ type deadPart struct {
 // terminates the original only after every DLQ publish was acked;
 // otherwise the original is redelivered (a part already published is then
 // dropped by the DLQ stream as a duplicate).
-func (w *Worker) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, dead []deadPart, l zerolog.Logger) {
+func (w *Worker) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, dead []deadPart) {
+	l := func(e *zerolog.Event) *zerolog.Event { return w.msgFields(e, msg, md, result{}) }
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, p := range dead {
@@ -265,7 +271,7 @@ func (w *Worker) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, dead [
 			if nakErr := msg.NakWithDelay(w.fates.redeliverMin); nakErr != nil {
 				err = errors.Join(err, nakErr)
 			}
-			l.Error().Err(errors.Join(p.err, err)).Str("class", string(p.class)).Str("outcome", outcomeRetried).
+			l(w.log.Error()).Err(errors.Join(p.err, err)).Str("class", string(p.class)).Str("outcome", outcomeRetried).
 				Msg("dead-letter publish failed; event will be redelivered")
 			w.m.outcome(outcomeRetried).Inc()
 			return
@@ -274,12 +280,12 @@ func (w *Worker) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, dead [
 	if err := msg.TermWithReason(string(dead[0].class)); err != nil {
 		// The DLQ holds it; a redelivery dead-letters it again under the same
 		// Nats-Msg-Id, which the DLQ stream drops as a duplicate.
-		l.Warn().Err(err).Msg("term failed after dead-lettering")
+		l(w.log.Warn()).Err(err).Msg("term failed after dead-lettering")
 	}
 	for _, p := range dead {
 		w.m.dlq.WithLabelValues(string(p.class)).Inc()
 		w.m.events.WithLabelValues(outcomeDeadLettered).Inc()
-		ev := l.Error()
+		ev := l(w.log.Error())
 		if p.key != "" {
 			ev = ev.Str("alert_key", p.key)
 		}

@@ -318,10 +318,13 @@ func (k *knownStates) clear() { k.m.clear() }
 
 // keyLocks serialises the handling of one alert key inside this process, so
 // that events of a key queue up locally instead of racing on the KV
-// revision. Across processes the KV claim does the same job.
+// revision. Across processes the KV claim does the same job. The keys are
+// spread over shards, each with its own mutex.
 type keyLocks struct {
-	mu    sync.Mutex
-	locks map[string]*keyLock
+	s [shards]struct {
+		mu    sync.Mutex
+		locks map[string]*keyLock
+	}
 }
 
 type keyLock struct {
@@ -331,25 +334,26 @@ type keyLock struct {
 
 // lock waits for the key's lock or ctx; the returned func unlocks.
 func (l *keyLocks) lock(ctx context.Context, key string) (func(), error) {
-	l.mu.Lock()
-	if l.locks == nil {
-		l.locks = make(map[string]*keyLock)
+	s := &l.s[shardOf(key)]
+	s.mu.Lock()
+	if s.locks == nil {
+		s.locks = make(map[string]*keyLock)
 	}
-	k := l.locks[key]
+	k := s.locks[key]
 	if k == nil {
 		k = &keyLock{ch: make(chan struct{}, 1)}
-		l.locks[key] = k
+		s.locks[key] = k
 	}
 	k.refs++
-	l.mu.Unlock()
+	s.mu.Unlock()
 
 	release := func() {
-		l.mu.Lock()
+		s.mu.Lock()
 		k.refs--
 		if k.refs == 0 {
-			delete(l.locks, key)
+			delete(s.locks, key)
 		}
-		l.mu.Unlock()
+		s.mu.Unlock()
 	}
 	select {
 	case k.ch <- struct{}{}:

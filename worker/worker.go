@@ -249,12 +249,20 @@ func (w *Worker) Ready() error {
 // the ack wait.
 func (w *Worker) Run(ctx context.Context) error {
 	handlers := 2 * w.opts.Concurrency
-	// Prefetch 8 messages per handler (256..1024) so that pull round trips
-	// overlap with handling (the duplicate-storm row of docs/perf-notes.md
-	// measured why). The buffer is bounded, and its messages are kept alive
-	// by the ack wait.
+	// The bucket is reconciled (or found so) before the first pull: until
+	// it is marked, every new key costs a lookup in TOPdesk before its
+	// create. A failure is retried and logged by keepReconciled.
+	if err := w.reconcile(ctx); err != nil {
+		w.log.Debug().Err(err).Msg("reconciliation before the first pull failed")
+	}
+
+	// Prefetch 6 messages per handler (192..1024) so that pull round trips
+	// overlap with handling (duplicates are settled fast), and not more:
+	// at the end of a burst the messages one worker holds wait while other
+	// workers may be idle. docs/perf-notes.md has the measurements of both.
+	// The buffer is bounded, and its messages are kept alive by the ack wait.
 	it, err := w.res.Consumer.Messages(
-		jetstream.PullMaxMessages(min(max(8*handlers, 256), 1024)),
+		jetstream.PullMaxMessages(min(max(6*handlers, 192), 1024)),
 		jetstream.WithMessagesErrOnMissingHeartbeat(false),
 	)
 	if err != nil {
@@ -283,8 +291,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	for range handlers {
 		idle <- struct{}{}
 		inflight.Go(func() {
+			// Each handler's messages derive their contexts from one of its
+			// own, so that starting and ending them does not lock a context
+			// shared by every handler.
+			ctx, cancel := context.WithCancel(workCtx)
+			defer cancel()
+			hb := w.newHeartbeat()
 			for msg := range work {
-				w.process(workCtx, msg)
+				w.process(ctx, msg, hb)
 				idle <- struct{}{}
 			}
 		})
@@ -376,8 +390,8 @@ type alertFailure struct {
 	err   error
 }
 
-// process handles one message and settles it.
-func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
+// process handles one message and settles it; hb is its handler's.
+func (w *Worker) process(ctx context.Context, msg jetstream.Msg, hb *heartbeat) {
 	md, err := msg.Metadata()
 	if err != nil {
 		// Not a JetStream message: there is nothing to redeliver or settle.
@@ -388,42 +402,68 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 	defer w.m.inFlight.Dec()
 	hctx, cancel := context.WithTimeout(ctx, w.opts.HandleTimeout)
 	defer cancel()
-	stop := w.keepAlive(msg)
+	hb.start(msg)
 	var res result
 	err = w.handle(hctx, msg, md, &res)
-	stop()
+	hb.stop()
 	if (err != nil || len(res.failed) > 0) && ctx.Err() != nil {
 		err, res.failed = errors.Join(errShutdown, err), nil
 	}
 	w.settle(msg, md, res, err)
 }
 
-// keepAlive tells the server every AckWait/3 that the message is still
-// being worked on, so that long retries are not redelivered elsewhere.
-func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
-	if w.heartbeat <= 0 {
-		return func() {}
+// heartbeat tells the server every AckWait/3 that its handler's message
+// is still being worked on, so that long retries are not redelivered
+// elsewhere. Each handler has one, reused for each of its messages.
+type heartbeat struct {
+	every time.Duration
+	log   *zerolog.Logger
+	mu    sync.Mutex
+	msg   jetstream.Msg // nil between messages
+	t     *time.Timer
+}
+
+func (w *Worker) newHeartbeat() *heartbeat {
+	h := &heartbeat{every: w.heartbeat, log: &w.log}
+	if h.every > 0 {
+		h.t = time.AfterFunc(h.every, h.beat)
+		h.t.Stop()
 	}
-	var mu sync.Mutex
-	stopped := false
-	var t *time.Timer
-	t = time.AfterFunc(w.heartbeat, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		if err := msg.InProgress(); err != nil {
-			w.log.Debug().Err(err).Msg("in-progress heartbeat failed")
-		}
-		t.Reset(w.heartbeat)
-	})
-	return func() {
-		mu.Lock()
-		stopped = true
-		t.Stop()
-		mu.Unlock()
+	return h
+}
+
+func (h *heartbeat) start(msg jetstream.Msg) {
+	if h.t == nil {
+		return
 	}
+	h.mu.Lock()
+	h.msg = msg
+	h.mu.Unlock()
+	h.t.Reset(h.every)
+}
+
+func (h *heartbeat) stop() {
+	if h.t == nil {
+		return
+	}
+	h.mu.Lock()
+	h.msg = nil
+	h.t.Stop()
+	h.mu.Unlock()
+}
+
+// beat runs on the timer. One that fired as a message ended may find the
+// handler's next message: an early heartbeat for it is harmless.
+func (h *heartbeat) beat() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.msg == nil {
+		return
+	}
+	if err := h.msg.InProgress(); err != nil {
+		h.log.Debug().Err(err).Msg("in-progress heartbeat failed")
+	}
+	h.t.Reset(h.every)
 }
 
 // handle decodes a message and applies each alert in it. A panic is

@@ -751,7 +751,7 @@ func runBaseline(ctx context.Context, natsURL, tdURL string, concurrency int, lo
 	}
 	// The same prefetch and heartbeat handling as the worker, so that the
 	// comparison is about the product logic only.
-	it, err := cons.Messages(jetstream.PullMaxMessages(min(max(16*concurrency, 256), 1024)),
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(max(12*concurrency, 192), 1024)),
 		jetstream.WithMessagesErrOnMissingHeartbeat(false))
 	if err != nil {
 		return err

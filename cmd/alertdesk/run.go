@@ -39,6 +39,7 @@ func cmdRun(ctx context.Context, c *cli, args []string) int {
 		return 2
 	}
 	log := newLogger(cfg, c.stderr)
+	tuneGC()
 	return exitCode(ctx, log, runWorker(ctx, cfg, log, runExtras{}))
 }
 
