@@ -127,12 +127,19 @@ func (ws *windowWorkers) waitWindows(n int) {
 // one held back; at the window's end the incident is created from the
 // latest.
 func TestMaintenanceHoldsBackUntilWindowEnd(t *testing.T) {
+	forWorkers(t, testHoldsBackUntilWindowEnd)
+}
+
+func testHoldsBackUntilWindowEnd(t *testing.T, workers int) {
 	e := newEnv(t, topdesktest.Options{})
 	opts := fastOptions()
 	end := time.Now().Add(3 * time.Second)
 	opts.Maintenance = fixedWindow(t, "db-7", end)
 	opts.MaintenanceRecheck = time.Second // re-checked, and held again, before the end
-	rw := e.startWorker(opts)
+	var rws []*runningWorker
+	for range workers {
+		rws = append(rws, e.startWorker(opts))
+	}
 
 	e.publish(onHost("db-7", "warning", "Disk / at 91% on db-7"))
 	e.publish(onHost("db-7", "critical", "Disk / at 97% on db-7"))
@@ -140,7 +147,7 @@ func TestMaintenanceHoldsBackUntilWindowEnd(t *testing.T) {
 	if n := len(e.incidentsFor("db-7/disk-full")); n != 0 && time.Now().Before(end) {
 		t.Fatalf("%d incidents while the window covers the alert, want none", n)
 	}
-	e.waitHeldBack(2, rw)
+	e.waitHeldBack(2, rws...)
 	if s := e.keyState("db-7/disk-full").Suppressed; time.Now().Before(end) && (s == nil || s.Window != "maintenance[0]" || !s.Until.Equal(end)) {
 		t.Errorf("state shows suppression %+v, want maintenance[0] until %s", s, end)
 	}
@@ -157,17 +164,24 @@ func TestMaintenanceHoldsBackUntilWindowEnd(t *testing.T) {
 	if s := e.keyState("db-7/disk-full").Suppressed; s != nil {
 		t.Errorf("state still shows suppression %+v", s)
 	}
-	wait.For(t, 5*time.Second, "the create counted", func() bool { return outcomes(outcomeCreated, rw) == 1 })
+	wait.For(t, 5*time.Second, "the create counted", func() bool { return outcomes(outcomeCreated, rws...) == 1 })
 }
 
 // TestMaintenanceResolvedMeanwhile: a resolve under the window cancels the
 // timer and creates nothing; a window timer that fires anyway (late, or
 // twice) finds nothing to do.
 func TestMaintenanceResolvedMeanwhile(t *testing.T) {
+	forWorkers(t, testResolvedMeanwhile)
+}
+
+func testResolvedMeanwhile(t *testing.T, workers int) {
 	e := newEnv(t, topdesktest.Options{})
 	opts := fastOptions()
 	opts.Maintenance = fixedWindow(t, "db-7", time.Now().Add(time.Hour))
 	rw := e.startWorker(opts)
+	for range workers - 1 {
+		e.startWorker(opts)
+	}
 
 	e.publish(onHost("db-7", "critical", "Disk / at 97% on db-7"))
 	e.waitSettled(10 * time.Second)
