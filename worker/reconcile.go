@@ -56,11 +56,8 @@ func Reconciled(ctx context.Context, kv jetstream.KeyValue) bool {
 
 // reconciledFor is how long a positive answer of reconciled is reused. It
 // spares each new key two requests to NATS (the mark and the bucket's
-// info): with the simulator at 50 ms (alertdesk-bench scenario d, 64
-// handlers, in-process, median of 3 on a shared 2-core machine) checking
-// every new key ran at 608 alerts/s and 0.65 NATS+sim CPU s per 1,000
-// alerts, reusing the answer at 801 alerts/s and 0.39 s. A bucket lost and
-// made again is noticed that much later at most.
+// info); what that saves is measured in docs/perf-notes.md. A bucket lost
+// and made again is noticed that much later at most.
 const reconciledFor = time.Second
 
 // reconciled reports whether the bucket carries a reconciliation mark made
