@@ -211,7 +211,10 @@ func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string
 	}
 	st.Key = ev.key
 
-	// Decide.
+	// Decide: the lifecycle table, then in turn what an operator decided
+	// (observe.go), a still-firing reminder (fields.go), maintenance windows
+	// (suppress.go) and noise control (noise.go) may change the decision
+	// or take the event over.
 	d := operatorPolicy(&st, &ev, &lc, decide(&st, &ev, lc))
 	d = w.stillFiring(&st, &ev, d, fresh) // updates.repeat (fields.go)
 	if out, done, err := w.suppress(ctx, &st, &ev, d, rev); done {

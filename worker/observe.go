@@ -144,16 +144,7 @@ func (w *Worker) goneOnWrite(ctx context.Context, id string, err error) error {
 	if err == nil || topdesk.IsNotFound(err) || !topdesk.IsRejected(err) || !errors.As(err, &ae) {
 		return err
 	}
-	api, ok := w.api.(incidentReader)
-	if !ok {
-		return err
-	}
-	var inc *topdesk.Incident
-	gerr := w.call(ctx, "get", func(ctx context.Context) error {
-		var err error
-		inc, err = api.GetIncident(ctx, id)
-		return err
-	})
+	inc, gerr := w.getIncident(ctx, id)
 	switch {
 	case topdesk.IsNotFound(gerr):
 		return fmt.Errorf("%w (incident %s was deleted: %w)", err, id, gerr)
@@ -212,7 +203,23 @@ func (w *Worker) observeIncident(ctx context.Context, inc *topdesk.Incident, via
 		case !st.SentAt.IsZero():
 			return "", &retryLaterError{after: w.opts.RedeliverMin, err: errOutcomePending}
 		}
-		change := observed(&st, inc, &lc, w.wontFix, w.opts.Now())
+		if probe := st; observed(&probe, inc, &lc, w.wontFix, w.opts.Now()) == "" {
+			return "", nil
+		}
+		// inc was read before this state (a read-back's page, a webhook's
+		// event): alertdesk may have written the incident since. Read it
+		// again after the state: no write of alertdesk can land between
+		// this read and the compare-and-swap below without changing the
+		// state's revision, as a write holds the key's claim from before
+		// it is sent until its commit.
+		cur, err := w.getIncident(ctx, st.IncidentID)
+		if topdesk.IsNotFound(err) {
+			return "", nil // deleted: the key's next write finds it gone
+		}
+		if err != nil {
+			return "", err
+		}
+		change := observed(&st, cur, &lc, w.wontFix, w.opts.Now())
 		if change == "" {
 			return "", nil
 		}

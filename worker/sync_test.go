@@ -277,3 +277,38 @@ func TestSyncLeaseTakenOver(t *testing.T) {
 		t.Errorf("the remaining worker saw %v operator changes, want 1", n)
 	}
 }
+
+// TestStaleSnapshotChangesNothing: a read-back page read before alertdesk
+// reopened and closed the incident shows states alertdesk itself has since
+// replaced; observing it must not take them for an operator's.
+func TestStaleSnapshotChangesNothing(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	rw := e.startWorker(fastOptions())
+	const key = "queue/backlog"
+	t0 := time.Now()
+	e.publish(firing(key, "warning", "Backlog growing", t0))
+	e.waitSettled(10 * time.Second)
+	openSnap, err := e.td.GetIncident(t.Context(), e.only(key).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publish(resolved(key, t0.Add(time.Second)))
+	e.waitSettled(10 * time.Second)
+	closedSnap, err := e.td.GetIncident(t.Context(), e.only(key).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stale: the incident is closed now, the snapshot open.
+	if change, err := rw.w.observeIncident(t.Context(), openSnap, viaReadBack); err != nil || change != "" {
+		t.Fatalf("an open snapshot of a closed incident: change %q, err %v; want none", change, err)
+	}
+	e.publish(firing(key, "warning", "Backlog growing", t0.Add(2*time.Second)))
+	e.waitSettled(10 * time.Second)
+	// Stale: the incident is reopened now, the snapshot closed.
+	if change, err := rw.w.observeIncident(t.Context(), closedSnap, viaReadBack); err != nil || change != "" {
+		t.Fatalf("a closed snapshot of a reopened incident: change %q, err %v; want none", change, err)
+	}
+	if ks := e.keyState(key); !ks.Open || ks.ClosedBy != "" {
+		t.Fatalf("state %+v, want open and closed by nobody", ks)
+	}
+}
