@@ -39,6 +39,9 @@ import (
 // (or, in redelivery mode, waiting to be due) on SubjectPrefix+"due.<kind>.<key>".
 const SubjectPrefix = "alertdesk.timer."
 
+// DefaultStream is the timer stream when Options.Stream is empty.
+const DefaultStream = "ALERTDESK_TIMERS"
+
 // HeaderAt carries the time a timer was set for (RFC 3339 with nanoseconds)
 // on every timer message.
 const HeaderAt = "Alertdesk-Timer-At"
@@ -100,7 +103,7 @@ type Scheduler struct {
 // not bind SubjectPrefix+">" or does not allow roll-ups is an error.
 func New(ctx context.Context, js jetstream.JetStream, o Options) (*Scheduler, error) {
 	if o.Stream == "" {
-		o.Stream = "ALERTDESK_TIMERS"
+		o.Stream = DefaultStream
 	}
 	if o.Consumer == "" {
 		o.Consumer = "alertdesk-timers"
@@ -144,11 +147,10 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Scheduler, er
 		return nil, fmt.Errorf("timer stream %s: %w", o.Stream, err)
 	}
 	cfg := stream.CachedInfo().Config
+	if err := checkStream(cfg); err != nil {
+		return nil, err
+	}
 	switch {
-	case len(cfg.Subjects) != 1 || cfg.Subjects[0] != SubjectPrefix+">":
-		return nil, fmt.Errorf("timer stream %s binds %v; it must bind exactly %s>", o.Stream, cfg.Subjects, SubjectPrefix)
-	case !cfg.AllowRollup:
-		return nil, fmt.Errorf("timer stream %s does not allow roll-ups; timers need them", o.Stream)
 	case o.Redelivery:
 		s.mode, s.why = ModeRedelivery, "forced by configuration"
 	case !cfg.AllowMsgSchedules:
@@ -177,6 +179,39 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Scheduler, er
 		return nil, fmt.Errorf("timer consumer %s on stream %s: %w", o.Consumer, o.Stream, err)
 	}
 	return s, nil
+}
+
+// checkStream returns why an existing timer stream cannot be used, or nil.
+func checkStream(cfg jetstream.StreamConfig) error {
+	switch {
+	case len(cfg.Subjects) != 1 || cfg.Subjects[0] != SubjectPrefix+">":
+		return fmt.Errorf("timer stream %s binds %v; it must bind exactly %s>", cfg.Name, cfg.Subjects, SubjectPrefix)
+	case !cfg.AllowRollup:
+		return fmt.Errorf("timer stream %s does not allow roll-ups; timers need them", cfg.Name)
+	}
+	return nil
+}
+
+// Check inspects the timer stream named stream ("" = DefaultStream)
+// without creating or changing anything: whether it exists, how its timers
+// fire, and why New would reject it (err). A missing stream is no error:
+// New creates it.
+func Check(ctx context.Context, js jetstream.JetStream, stream string) (exists bool, mode Mode, err error) {
+	if stream == "" {
+		stream = DefaultStream
+	}
+	s, err := js.Stream(ctx, stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false, ModeSchedules, nil
+	}
+	if err != nil {
+		return false, ModeSchedules, fmt.Errorf("timer stream %s: %w", stream, err)
+	}
+	cfg := s.CachedInfo().Config
+	if !cfg.AllowMsgSchedules {
+		mode = ModeRedelivery
+	}
+	return true, mode, checkStream(cfg)
 }
 
 // Mode reports how timers fire, and why: the worker logs both at start-up.

@@ -316,6 +316,7 @@ const (
 	ResourceDLQ      Resource = "dead-letter stream"
 	ResourceBucket   Resource = "state bucket"
 	ResourceConsumer Resource = "consumer"
+	ResourceTimers   Resource = "timer stream"
 )
 
 // ResourceStatus is what CheckTopology found for one resource.
@@ -337,7 +338,7 @@ type ResourceStatus struct {
 // CheckTopology inspects the resources of t without creating or changing
 // anything, and reports one ResourceStatus per resource, in the order
 // Provision handles them: input stream, dead-letter stream, state bucket,
-// consumer. It applies the same compatibility checks as Provision.
+// consumer, timer stream. It applies the same compatibility checks as Provision.
 func CheckTopology(ctx context.Context, js jetstream.JetStream, t Topology) []ResourceStatus {
 	t.setDefaults()
 	in := checkStreamResource(ctx, js, ResourceStream, t.Stream, t.Subjects)
@@ -375,7 +376,14 @@ func CheckTopology(ctx context.Context, js jetstream.JetStream, t Topology) []Re
 			cons.Detail = fmt.Sprintf("%d pending, %d unacked", info.NumPending, info.NumAckPending)
 		}
 	}
-	return append(out, cons)
+	out = append(out, cons)
+
+	timers := ResourceStatus{Resource: ResourceTimers, Name: timer.DefaultStream}
+	var mode timer.Mode
+	if timers.Exists, mode, timers.Err = timer.Check(ctx, js, timer.DefaultStream); timers.Exists {
+		timers.Detail = "timers fire by " + mode.String()
+	}
+	return append(out, timers)
 }
 
 // checkStreamResource inspects one stream: an existing one must capture

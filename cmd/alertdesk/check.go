@@ -222,6 +222,8 @@ func topologyFix(cfg *config, st worker.ResourceStatus) string {
 			st.Name, strings.Join(cfg.Subjects, ","))
 	case errors.As(st.Err, &conflict) && st.Resource == worker.ResourceDLQ:
 		return fmt.Sprintf("make the stream bind %s>, or set ALERTDESK_DLQ_STREAM to an unused name", dlq.SubjectPrefix)
+	case st.Resource == worker.ResourceTimers && st.Exists:
+		return fmt.Sprintf("delete stream %s (nats stream rm %s) so that run creates it; it holds only alertdesk's pending timers, which are lost with it", st.Name, st.Name)
 	case errors.As(st.Err, &conflict) && st.Resource == worker.ResourceConsumer:
 		return fmt.Sprintf("delete it (nats consumer rm %s %s) so that run creates an explicit-ack pull consumer, or set ALERTDESK_CONSUMER to an unused name",
 			cfg.Stream, st.Name)

@@ -88,9 +88,10 @@ func TestCheckAllPass(t *testing.T) {
 				{"ok   ", "dead-letter stream ALERTS_DLQ missing: will be created by run"},
 				{"ok   ", "state bucket alertdesk_incidents missing: will be created by run"},
 				{"ok   ", "consumer alertdesk missing: will be created by run"},
+				{"ok   ", "timer stream ALERTDESK_TIMERS missing: will be created by run"},
 				{"ok   ", "TOPdesk at http://127.0.0.1:", `operator "alertdesk" accepted`, "(API version " + topdesktest.DefaultAPIVersion + ")"},
 				{"ok   ", "TOPdesk names of the mapping: it uses none"},
-				{"", "all 10 checks passed"},
+				{"", "all 11 checks passed"},
 			},
 		},
 		{
@@ -103,6 +104,7 @@ func TestCheckAllPass(t *testing.T) {
 				{"ok   ", "dead-letter stream ALERTS_DLQ present (subjects alertdesk.dlq.>)"},
 				{"ok   ", "state bucket alertdesk_incidents present (0 keys)"},
 				{"ok   ", "consumer alertdesk present (0 pending, 0 unacked)"},
+				{"ok   ", "timer stream ALERTDESK_TIMERS present (timers fire by message schedules)"},
 				{"ok   ", `mapping category "Infrastructure" resolves`},
 				{"ok   ", `mapping subcategory "Servers" in category "Infrastructure" resolves`},
 				{"ok   ", `mapping operatorGroup "Operations" resolves`},
@@ -248,6 +250,15 @@ func TestCheckFailures(t *testing.T) {
 				}
 			},
 			want: [][]string{{"FAIL ", "consumer alertdesk:", "explicit acks", "nats consumer rm ALERTS alertdesk"}},
+		},
+		{
+			name: "timer stream without roll-ups",
+			setup: func(t *testing.T, e *checkEnv) {
+				if _, err := e.js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "ALERTDESK_TIMERS", Subjects: []string{"alertdesk.timer.>"}}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: [][]string{{"FAIL ", "timer stream ALERTDESK_TIMERS:", "roll-ups", "nats stream rm ALERTDESK_TIMERS"}},
 		},
 		{
 			name:  "invalid setting",
