@@ -122,14 +122,20 @@ func decide(st *incidentState, ev *keyEvent, lc mapping.Lifecycle) decision {
 		}
 		return doNothing
 	}
+	// An incident adopted from TOPdesk has no fingerprint: its content is
+	// unknown, so the first firing event writes its own.
+	return firingDecision(st, ev, ev.fingerprint == st.Fingerprint, lc)
+}
+
+// firingDecision is what a firing event does to the key's incident, given
+// whether it says what was applied last (same).
+func firingDecision(st *incidentState, ev *keyEvent, same bool, lc mapping.Lifecycle) decision {
 	switch {
 	case st.IncidentID == "":
 		return doCreate
-	case st.Open && ev.fingerprint == st.Fingerprint:
+	case st.Open && same:
 		return doDuplicate
 	case st.Open:
-		// An incident adopted from TOPdesk has no fingerprint: its content
-		// is unknown, so the first firing event writes its own.
 		return doUpdate
 	case ev.at.Sub(st.ClosedAt) <= lc.ReopenWindow:
 		return doReopen
@@ -143,10 +149,16 @@ func decide(st *incidentState, ev *keyEvent, lc mapping.Lifecycle) decision {
 // than window after that resolve. (One inside the window is an HA peer's
 // late copy.)
 func refire(st *incidentState, ev *keyEvent, window time.Duration) bool {
+	return refired(ev, st.LastEvent, st.LastStatus, st.LastPublished, window)
+}
+
+// refired is refire against the last applied event (its time, status and
+// publish time): of the key, or of a group's member.
+func refired(ev *keyEvent, at time.Time, status string, published time.Time, window time.Duration) bool {
 	return ev.alert.Fingerprint != "" && ev.alert.Status == mapping.StatusFiring &&
-		st.LastStatus == string(mapping.StatusResolved) && !st.LastPublished.IsZero() &&
-		order(ev.at, string(ev.alert.Status), st.LastEvent, st.LastStatus) < 0 &&
-		ev.published.Sub(st.LastPublished) > window
+		status == string(mapping.StatusResolved) && !published.IsZero() &&
+		order(ev.at, string(ev.alert.Status), at, status) < 0 &&
+		ev.published.Sub(published) > window
 }
 
 // apply brings the key's incident in line with one event and returns the

@@ -62,7 +62,7 @@ func decideMember(st *incidentState, ev *keyEvent, lc mapping.Lifecycle) decisio
 	// clears it again before the state is written.
 	st.LastEvent, st.LastStatus = m.At, m.Status
 	firing := ev.alert.Status == mapping.StatusFiring
-	if known && memberRefire(&m, ev, lc.ReorderWindow) {
+	if known && refired(ev, m.At, m.Status, m.Published, lc.ReorderWindow) {
 		ev.at = ev.published
 	}
 	if known {
@@ -93,27 +93,7 @@ func decideMember(st *incidentState, ev *keyEvent, lc mapping.Lifecycle) decisio
 		// the group still fires.)
 		return doResolve
 	}
-	switch {
-	case st.IncidentID == "":
-		return doCreate
-	case st.Open && known && m.Status == status:
-		return doDuplicate
-	case st.Open:
-		return doUpdate
-	case ev.at.Sub(st.ClosedAt) <= lc.ReopenWindow:
-		return doReopen
-	default:
-		return doCreate
-	}
-}
-
-// memberRefire is refire for one member: an Alertmanager alert re-sent
-// with its original startsAt after its resolve was applied.
-func memberRefire(m *member, ev *keyEvent, window time.Duration) bool {
-	return ev.alert.Fingerprint != "" && ev.alert.Status == mapping.StatusFiring &&
-		m.Status == string(mapping.StatusResolved) && !m.Published.IsZero() &&
-		order(ev.at, string(ev.alert.Status), m.At, m.Status) < 0 &&
-		ev.published.Sub(m.Published) > window
+	return firingDecision(st, ev, known && m.Status == status, lc)
 }
 
 // memberApplied records ev as its member's newest applied event. The
