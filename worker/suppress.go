@@ -102,6 +102,14 @@ func (w *Worker) suppress(ctx context.Context, st *incidentState, ev *keyEvent, 
 			at = ev.windowEnd
 		}
 		if c, ok := w.opts.Maintenance.Cover(ev.alert.Labels, at); ok {
+			if !replay {
+				// Render it now, as if it were written: an event its
+				// templates cannot render is dead-lettered while its
+				// message is at hand, not when the window ends.
+				if _, err := w.mapping.Render(ev.alert, ev.key, decisionOp[d]); err != nil {
+					return "", true, err
+				}
+			}
 			return w.holdBack(ctx, st, ev, c, rev)
 		}
 	}

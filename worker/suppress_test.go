@@ -311,3 +311,29 @@ func TestMaintenanceGroupMembers(t *testing.T) {
 		t.Errorf("group state: suppression %+v, members %v; want none, and sw-1 firing", st.Suppressed, st.Members)
 	}
 }
+
+// TestMaintenanceTemplateErrorDeadLettered: an event a window holds back
+// is rendered when it arrives; one its templates cannot render is
+// dead-lettered then (class template), not lost when the window ends.
+func TestMaintenanceTemplateErrorDeadLettered(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	var err error
+	if e.mapping, err = mapping.Load([]byte("incident: {briefDescription: '{{ .Summary }}', request: '{{ .Annotations.runbook }}'}\n")); err != nil {
+		t.Fatal(err)
+	}
+	opts := fastOptions()
+	opts.Maintenance = fixedWindow(t, "db-7", time.Now().Add(time.Hour))
+	e.startWorker(opts)
+	e.publish(onHost("db-7", "critical", "Disk / at 97% on db-7")) // no runbook annotation
+	e.waitSettled(10 * time.Second)
+	dl := e.dlqEntries()
+	if len(dl) != 1 || dl[0].Class != "template" {
+		t.Fatalf("dead letters %+v, want the event, class template", dl)
+	}
+	if n, err := e.res.Timers.Pending(t.Context()); err != nil || n != 0 {
+		t.Errorf("%d timers pending (%v), want none: nothing is held back", n, err)
+	}
+	if _, err := e.res.State.Get(t.Context(), mapping.ExternalNumber("db-7/disk-full")); err == nil {
+		t.Errorf("the key has a state; want none for an event that was dead-lettered")
+	}
+}
