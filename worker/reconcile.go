@@ -107,23 +107,8 @@ func (w *Worker) reconcile(ctx context.Context) error {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	kv := w.state.bucket()
-	b, err := json.Marshal(claim{Owner: w.opts.ID, Op: "reconcile"})
-	if err != nil {
-		return err
-	}
-	if _, err := kv.Create(ctx, reconcilingKey, b); errors.Is(err, jetstream.ErrKeyExists) {
-		e, gerr := kv.Get(ctx, reconcilingKey)
-		if gerr != nil {
-			return nil // it was just released: someone finished
-		}
-		if info.TimeStamp.Sub(e.Created()) < reconcileLease {
-			return nil // another worker is reconciling
-		}
-		if _, err := kv.Update(ctx, reconcilingKey, b, e.Revision()); err != nil {
-			return nil // another worker took the lapsed lease first
-		}
-	} else if err != nil {
-		return fmt.Errorf("reconcile: take the lease: %w", err)
+	if held, err := w.takeLease(ctx, reconcilingKey, "reconcile", reconcileLease); err != nil || held == 0 {
+		return err // nil: another worker is reconciling
 	}
 	defer func() {
 		if err := kv.Delete(context.WithoutCancel(ctx), reconcilingKey); err != nil {

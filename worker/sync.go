@@ -130,7 +130,7 @@ func (w *Worker) runSync(ctx context.Context) {
 		}
 		t.Reset(w.opts.SyncInterval)
 		var err error
-		if held, err = w.takeSyncLease(ctx); err == nil && held != 0 && !w.gate.paused() {
+		if held, err = w.takeLease(ctx, syncLeaseKey, "sync", w.syncLease()); err == nil && held != 0 && !w.gate.paused() {
 			err = w.readBack(ctx)
 		}
 		switch {
@@ -170,24 +170,26 @@ func (w *Worker) resolveWontFix(ctx context.Context) {
 // NATS server's clock: two intervals.
 func (w *Worker) syncLease() time.Duration { return 2 * w.opts.SyncInterval }
 
-// takeSyncLease takes the read-back lease, or renews it, and returns its
-// revision; 0 when another worker holds it.
-func (w *Worker) takeSyncLease(ctx context.Context) (uint64, error) {
+// takeLease takes the lease key of the state bucket for op, or renews
+// this worker's, and returns its revision: 0 when another worker holds it.
+// A lease another worker wrote less than ttl ago by the NATS server's clock
+// is theirs; an older one lapsed (its holder died) and is taken over.
+func (w *Worker) takeLease(ctx context.Context, key, op string, ttl time.Duration) (uint64, error) {
 	kv := w.state.bucket()
-	b, err := json.Marshal(claim{Owner: w.opts.ID, Op: "sync"})
+	b, err := json.Marshal(claim{Owner: w.opts.ID, Op: op})
 	if err != nil {
 		return 0, err
 	}
-	e, err := kv.Get(ctx, syncLeaseKey)
+	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		rev, err := kv.Create(ctx, syncLeaseKey, b)
+		rev, err := kv.Create(ctx, key, b)
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return 0, nil // another worker was faster
 		}
 		return rev, err
 	}
 	if err != nil {
-		return 0, fmt.Errorf("sync: read the lease: %w", err)
+		return 0, fmt.Errorf("%s: read the lease: %w", op, err)
 	}
 	var holder claim
 	if json.Unmarshal(e.Value(), &holder) == nil && holder.Owner != w.opts.ID {
@@ -195,12 +197,12 @@ func (w *Worker) takeSyncLease(ctx context.Context) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if now.Sub(e.Created()) < w.syncLease() {
+		if now.Sub(e.Created()) < ttl {
 			return 0, nil
 		}
-		w.log.Info().Str("holder", holder.Owner).Msg("sync: the read-back lease lapsed; taking it over")
+		w.log.Info().Str("holder", holder.Owner).Str("lease", op).Msg("the lease lapsed; taking it over")
 	}
-	rev, err := kv.Update(ctx, syncLeaseKey, b, e.Revision())
+	rev, err := kv.Update(ctx, key, b, e.Revision())
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return 0, nil // another worker took it first
 	}
