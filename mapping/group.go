@@ -4,9 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -132,18 +130,7 @@ func (v *validator) group(path string, gf *groupFile) *grouping {
 	case !gf.Alertmanager && len(gf.By) == 0:
 		v.addf(path, "needs by: [labels…] or alertmanager: true")
 	}
-	for i, name := range gf.By {
-		p := fmt.Sprintf("%s.by[%d]", path, i)
-		switch {
-		case name == "" || strings.ContainsAny(name, "=,\"") || strings.ContainsFunc(name, isControl):
-			v.addf(p, "invalid label name %q", name)
-		case slices.Contains(g.by, name):
-			v.addf(p, "label %q is listed twice", name)
-		default:
-			g.by = append(g.by, name)
-		}
-	}
-	slices.Sort(g.by)
+	g.by = labelList(v, path+".by", gf.By)
 	return g
 }
 

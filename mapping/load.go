@@ -315,18 +315,26 @@ func (f *file) Validate(v *validator, m *Mapping) {
 }
 
 func (f *file) validateKey(v *validator, m *Mapping) {
-	for i, name := range f.Key.Labels {
-		path := fmt.Sprintf("key.labels[%d]", i)
+	m.keyLabels = labelList(v, "key.labels", f.Key.Labels)
+}
+
+// labelList checks a list of label names at path (each valid, none twice)
+// and returns the valid ones, sorted.
+func labelList(v *validator, path string, names []string) []string {
+	var out []string
+	for i, name := range names {
+		p := fmt.Sprintf("%s[%d]", path, i)
 		switch {
 		case name == "" || strings.ContainsAny(name, "=,\"") || strings.ContainsFunc(name, isControl):
-			v.addf(path, "invalid label name %q", name)
-		case slices.Contains(m.keyLabels, name):
-			v.addf(path, "label %q is listed twice", name)
+			v.addf(p, "invalid label name %q", name)
+		case slices.Contains(out, name):
+			v.addf(p, "label %q is listed twice", name)
 		default:
-			m.keyLabels = append(m.keyLabels, name)
+			out = append(out, name)
 		}
 	}
-	slices.Sort(m.keyLabels)
+	slices.Sort(out)
+	return out
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
