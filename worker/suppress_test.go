@@ -307,7 +307,13 @@ func TestMaintenanceGroupMembers(t *testing.T) {
 		t.Fatalf("after another member resolved: suppression %+v, want sw-1's event held back", st.Suppressed)
 	}
 	wait.For(t, 15*time.Second, "the group's incident at the window's end", func() bool { return len(e.incidentsFor(switchGroup)) == 1 })
-	if st := e.stateOf(switchGroup); st.Suppressed != nil || st.Members["sw-1"].Status != "firing" {
+	// The state is committed just after the incident is created.
+	var st incidentState
+	wait.For(t, 5*time.Second, "the group's state after the create", func() bool {
+		st = e.stateOf(switchGroup)
+		return st.Claim == nil
+	})
+	if st.Suppressed != nil || st.Members["sw-1"].Status != "firing" {
 		t.Errorf("group state: suppression %+v, members %v; want none, and sw-1 firing", st.Suppressed, st.Members)
 	}
 }
