@@ -460,9 +460,12 @@ func TestResolveTimerSurvivesWorkerStop(t *testing.T) {
 	opts := fastOptions()
 	opts.ID = "second-worker"
 	e.startWorker(opts)
+	// The simulator records a request just after it applied it: wait for
+	// the record, not only the closed incident.
 	wait.For(t, 15*time.Second, "the new worker to close the incident", func() bool {
 		incs := e.incidentsFor(key)
-		return len(incs) == 1 && incs[0].Closed
+		closes, _ := e.closesAndReopens(key)
+		return len(incs) == 1 && incs[0].Closed && closes > 0
 	})
 	if closes, _ := e.closesAndReopens(key); closes != 1 {
 		t.Errorf("%d closes, want 1", closes)
