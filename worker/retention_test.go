@@ -18,8 +18,10 @@ import (
 // major call is open and, once alertdesk closed it, expires like the state
 // of a closed incident (reopen window plus margin).
 func TestStormEntriesExpire(t *testing.T) {
-	e := groupEnv(t, "lifecycle:\n  reopenWindow: 2s\n  reorderWindow: 500ms\n"+
-		"routes:\n  - match: {team: network}\n    majorIncident: {threshold: 1, window: 4s}\n")
+	// Windows of seconds: the checks between the writes and the expiry
+	// must fit in them on a loaded machine.
+	e := groupEnv(t, "lifecycle:\n  reopenWindow: 3s\n  reorderWindow: 500ms\n"+
+		"routes:\n  - match: {team: network}\n    majorIncident: {threshold: 1, window: 6s}\n")
 	rw := e.startWorker(fastOptions())
 	e.waitReconciled(rw)
 	rule, _ := e.mapping.MajorIncidentFor(&mapping.Alert{Labels: map[string]string{"team": "network"}})
@@ -40,8 +42,8 @@ func TestStormEntriesExpire(t *testing.T) {
 		t.Fatalf("no major call recorded in the storm entry after 3 new incidents within the window: %+v", s)
 	}
 	majorEntry := majorKey(s.Major.Ext)
-	if ttl := e.entryTTL(stormKey); ttl != 4*time.Second {
-		t.Errorf("storm entry TTL %s, want the window, 4s", ttl)
+	if ttl := e.entryTTL(stormKey); ttl != 6*time.Second {
+		t.Errorf("storm entry TTL %s, want the window, 6s", ttl)
 	}
 	if ttl := e.entryTTL(majorEntry); ttl != 0 {
 		t.Errorf("the open major call's entry has TTL %s, want none", ttl)
@@ -99,4 +101,37 @@ func (e *testEnv) entryTTL(key string) time.Duration {
 		e.t.Fatalf("%s: TTL header %q: %v", key, h, err)
 	}
 	return d
+}
+
+// TestEntryTTL: a storm entry is kept its window, in whole seconds rounded
+// up, unless it holds a claim on a major call not yet recorded; a major
+// call's entry once closed, as long as a closed incident's state; nothing
+// expires in a bucket without per-key TTLs.
+func TestEntryTTL(t *testing.T) {
+	lc := mapping.Lifecycle{ReopenWindow: time.Hour, ReorderWindow: time.Minute}
+	w := &Worker{state: stateStore{closedTTL: closedStateTTL(lc)}}
+	closed := closedStateTTL(lc).total
+	for _, tc := range []struct {
+		name string
+		v    any
+		want time.Duration
+	}{
+		{"storm", &storm{Window: 5 * time.Minute}, 5 * time.Minute},
+		{"storm, window rounded up", &storm{Window: 1500 * time.Millisecond}, 2 * time.Second},
+		{"storm, window under a second", &storm{Window: 10 * time.Millisecond}, time.Second},
+		{"storm with its major call", &storm{Window: time.Minute, Major: &stormMajor{ID: "m", Ext: "x"}}, time.Minute},
+		{"storm claiming a major call", &storm{Window: time.Minute, Major: &stormMajor{Ext: "x", Claim: "w/1"}}, 0},
+		{"storm written before its window was", &storm{}, 0},
+		{"open major call", &majorState{ID: "m", Linked: []string{"a"}}, 0},
+		{"major call being closed", &majorState{ID: "m", Claim: "w"}, 0},
+		{"closed major call", &majorState{ID: "m", Closed: true}, closed},
+	} {
+		if got := w.entryTTL(tc.v); got != tc.want {
+			t.Errorf("%s: TTL %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	w.state.closedTTL = stateTTL{}
+	if got := w.entryTTL(&storm{Window: time.Minute}); got != 0 {
+		t.Errorf("without per-key TTLs: TTL %s, want none", got)
+	}
 }
