@@ -219,7 +219,7 @@ func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string
 		if found, err = w.find(ctx, ev.ext); err != nil {
 			return "", st.Number, err
 		}
-		fromTOPdesk(&st, found)
+		w.rebuild(&st, found) // who closed it: rebuild.go
 	}
 	st.Key = ev.key
 

@@ -135,7 +135,7 @@ func (w *Worker) reconcile(ctx context.Context) error {
 	written := 0
 	for ext, incs := range byExt {
 		var st incidentState
-		fromTOPdesk(&st, incs)
+		w.rebuild(&st, incs)
 		if st.IncidentID == "" || (!st.Open && now.Sub(st.ClosedAt) > window) {
 			continue // nothing a new event could reopen: a create is right
 		}

@@ -213,19 +213,7 @@ func (s *stateStore) put(ctx context.Context, op stateOp, bucketKey string, st *
 		return 0, fmt.Errorf("encode state: %w", err)
 	}
 	defer s.observe(op, time.Now())
-	write := func() (uint64, error) {
-		ttl := s.ttl(st)
-		switch {
-		case rev == 0 && ttl > 0:
-			return s.bucket().Create(ctx, bucketKey, b, jetstream.KeyTTL(ttl))
-		case rev == 0:
-			return s.bucket().Create(ctx, bucketKey, b)
-		case ttl > 0:
-			return s.updateTTL(ctx, bucketKey, b, rev, ttl)
-		}
-		return s.bucket().Update(ctx, bucketKey, b, rev)
-	}
-	n, err := write()
+	n, err := s.write(ctx, bucketKey, b, rev, s.ttl(st))
 	if err != nil && s.recovered(ctx, err) {
 		// A fresh bucket has no revision to compare with.
 		return 0, errStateConflict
@@ -257,6 +245,20 @@ func (s *stateStore) ttl(st *incidentState) time.Duration {
 		return s.closedTTL.margin
 	}
 	return s.closedTTL.total
+}
+
+// write writes b as the entry bucketKey if it is still at rev (0 =
+// absent), with a per-key TTL unless ttl is 0.
+func (s *stateStore) write(ctx context.Context, bucketKey string, b []byte, rev uint64, ttl time.Duration) (uint64, error) {
+	switch {
+	case rev == 0 && ttl > 0:
+		return s.bucket().Create(ctx, bucketKey, b, jetstream.KeyTTL(ttl))
+	case rev == 0:
+		return s.bucket().Create(ctx, bucketKey, b)
+	case ttl > 0:
+		return s.updateTTL(ctx, bucketKey, b, rev, ttl)
+	}
+	return s.bucket().Update(ctx, bucketKey, b, rev)
 }
 
 // updateTTL is KeyValue.Update with a per-key TTL: the same publish to the

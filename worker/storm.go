@@ -57,6 +57,9 @@ type storm struct {
 	// at most threshold+1, none older than the window.
 	Recent []stormNew  `json:"recent,omitempty"`
 	Major  *stormMajor `json:"major,omitempty"`
+	// Window is the rule's window, by which the entry expires
+	// (retention.go).
+	Window time.Duration `json:"window,omitempty"`
 }
 
 type stormNew struct {
@@ -126,7 +129,7 @@ func (w *Worker) stormCreate(ctx context.Context, ev *keyEvent, st *incidentStat
 		if err != nil {
 			return err
 		}
-		s.Route = rule.Route
+		s.Route, s.Window = rule.Route, rule.Window
 		s.count(ev.ext, now, rule)
 		if m := s.Major; m != nil && m.ID != "" && now.Sub(m.Last) > rule.Window {
 			s.Major = nil // that storm is over
@@ -381,18 +384,14 @@ func (w *Worker) loadEntry(ctx context.Context, key string, v any) (uint64, time
 	return e.Revision(), e.Created(), nil
 }
 
-// putEntry writes v as the entry key if it is still at rev (0 = absent); a
-// lost race is errStateConflict.
+// putEntry writes v as the entry key if it is still at rev (0 = absent),
+// with its TTL (entryTTL); a lost race is errStateConflict.
 func (w *Worker) putEntry(ctx context.Context, key string, v any, rev uint64) (uint64, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return 0, err
 	}
-	if rev == 0 {
-		rev, err = w.state.bucket().Create(ctx, key, b)
-	} else {
-		rev, err = w.state.bucket().Update(ctx, key, b, rev)
-	}
+	rev, err = w.state.write(ctx, key, b, rev, w.entryTTL(v))
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return 0, errStateConflict
 	}

@@ -957,6 +957,59 @@ func TestDeployKubernetes(t *testing.T) {
 	}
 }
 
+// TestDeploySecretsWired: every secret setting of the config struct is
+// wired in both deployments. In Kubernetes it comes from a key of a Secret,
+// optional so that deleting the key turns its feature off (or, the TOPdesk
+// password, from a Secret mounted at its _FILE variable); in compose the
+// worker that serves HTTP sets it.
+func TestDeploySecretsWired(t *testing.T) {
+	var secrets []string
+	for name, f := range configVars() {
+		if f.Type == reflect.TypeFor[secret]() {
+			secrets = append(secrets, name)
+		}
+	}
+	slices.Sort(secrets)
+	if len(secrets) < 3 {
+		t.Fatalf("secret settings %v: the walk is broken", secrets)
+	}
+
+	objs := k8sObjects(t)
+	env, mounts := k8sContainerEnv(t, objs), k8sMounts(t, objs)
+	optional := map[string]bool{}
+	for _, e := range dig(k8sContainer(t, objs), "env").([]any) {
+		optional[str(dig(e, "name"))] = dig(e, "valueFrom", "secretKeyRef", "optional") == true
+	}
+	for _, name := range secrets {
+		if file := env[name+"_FILE"]; file != "" {
+			if !strings.HasPrefix(mounts[file], "Secret/") {
+				t.Errorf("Kubernetes: %s_FILE=%s is mounted from %q, not from a Secret", name, file, mounts[file])
+			}
+			continue
+		}
+		if !strings.HasPrefix(env[name], "secret:") || !optional[name] {
+			t.Errorf("Kubernetes: %s is %q, want an optional key of a Secret", name, env[name])
+		}
+	}
+
+	served := 0
+	for svc, w := range composeWorkers(t) {
+		if dig(w, "ports") == nil {
+			continue
+		}
+		served++
+		env := composeEnv(t, w)
+		for _, name := range secrets {
+			if _, ok := env[name]; !ok && env[name+"_FILE"] == "" {
+				t.Errorf("%s: %s, which serves HTTP, does not set %s", composeFile, svc, name)
+			}
+		}
+	}
+	if served == 0 {
+		t.Errorf("%s: no worker publishes its HTTP port", composeFile)
+	}
+}
+
 // ---- The configurations pass the worker's validation ----
 
 // isolateEnv unsets every ALERTDESK_* variable for the test, so that
