@@ -111,43 +111,28 @@ func decode(data []byte, opts DecodeOptions, statusOptional bool) ([]Alert, erro
 	if len(data) > limit {
 		return nil, invalidf("payload is %d bytes, over the limit of %d", len(data), limit)
 	}
-	if !utf8.Valid(data) {
-		return nil, invalidf("payload is not valid UTF-8")
-	}
 	payload := jsontext.Value(bytes.TrimSpace(data))
 	if len(payload) == 0 {
 		return nil, invalidf("payload is empty")
 	}
-	if !payload.IsValid() {
-		var v any
-		return nil, invalidf("payload: %s", jsonProblem(json.Unmarshal(payload, &v)))
-	}
+	// The usual payload, one valid native event, is decoded once; the
+	// checks that explain a failure (UTF-8, syntax, webhook) run only
+	// after one, in the order their messages take precedence.
 	var events []*wireAlert
+	var err error
 	switch payload.Kind() {
 	case '{':
-		var probe struct {
-			Version jsontext.Value `json:"version"`
-			Alerts  jsontext.Value `json:"alerts"`
-		}
-		if err := json.Unmarshal(payload, &probe); err != nil {
-			return nil, invalidf("payload: %s", jsonProblem(err))
-		}
-		if probe.Version != nil && probe.Alerts != nil {
-			return decodeWebhook(payload)
-		}
 		events = []*wireAlert{nil}
-		if err := json.Unmarshal(payload, &events[0], strict); err != nil {
-			return nil, invalidf("%s", jsonProblem(err))
-		}
+		err = json.Unmarshal(payload, &events[0], strict)
 	case '[':
-		if err := json.Unmarshal(payload, &events, strict); err != nil {
-			return nil, invalidf("%s", jsonProblem(err))
-		}
-		if len(events) == 0 {
+		if err = json.Unmarshal(payload, &events, strict); err == nil && len(events) == 0 {
 			return nil, invalidf("payload is an empty array")
 		}
 	default:
-		return nil, invalidf("payload is not a JSON object or array")
+		err = errNotContainer
+	}
+	if err != nil {
+		return decodeFailed(payload, err)
 	}
 	out := make([]Alert, len(events))
 	for i, w := range events {
@@ -166,6 +151,40 @@ func decode(data []byte, opts DecodeOptions, statusOptional bool) ([]Alert, erro
 		}
 	}
 	return out, nil
+}
+
+// errNotContainer is decode's error for a payload that is valid JSON but
+// neither an object nor an array.
+var errNotContainer = errors.New("payload is not a JSON object or array")
+
+// decodeFailed explains why payload did not decode as native events (err):
+// invalid UTF-8, then invalid JSON, then a webhook (an object with both
+// "version" and "alerts", which native events never have) is decoded as
+// one, else err names the field.
+func decodeFailed(payload jsontext.Value, err error) ([]Alert, error) {
+	if !utf8.Valid(payload) {
+		return nil, invalidf("payload is not valid UTF-8")
+	}
+	if !payload.IsValid() {
+		var v any
+		return nil, invalidf("payload: %s", jsonProblem(json.Unmarshal(payload, &v)))
+	}
+	if errors.Is(err, errNotContainer) {
+		return nil, invalidf("%s", err)
+	}
+	if payload.Kind() == '{' {
+		var probe struct {
+			Version jsontext.Value `json:"version"`
+			Alerts  jsontext.Value `json:"alerts"`
+		}
+		if perr := json.Unmarshal(payload, &probe); perr != nil {
+			return nil, invalidf("payload: %s", jsonProblem(perr))
+		}
+		if probe.Version != nil && probe.Alerts != nil {
+			return decodeWebhook(payload)
+		}
+	}
+	return nil, invalidf("%s", jsonProblem(err))
 }
 
 // strict are the options of native event decoding. Exact-case names, no

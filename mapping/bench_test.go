@@ -76,3 +76,24 @@ func BenchmarkRender(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFingerprint is what every firing event costs before the worker
+// can tell a duplicate: the brief description rendered and hashed.
+func BenchmarkFingerprint(b *testing.B) {
+	alerts, err := mapping.Decode(readTestdata(b, "native-default.alert.json"), mapping.DecodeOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := mapping.Default()
+	a := &alerts[0]
+	key, err := m.Key(a)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Fingerprint(a, key); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package mapping_test
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 	"unicode/utf16"
@@ -12,9 +13,9 @@ import (
 )
 
 // FuzzDecode checks that Decode never panics, fails only with ErrInvalid,
-// and that every alert it returns survives Encode and Decode unchanged and
-// renders with the default mapping within TOPdesk's limits. Seeds are in
-// testdata/fuzz/FuzzDecode.
+// accepts only valid UTF-8 JSON, and that every alert it returns survives
+// Encode and Decode unchanged and renders with the default mapping within
+// TOPdesk's limits. Seeds are in testdata/fuzz/FuzzDecode.
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"key":"k","status":"firing","summary":"s","labels":{"a":"b"}}`))
 	f.Add([]byte(`{"version":"4","alerts":[{"status":"resolved","fingerprint":"f","endsAt":"2026-11-22T10:00:00Z"}]}`))
@@ -29,6 +30,9 @@ func FuzzDecode(f *testing.F) {
 		}
 		if len(alerts) == 0 {
 			t.Fatal("Decode returned no alerts and no error")
+		}
+		if !utf8.Valid(data) || !json.Valid(data) {
+			t.Fatalf("Decode accepted a payload that is not valid UTF-8 JSON: %q", data)
 		}
 		for i := range alerts {
 			a := &alerts[i]

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	htmltemplate "html/template"
 	"io"
+	"strconv"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -266,15 +267,18 @@ func (m *Mapping) briefLine(d *templateData) (string, error) {
 // fingerprint hashes what an update compares. The parts are
 // length-prefixed so that no two part lists hash the same input.
 func fingerprint(brief, severity string, l *level) string {
-	h := sha256.New()
 	parts := []string{brief, severity, "", "", ""}
 	if l != nil {
 		parts[2], parts[3], parts[4] = l.Priority, l.Impact, l.Urgency
 	}
+	b := make([]byte, 0, 64+len(brief))
 	for _, p := range parts {
-		fmt.Fprintf(h, "%d:%s", len(p), p)
+		b = strconv.AppendInt(b, int64(len(p)), 10)
+		b = append(b, ':')
+		b = append(b, p...)
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // oneLine turns control characters and runs of white space into single
