@@ -17,7 +17,7 @@ const findPageSize = 100
 // findFields limits incident searches to the fields Incident decodes; the
 // full read model is slow to produce on large tenants.
 const findFields = "id,number,status,briefDescription,externalNumber,closed,closedDate,completed,completedDate," +
-	"creationDate,modificationDate,processingStatus,priority,category,subcategory,operatorGroup"
+	"creationDate,modificationDate,processingStatus,priority,category,subcategory,operatorGroup,closureCode,modifier"
 
 // Version returns the version of TOPdesk's incident REST API, e.g. "3.8.5".
 // It is the cheapest authenticated call, so it doubles as a credentials

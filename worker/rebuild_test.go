@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +56,6 @@ func TestClosedByOperator(t *testing.T) {
 // is rebuilt as alertdesk's.
 func TestRebuiltStateKeepsOperatorClose(t *testing.T) {
 	e := newEnv(t, topdesktest.Options{})
-	e.api = closingFields{e.td}
 	rw := e.startWorker(fastOptions())
 	e.waitReconciled(rw)
 	t0 := time.Now().Add(-time.Hour)
@@ -100,24 +98,4 @@ func TestRebuiltStateKeepsOperatorClose(t *testing.T) {
 	if last := got.Actions[len(got.Actions)-1].Text; !strings.Contains(last, "stays closed") {
 		t.Errorf("last action %q, want one saying the incident stays closed", last)
 	}
-}
-
-// closingFields lists incidents as the client would if its searches asked
-// TOPdesk for the closing fields too (closureCode, modifier; today they
-// ask for topdesk's findFields only): each listed incident with those two
-// fields as TOPdesk holds them.
-type closingFields struct{ incidentAPI }
-
-func (c closingFields) ListIncidentsByPrefix(ctx context.Context, prefix string) ([]topdesk.Incident, error) {
-	found, err := c.incidentAPI.ListIncidentsByPrefix(ctx, prefix)
-	for i := range found {
-		if err != nil {
-			break
-		}
-		var full *topdesk.Incident
-		if full, err = c.GetIncident(ctx, found[i].ID); err == nil {
-			found[i].ClosureCode, found[i].Modifier = full.ClosureCode, full.Modifier
-		}
-	}
-	return found, err
 }
