@@ -132,7 +132,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, t Topology) (*Resour
 		return nil, err
 	}
 	if !r.StateKeyTTL {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("state bucket %s has no per-key TTL (needs NATS server 2.11 or later): the states of closed alert keys are never removed", t.StateBucket))
+		r.Warnings = append(r.Warnings, fmt.Sprintf("state bucket %s has no per-key TTL (needs NATS server 2.11 or later): the states of closed alert keys, storm entries and closed major calls' entries are never removed", t.StateBucket))
 	}
 	if r.Consumer, err = ensureConsumer(ctx, js, t); err != nil {
 		return nil, err
