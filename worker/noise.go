@@ -211,7 +211,16 @@ func span(d time.Duration) string {
 
 // noise is planNoise with the mapping's settings.
 func (w *Worker) noise(st incidentState, ev *keyEvent, d decision) (noisePlan, bool) {
-	return planNoise(st, ev, d, w.mapping.Lifecycle(), w.mapping.Flapping())
+	fl := w.mapping.Flapping()
+	if ev.member != "" {
+		// Flapping is judged per alert key: a group's members coming and
+		// going are its incident's content, not its changes (a member that
+		// resolves and fires again adds one action). Flapping fields a
+		// group's state may hold are dropped.
+		fl = mapping.Flapping{}
+		st.Changes, st.FlappingSince = nil, time.Time{}
+	}
+	return planNoise(st, ev, d, w.mapping.Lifecycle(), fl)
 }
 
 // applyNoise performs plan p for event ev on the apply path: under a claim

@@ -154,7 +154,9 @@ func noiseLines(m *mapping.Mapping, a *mapping.Alert, now time.Time) []noiseLine
 	if d := m.Lifecycle().ResolveDelay; d > 0 {
 		lines = append(lines, noiseLine{"resolve delay", fmt.Sprintf("%s: a resolve closes the incident only if the alert does not fire again within it", d)})
 	}
-	if f := m.Flapping(); f.On() {
+	if f := m.Flapping(); f.On() && m.Group(a) != "" {
+		lines = append(lines, noiseLine{"flapping", "not judged for grouped alerts: a member that resolves and fires again adds one action to the group's incident"})
+	} else if f.On() {
 		lines = append(lines, noiseLine{"flapping", fmt.Sprintf("%d changes between firing and resolved within %s make the key flap: "+
 			"one action, the incident held open, closed after %s without a change if resolved", f.Changes, f.Window, f.Quiet)})
 	}

@@ -233,7 +233,8 @@ func TestRenderHelp(t *testing.T) {
 
 // TestRenderMaintenance: render says which of the mapping's windows covers
 // the event now, and that it would be suppressed, and the resolve delay and
-// flapping settings in words; without them it says nothing about them.
+// flapping settings in words (flapping is not judged for a grouped alert);
+// without them it says nothing about them.
 func TestRenderMaintenance(t *testing.T) {
 	t.Setenv("ALERTDESK_MAPPING_FILE", "")
 	now := time.Now().UTC()
@@ -264,6 +265,8 @@ func TestRenderMaintenance(t *testing.T) {
 			"resolve delay:  5m0s: a resolve closes the incident only if the alert does not fire again within it\n"},
 		{"flapping", productEvent, []string{"--mapping", writeFile(t, "flap.yaml", "flapping: {}\n")},
 			"flapping:       4 changes between firing and resolved within 1h0m0s make the key flap: one action, the incident held open, closed after 30m0s without a change if resolved\n"},
+		{"flapping, grouped", productEvent, []string{"--mapping", writeFile(t, "flapgroup.yaml", "flapping: {}\ngroup: {by: [host]}\n")},
+			"flapping:       not judged for grouped alerts: a member that resolves and fires again adds one action to the group's incident\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
