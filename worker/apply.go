@@ -255,7 +255,7 @@ func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string
 	if writes {
 		claimed.Claim.Op = op.String()
 	}
-	crev, err := w.state.put(ctx, opClaim, ev.ext, &claimed, rev)
+	crev, err := w.claim(ctx, ev.ext, &st, &claimed, rev)
 	if err != nil {
 		return "", st.Number, err
 	}
@@ -281,6 +281,29 @@ func (w *Worker) applied(st *incidentState, ev *keyEvent) {
 	st.LastEvent, st.LastStatus, st.LastPublished = ev.at, string(ev.alert.Status), ev.published
 	st.Uncertain, st.SentAt = false, time.Time{}
 	memberApplied(st, ev)
+}
+
+// claim writes claimed (st with this worker's claim) if the key is still
+// at rev and returns the claim's revision. A claim write that failed
+// without a conflict (a timeout, a stop) may have landed all the same;
+// nothing was sent to TOPdesk under it, so it is taken back at once: st is
+// written over it if the key holds exactly that claim. Otherwise the key
+// would wait for the claim to lapse (ClaimTTL), or for this worker's next
+// attempt to judge it a leftover.
+func (w *Worker) claim(ctx context.Context, ext string, st, claimed *incidentState, rev uint64) (uint64, error) {
+	crev, err := w.state.put(ctx, opClaim, ext, claimed, rev)
+	if err == nil || errors.Is(err, errStateConflict) {
+		return crev, err
+	}
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stateTimeout(w.opts.HandleTimeout))
+	defer cancel()
+	held, hrev, _, lerr := w.state.load(uctx, ext, true)
+	if lerr == nil && hrev != rev && held.Claim != nil && *held.Claim == *claimed.Claim {
+		if _, perr := w.state.put(uctx, opWrite, ext, st, hrev); perr != nil {
+			w.log.Debug().Err(perr).Str("alert_key", st.Key).Msg("taking back a claim whose write failed failed; it lapses")
+		}
+	}
+	return 0, err
 }
 
 // release gives the claim up after a failed write. A write whose outcome

@@ -239,7 +239,7 @@ func (w *Worker) applyNoise(ctx context.Context, ev *keyEvent, st *incidentState
 		if writes {
 			claimed.Claim.Op = op.String()
 		}
-		crev, err := w.state.put(ctx, opClaim, ev.ext, &claimed, rev)
+		crev, err := w.claim(ctx, ev.ext, &read, &claimed, rev)
 		if err != nil {
 			return "", st.Number, err
 		}
