@@ -115,9 +115,9 @@ func decode(data []byte, opts DecodeOptions, statusOptional bool) ([]Alert, erro
 	if len(payload) == 0 {
 		return nil, invalidf("payload is empty")
 	}
-	// The usual payload, one valid native event, is decoded once; the
-	// checks that explain a failure (UTF-8, syntax, webhook) run only
-	// after one, in the order their messages take precedence.
+	// The usual payload, one valid native event, is decoded in one pass;
+	// the checks that explain a failure (UTF-8, syntax, a webhook) run only
+	// when that decode fails, in the order their messages take precedence.
 	var events []*wireAlert
 	var err error
 	switch payload.Kind() {

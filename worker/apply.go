@@ -300,7 +300,7 @@ func (w *Worker) claim(ctx context.Context, ext string, st, claimed *incidentSta
 	held, hrev, _, lerr := w.state.load(uctx, ext, true)
 	if lerr == nil && hrev != rev && held.Claim != nil && *held.Claim == *claimed.Claim {
 		if _, perr := w.state.put(uctx, opWrite, ext, st, hrev); perr != nil {
-			w.log.Debug().Err(perr).Str("alert_key", st.Key).Msg("taking back a claim whose write failed failed; it lapses")
+			w.log.Debug().Err(perr).Str("alert_key", st.Key).Msg("could not take back a claim whose write failed; it lapses")
 		}
 	}
 	return 0, err
