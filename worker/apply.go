@@ -430,33 +430,15 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 }
 
 func (w *Worker) create(ctx context.Context, req *topdesk.IncidentRequest) (*topdesk.Incident, error) {
-	var inc *topdesk.Incident
-	err := w.call(ctx, "create", func(ctx context.Context) error {
-		var err error
-		inc, err = w.api.CreateIncident(ctx, req)
-		return err
-	})
-	return inc, err
+	return call(ctx, w, "create", func(ctx context.Context) (*topdesk.Incident, error) { return w.api.CreateIncident(ctx, req) })
 }
 
 func (w *Worker) update(ctx context.Context, id string, req *topdesk.IncidentRequest) (*topdesk.Incident, error) {
-	var inc *topdesk.Incident
-	err := w.call(ctx, "update", func(ctx context.Context) error {
-		var err error
-		inc, err = w.api.UpdateIncident(ctx, id, req)
-		return err
-	})
-	return inc, err
+	return call(ctx, w, "update", func(ctx context.Context) (*topdesk.Incident, error) { return w.api.UpdateIncident(ctx, id, req) })
 }
 
 func (w *Worker) find(ctx context.Context, ext string) ([]topdesk.Incident, error) {
-	var found []topdesk.Incident
-	err := w.call(ctx, "find", func(ctx context.Context) error {
-		var err error
-		found, err = w.api.FindIncidents(ctx, ext)
-		return err
-	})
-	return found, err
+	return call(ctx, w, "find", func(ctx context.Context) ([]topdesk.Incident, error) { return w.api.FindIncidents(ctx, ext) })
 }
 
 // repair keeps the oldest of a key's open incidents (oldest first) and

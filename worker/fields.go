@@ -387,13 +387,7 @@ func fieldTitle(f string) string {
 }
 
 func (w *Worker) getIncident(ctx context.Context, id string) (*topdesk.Incident, error) {
-	var inc *topdesk.Incident
-	err := w.call(ctx, "get", func(ctx context.Context) error {
-		var err error
-		inc, err = w.api.GetIncident(ctx, id)
-		return err
-	})
-	return inc, err
+	return call(ctx, w, "get", func(ctx context.Context) (*topdesk.Incident, error) { return w.api.GetIncident(ctx, id) })
 }
 
 // linkObject replaces the object name of a create by the object's id. An
@@ -428,12 +422,7 @@ func (w *Worker) objectID(ctx context.Context, name string) (objectEntry, error)
 	if e, ok := w.fields.objects.get(key); ok && now.Before(e.until) {
 		return e, nil
 	}
-	var found []topdesk.Option
-	err := w.call(ctx, "object", func(ctx context.Context) error {
-		var err error
-		found, err = w.api.ObjectsByName(ctx, name)
-		return err
-	})
+	found, err := call(ctx, w, "object", func(ctx context.Context) ([]topdesk.Option, error) { return w.api.ObjectsByName(ctx, name) })
 	var e objectEntry
 	var ae *topdesk.APIError
 	switch {

@@ -108,7 +108,7 @@ func (w *Worker) observe(op string, started time.Time, err error) {
 		w.recordBreaker(true)
 	case topdesk.IsAuth(err) && (op == opProbe || !isForbidden(err)):
 		// A 401, or a refused probe: the credentials do not work. A 403 on
-		// an operation is judged by a probe (call).
+		// an operation is judged by a probe (retry).
 		w.authFailed(err)
 	case topdesk.IsRetryable(err):
 		w.recordBreaker(false)
@@ -215,12 +215,24 @@ func (w *Worker) judgeForbidden(ctx context.Context, forbidden error) error {
 	return fmt.Errorf("%w: %w", errPermission, forbidden)
 }
 
-// call runs one TOPdesk request with in-process retries: exponential
+// call runs one TOPdesk request of w and returns its answer: fn, with
+// in-process retries (retry).
+func call[T any](ctx context.Context, w *Worker, op string, fn func(context.Context) (T, error)) (T, error) {
+	var v T
+	err := w.retry(ctx, op, func(ctx context.Context) error {
+		var err error
+		v, err = fn(ctx)
+		return err
+	})
+	return v, err
+}
+
+// retry runs fn, one TOPdesk request, with in-process retries: exponential
 // backoff with jitter, Retry-After honoured, bounded by RetryMaxElapsed and
 // ctx. A write whose outcome is unknown is not retried: it may still land,
 // so the key waits for it (OutcomeWait) and a lookup decides. When the wait
 // would outlast ctx, the error asks for a later redelivery instead.
-func (w *Worker) call(ctx context.Context, op string, fn func(context.Context) error) error {
+func (w *Worker) retry(ctx context.Context, op string, fn func(context.Context) error) error {
 	b := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(w.opts.RetryInitial),
 		backoff.WithMaxInterval(w.opts.RetryMax),

@@ -117,11 +117,8 @@ func (w *Worker) reconcile(ctx context.Context) error {
 	}()
 
 	start := time.Now()
-	var found []topdesk.Incident
-	err = w.call(ctx, "list", func(ctx context.Context) error {
-		var err error
-		found, err = w.api.ListIncidentsByPrefix(ctx, externalPrefix)
-		return err
+	found, err := call(ctx, w, "list", func(ctx context.Context) ([]topdesk.Incident, error) {
+		return w.api.ListIncidentsByPrefix(ctx, externalPrefix)
 	})
 	if err != nil {
 		return fmt.Errorf("reconcile: list alertdesk incidents in TOPdesk: %w", err)

@@ -242,11 +242,8 @@ func (w *Worker) readBack(ctx context.Context) error {
 	if since.IsZero() {
 		since = w.opts.Now().Add(-w.opts.SyncInterval - time.Minute)
 	}
-	var found []topdesk.Incident
-	err := w.call(ctx, "sync", func(ctx context.Context) error {
-		var err error
-		found, err = api.ListModifiedSince(ctx, externalPrefix, since)
-		return err
+	found, err := call(ctx, w, "sync", func(ctx context.Context) ([]topdesk.Incident, error) {
+		return api.ListModifiedSince(ctx, externalPrefix, since)
 	})
 	if err != nil {
 		return fmt.Errorf("sync: %w", err)
@@ -313,12 +310,7 @@ func (w *Worker) handleTopdeskEvent(ctx context.Context, f timer.Fired) (string,
 	if !ok {
 		return "", nil
 	}
-	var inc *topdesk.Incident
-	err := w.call(ctx, "get", func(ctx context.Context) error {
-		var err error
-		inc, err = api.GetIncidentByNumber(ctx, ev.Number)
-		return err
-	})
+	inc, err := call(ctx, w, "get", func(ctx context.Context) (*topdesk.Incident, error) { return api.GetIncidentByNumber(ctx, ev.Number) })
 	if topdesk.IsNotFound(err) {
 		return "", nil
 	}
