@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strconv"
 	"time"
 )
 
@@ -63,16 +62,7 @@ func (m *Mapping) Group(a *Alert) string {
 	case g.alertmanager:
 		return GroupPrefix + a.GroupKey
 	}
-	b := []byte(GroupPrefix)
-	for i, name := range g.by {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, name...)
-		b = append(b, '=')
-		b = strconv.AppendQuote(b, a.Labels[name])
-	}
-	return string(b)
+	return string(appendLabels([]byte(GroupPrefix), g.by, a.Labels))
 }
 
 // MajorIncidentFor returns the storm rule of the first route that matches

@@ -271,21 +271,27 @@ func (m *Mapping) Key(a *Alert) (string, error) {
 			}
 			n += len(name) + len(v) + 4
 		}
-		b := make([]byte, 0, n)
-		for i, name := range m.keyLabels {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, name...)
-			b = append(b, '=')
-			b = strconv.AppendQuote(b, a.Labels[name])
-		}
-		return string(b), nil
+		return string(appendLabels(make([]byte, 0, n), m.keyLabels, a.Labels)), nil
 	}
 	if a.Fingerprint != "" {
 		return a.Fingerprint, nil
 	}
 	return "", invalidf("no key and no key labels (the event has no \"key\", and the mapping names no key.labels)")
+}
+
+// appendLabels appends the labels named names to b as keys and group
+// keys spell them: name="value" pairs, comma-separated, values quoted (a
+// missing label is empty).
+func appendLabels(b []byte, names []string, labels map[string]string) []byte {
+	for i, name := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, name...)
+		b = append(b, '=')
+		b = strconv.AppendQuote(b, labels[name])
+	}
+	return b
 }
 
 // Names returns every TOPdesk name the mapping uses — incident fields,
