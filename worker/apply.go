@@ -30,27 +30,32 @@ type keyEvent struct {
 	member      string // grouping: the alert's own key when key is its group's
 }
 
-// newEvent prepares an alert published at published. An event time further
-// than lifecycle.maxClockAhead after the publish time is clamped to the
-// publish time and counted. An event whose fingerprint fails to render
-// is returned with its key, for the error.
+// newEvent prepares an alert published at published. An event whose
+// fingerprint fails to render is returned with its key, for the error.
 func (w *Worker) newEvent(a *mapping.Alert, published time.Time) (keyEvent, error) {
 	key, err := w.mapping.Key(a)
 	if err != nil {
 		return keyEvent{}, err
 	}
-	ev := keyEvent{alert: a, key: key, ext: mapping.ExternalNumber(key), at: a.EventTime(published), published: published}
+	var fingerprint string
+	if a.Status == mapping.StatusFiring {
+		fingerprint, err = w.mapping.Fingerprint(a, key)
+	}
+	return w.keyEvent(a, published, key, fingerprint), err
+}
+
+// keyEvent is the event of an alert published at published, given its key
+// and fingerprint. An event time further than lifecycle.maxClockAhead
+// after the publish time is clamped to the publish time and counted.
+func (w *Worker) keyEvent(a *mapping.Alert, published time.Time, key, fingerprint string) keyEvent {
+	ev := keyEvent{alert: a, key: key, ext: mapping.ExternalNumber(key), at: a.EventTime(published), published: published,
+		fingerprint: fingerprint}
 	w.grouped(&ev)
 	if ev.at.Sub(published) > w.mapping.Lifecycle().MaxClockAhead {
 		ev.at = published
 		w.m.clamped.Inc()
 	}
-	if a.Status == mapping.StatusFiring {
-		if ev.fingerprint, err = w.mapping.Fingerprint(a, key); err != nil {
-			return ev, err
-		}
-	}
-	return ev, nil
+	return ev
 }
 
 // decision is what an event does to its key's incident.

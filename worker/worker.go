@@ -173,9 +173,10 @@ type Worker struct {
 	heartbeat time.Duration
 	authErr   atomic.Pointer[string] // last credentials failure, nil while accepted
 
-	sync   syncState     // two-way sync with TOPdesk (sync.go)
-	fields fieldsWork    // updates.fields, updates.repeat, incident.object (fields.go)
-	claims atomic.Uint64 // grouping: numbers the claims of storm entries
+	sync     syncState     // two-way sync with TOPdesk (sync.go)
+	fields   fieldsWork    // updates.fields, updates.repeat, incident.object (fields.go)
+	claims   atomic.Uint64 // grouping: numbers the claims of storm entries
+	payloads payloadCache  // what recent payloads decoded to (payloads.go)
 }
 
 // New builds a worker on provisioned resources. The mapping's names must
@@ -476,17 +477,17 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, md *jetstream.Ms
 			err = fmt.Errorf("%w: %v", errPanic, r)
 		}
 	}()
-	alerts, err := w.mapping.Decode(msg.Data(), w.opts.Decode)
+	events, err := w.events(msg.Data(), publishTime(msg, md))
 	if err != nil {
 		return err
 	}
-	published := publishTime(msg, md)
-	for i := range alerts {
-		out, number, key, err := w.applyAlert(ctx, &alerts[i], published)
+	for i, e := range events {
+		key := e.ev.key
+		out, number, err := w.applyAlert(ctx, e)
 		if i == 0 || err != nil {
 			res.key = key
 		}
-		if err != nil && len(alerts) == 1 {
+		if err != nil && len(events) == 1 {
 			return err
 		}
 		if err != nil {
@@ -502,18 +503,17 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, md *jetstream.Ms
 	return nil
 }
 
-// applyAlert applies one alert of a message: its outcome, incident number
-// and key.
-func (w *Worker) applyAlert(ctx context.Context, a *mapping.Alert, published time.Time) (string, string, string, error) {
-	ev, err := w.newEvent(a, published)
-	if err != nil {
-		return "", "", ev.key, err
+// applyAlert applies the event of one alert of a message: its outcome and
+// incident number.
+func (w *Worker) applyAlert(ctx context.Context, e alertEvent) (string, string, error) {
+	if e.err != nil {
+		return "", "", e.err
 	}
-	out, number, err := w.apply(ctx, ev)
+	out, number, err := w.apply(ctx, e.ev)
 	if err != nil {
-		return "", number, ev.key, fmt.Errorf("alert %s: %w", ev.key, err)
+		return "", number, fmt.Errorf("alert %s: %w", e.ev.key, err)
 	}
-	return out, number, ev.key, nil
+	return out, number, nil
 }
 
 // publishTime is when the event's message was first published: the

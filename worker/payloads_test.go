@@ -1,0 +1,108 @@
+package worker
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alertdesk/alertdesk/mapping"
+)
+
+// A repeated payload gives the same events as its first sighting, from
+// the cache, with alerts of its own; a payload whose alert has no
+// fingerprint is not remembered and fails alike every time.
+func TestRepeatedPayloadGivesTheSameEvents(t *testing.T) {
+	m, err := mapping.Load([]byte("incident:\n  briefDescription: '{{ .Labels.host }} is down'\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &Worker{mapping: m, m: newMetrics(nil)}
+	at := time.Date(2026, 12, 4, 20, 0, 0, 0, time.UTC)
+	webhook := []byte(`{"version":"4","status":"firing","alerts":[
+		{"status":"firing","labels":{"alertname":"Down","host":"db-1"},"startsAt":"2026-12-04T19:59:00Z","fingerprint":"a1"},
+		{"status":"resolved","labels":{"alertname":"Down","host":"db-2"},"startsAt":"2026-12-04T19:50:00Z","endsAt":"2026-12-04T19:58:00Z","fingerprint":"a2"}]}`)
+
+	first, err := w.events(webhook, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := w.payloads.get(webhook); !ok {
+		t.Fatal("a payload that decoded without errors was not remembered")
+	}
+	again, err := w.events(append([]byte(nil), webhook...), at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 2 || len(again) != 2 {
+		t.Fatalf("events: %d then %d; want 2", len(first), len(again))
+	}
+	for i := range first {
+		a, b := first[i], again[i]
+		if a.err != nil || b.err != nil {
+			t.Fatalf("alert %d: errors %v, %v", i, a.err, b.err)
+		}
+		if a.ev.alert == b.ev.alert {
+			t.Errorf("alert %d: both events share one alert", i)
+		}
+		if !reflect.DeepEqual(*a.ev.alert, *b.ev.alert) {
+			t.Errorf("alert %d: %+v, then %+v", i, *a.ev.alert, *b.ev.alert)
+		}
+		a.ev.alert, b.ev.alert = nil, nil
+		if a.ev != b.ev {
+			t.Errorf("alert %d: event %+v, then %+v", i, a.ev, b.ev)
+		}
+	}
+	if first[0].ev.fingerprint == "" || first[1].ev.fingerprint != "" {
+		t.Errorf("fingerprints %q, %q; want one for the firing alert only", first[0].ev.fingerprint, first[1].ev.fingerprint)
+	}
+
+	// The second alert has no host label: its brief description fails.
+	broken := []byte(strings.Replace(string(webhook), `"host":"db-2"`, `"instance":"db-2"`, 1))
+	broken = []byte(strings.Replace(string(broken), `"status":"resolved","labels"`, `"status":"firing","labels"`, 1))
+	for range 2 {
+		evs, err := w.events(broken, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if evs[0].err != nil || evs[1].err == nil || !strings.Contains(evs[1].err.Error(), "host") {
+			t.Fatalf("errors %v, %v; want the second alert's missing host", evs[0].err, evs[1].err)
+		}
+		if _, ok := w.payloads.get(broken); ok {
+			t.Fatal("a payload with an alert that failed was remembered")
+		}
+	}
+}
+
+// The cache holds at most payloadBudget bytes of payloads and never one
+// larger than a shard's share.
+func TestPayloadCacheStaysWithinItsBudget(t *testing.T) {
+	var c payloadCache
+	p := &decodedPayload{}
+	for i := range 40_000 {
+		c.put(fmt.Appendf(nil, "%0200d", i), p)
+	}
+	total := 0
+	for i := range c.s {
+		n := 0
+		for k := range c.s[i].m {
+			n += len(k)
+		}
+		if n != c.s[i].bytes {
+			t.Fatalf("shard %d counts %d bytes, holds %d", i, c.s[i].bytes, n)
+		}
+		total += n
+	}
+	if total > payloadBudget || total < payloadBudget/2 {
+		t.Fatalf("cache holds %d bytes; want at most %d, and most of it used", total, payloadBudget)
+	}
+	if _, ok := c.get(fmt.Appendf(nil, "%0200d", 39_999)); !ok {
+		t.Fatal("the newest payload was forgotten")
+	}
+	big := make([]byte, payloadBudget/shards+1)
+	c.put(big, p)
+	if _, ok := c.get(big); ok {
+		t.Fatal("a payload larger than a shard's share was remembered")
+	}
+}
