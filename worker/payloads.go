@@ -29,10 +29,15 @@ import (
 // every alert has a key and a fingerprint is remembered, so every error is
 // met by the normal path.
 
-// payloadBudget bounds the bytes of remembered payloads; what they decoded
-// to takes about as much again. A payload larger than a shard's share is
-// never remembered.
-const payloadBudget = 4 << 20
+// The cache holds at most payloadEntries payloads of at most
+// payloadBudget bytes in all: a storm of up to about 2,000 distinct
+// payloads is settled from memory, and the heap holds at most about 3 MiB
+// for it (what a payload decodes to takes two to four times its size). A
+// payload larger than a shard's share of the budget is never remembered.
+const (
+	payloadEntries = 2048
+	payloadBudget  = 1 << 20
+)
 
 // decodedPayload is what a payload decoded to: its alerts and, for each,
 // its key and the fingerprint of a firing one.
@@ -42,8 +47,8 @@ type decodedPayload struct {
 	fingerprints []string
 }
 
-// payloadCache maps payloads to what they decoded to, within
-// payloadBudget; a new payload in a full shard forgets arbitrary others.
+// payloadCache maps payloads to what they decoded to; a new payload in a
+// full shard forgets arbitrary others.
 type payloadCache struct {
 	s [shards]struct {
 		mu    sync.Mutex
@@ -77,7 +82,7 @@ func (c *payloadCache) put(data []byte, p *decodedPayload) {
 		return
 	}
 	for old := range s.m {
-		if s.bytes+len(data) <= share {
+		if len(s.m) < payloadEntries/shards && s.bytes+len(data) <= share {
 			break
 		}
 		s.bytes -= len(old)

@@ -75,30 +75,36 @@ func TestRepeatedPayloadGivesTheSameEvents(t *testing.T) {
 	}
 }
 
-// The cache holds at most payloadBudget bytes of payloads and never one
-// larger than a shard's share.
+// The cache holds at most payloadEntries payloads and payloadBudget bytes
+// of them, and never one larger than a shard's share.
 func TestPayloadCacheStaysWithinItsBudget(t *testing.T) {
 	var c payloadCache
 	p := &decodedPayload{}
-	for i := range 40_000 {
-		c.put(fmt.Appendf(nil, "%0200d", i), p)
-	}
-	total := 0
-	for i := range c.s {
-		n := 0
-		for k := range c.s[i].m {
-			n += len(k)
+	fill := func(size int) (entries, bytes int) {
+		for i := range 20_000 {
+			c.put(fmt.Appendf(nil, "%0*d", size, i), p)
 		}
-		if n != c.s[i].bytes {
-			t.Fatalf("shard %d counts %d bytes, holds %d", i, c.s[i].bytes, n)
+		for i := range c.s {
+			n := 0
+			for k := range c.s[i].m {
+				n += len(k)
+			}
+			if n != c.s[i].bytes {
+				t.Fatalf("shard %d counts %d bytes, holds %d", i, c.s[i].bytes, n)
+			}
+			entries, bytes = entries+len(c.s[i].m), bytes+n
 		}
-		total += n
+		if _, ok := c.get(fmt.Appendf(nil, "%0*d", size, 19_999)); !ok {
+			t.Fatalf("%d-byte payloads: the newest was forgotten", size)
+		}
+		return entries, bytes
 	}
-	if total > payloadBudget || total < payloadBudget/2 {
-		t.Fatalf("cache holds %d bytes; want at most %d, and most of it used", total, payloadBudget)
+	// Small payloads fill the entries, large ones the bytes.
+	if n, _ := fill(100); n > payloadEntries || n < payloadEntries*3/4 {
+		t.Fatalf("100-byte payloads: %d remembered; want at most %d, and most of that", n, payloadEntries)
 	}
-	if _, ok := c.get(fmt.Appendf(nil, "%0200d", 39_999)); !ok {
-		t.Fatal("the newest payload was forgotten")
+	if _, b := fill(4000); b > payloadBudget || b < payloadBudget*3/4 {
+		t.Fatalf("4,000-byte payloads: %d bytes remembered; want at most %d, and most of that", b, payloadBudget)
 	}
 	big := make([]byte, payloadBudget/shards+1)
 	c.put(big, p)
