@@ -166,10 +166,6 @@ func refired(ev *keyEvent, at time.Time, status string, published time.Time, win
 		ev.published.Sub(published) > window
 }
 
-// errNotNew: an event judged as the first of a new key (applyOnce) is
-// not, or its key exists after all; it is judged again on the state read.
-var errNotNew = errors.New("key is not new")
-
 // apply brings the key's incident in line with one event and returns the
 // outcome and the incident number. Its path is load, decide once, claim,
 // perform, commit. A state this worker remembered that another worker has
@@ -181,9 +177,6 @@ func (w *Worker) apply(ctx context.Context, ev keyEvent) (string, string, error)
 	}
 	defer unlock()
 	out, number, err := w.applyOnce(ctx, ev, ev.timer != "") // a due timer reads the state afresh
-	if errors.Is(err, errNotNew) {
-		out, number, err = w.applyOnce(ctx, ev, true)
-	}
 	if errors.Is(err, errStateConflict) {
 		out, number, err = w.applyOnce(ctx, ev, true)
 	}
@@ -193,34 +186,11 @@ func (w *Worker) apply(ctx context.Context, ev keyEvent) (string, string, error)
 	return out, number, err
 }
 
-func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (_, _ string, err error) {
-	// Load. A firing event of a key this worker does not remember, in a
-	// reconciled bucket, is first judged as new without reading the key:
-	// unless it creates the incident, or if the key exists after all (the
-	// claim, a create of the key, then fails), it is judged again on the
-	// state read afresh (errNotNew). A new key costs one state operation
-	// less.
-	var (
-		st         incidentState
-		rev        uint64
-		written    time.Time
-		known      bool
-		assumedNew bool
-	)
-	defer func() {
-		if assumedNew && errors.Is(err, errStateConflict) {
-			err = errNotNew
-		}
-	}()
-	if !fresh {
-		st, rev, known = w.state.known.get(ev.ext)
-		assumedNew = !known && ev.timer == "" && ev.windowEnd.IsZero() && ev.alert.Status == mapping.StatusFiring &&
-			w.reconciled(ctx)
-	}
-	if !known && !assumedNew {
-		if st, rev, written, err = w.state.read(ctx, ev.ext); err != nil {
-			return "", "", err
-		}
+func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string, string, error) {
+	// Load.
+	st, rev, written, err := w.state.load(ctx, ev.ext, fresh)
+	if err != nil {
+		return "", "", err
 	}
 	if st.Claim != nil || !st.SentAt.IsZero() {
 		now, err := w.state.serverNow(ctx)
@@ -264,9 +234,6 @@ func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (_, _ s
 	// or take the event over.
 	d := operatorPolicy(&st, &ev, &lc, decide(&st, &ev, lc))
 	d = w.stillFiring(&st, &ev, d, fresh) // updates.repeat (fields.go)
-	if assumedNew && d != doCreate {
-		return "", "", errNotNew
-	}
 	if out, done, err := w.suppress(ctx, &st, &ev, d, rev); done {
 		return out, st.Number, err
 	}

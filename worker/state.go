@@ -157,11 +157,6 @@ func (s *stateStore) load(ctx context.Context, bucketKey string, fresh bool) (in
 			return st, rev, time.Time{}, nil
 		}
 	}
-	return s.read(ctx, bucketKey)
-}
-
-// read is load from the bucket.
-func (s *stateStore) read(ctx context.Context, bucketKey string) (incidentState, uint64, time.Time, error) {
 	defer s.observe(opRead, time.Now())
 	e, err := s.bucket().Get(ctx, bucketKey)
 	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && s.recovered(ctx, err) {

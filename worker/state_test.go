@@ -1,14 +1,9 @@
 package worker
 
 import (
-	"context"
 	"encoding/json"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
@@ -67,65 +62,5 @@ func TestOutdatedKnownStateIsReadAgain(t *testing.T) {
 	}
 	if !after.Open || !after.LastEvent.Equal(t0.Add(2*time.Minute)) {
 		t.Fatalf("state after the event: open=%v last_event=%s; want open at %s", after.Open, after.LastEvent, t0.Add(2*time.Minute))
-	}
-}
-
-// countedReads is the state bucket, counting the reads of one key.
-type countedReads struct {
-	jetstream.KeyValue
-	key   string
-	reads atomic.Int64
-}
-
-func (k *countedReads) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
-	if key == k.key {
-		k.reads.Add(1)
-	}
-	return k.KeyValue.Get(ctx, key)
-}
-
-// In a reconciled bucket, the first firing event of a new key is created
-// without reading the key; a key this worker does not remember but which
-// exists (another worker's, or from before a restart) is judged on its
-// state all the same: its claim fails and the key is read.
-func TestNewKeyIsNotReadButAnExistingOneIs(t *testing.T) {
-	e := newEnv(t, topdesktest.Options{})
-	const key = "db-4/replication-lag"
-	ext := mapping.ExternalNumber(key)
-	kv := &countedReads{KeyValue: e.res.State, key: ext}
-	e.res.State = kv
-	rw := e.startWorker(fastOptions())
-	e.waitReconciled(rw)
-	t0 := time.Now().Add(-time.Hour).UTC()
-
-	before := kv.reads.Load()
-	e.publish(firing(key, "warning", "replication lag", t0))
-	e.waitSettled(10 * time.Second)
-	if n := kv.reads.Load() - before; n != 0 {
-		t.Fatalf("the new key was read %d times before its create; want none", n)
-	}
-	if creates, updates := e.writes(); creates != 1 || updates != 0 {
-		t.Fatalf("got %d creates and %d updates; want 1 create", creates, updates)
-	}
-
-	// Forgotten, as by a restart: the same event again is a duplicate,
-	// a newer one with other content an update, never a second create.
-	for i, ev := range []event{
-		firing(key, "warning", "replication lag", t0),
-		firing(key, "critical", "replication lag 10 min", t0.Add(time.Minute)),
-	} {
-		rw.w.state.known.forget(ext)
-		before := kv.reads.Load()
-		e.publish(ev)
-		e.waitSettled(10 * time.Second)
-		if n := kv.reads.Load() - before; n == 0 {
-			t.Fatalf("event %d: the key was not read", i)
-		}
-		if creates, updates := e.writes(); creates != 1 || updates != i {
-			t.Fatalf("event %d: %d creates and %d updates in all; want 1 create and %d updates", i, creates, updates, i)
-		}
-	}
-	if inc := e.only(key); !strings.Contains(inc.BriefDescription, "10 min") {
-		t.Fatalf("incident after the update: %+v", inc)
 	}
 }
