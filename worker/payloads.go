@@ -17,7 +17,7 @@ import (
 // CPU per duplicate, and on two shared cores that CPU is what bounds a
 // storm: the worker remembers what recent payloads decoded to.
 //
-// Measured reason (STYLE.md): `bin/alertdesk-bench -scenarios storm -runs 3`
+// Measured reason: `bin/alertdesk-bench -scenarios storm -runs 3`
 // (TOPdesk at 50 ms), this build against the one without it, alternating,
 // three times on 2 cores: worker CPU per event 22-23 -> 17-19 µs, and
 // 39,700-40,800 -> 44,800-45,400 events/s (docs/perf-notes.md,
@@ -29,8 +29,8 @@ import (
 // every alert has a key and a fingerprint is remembered, so every error is
 // met by the normal path.
 
-// The cache holds at most payloadEntries payloads of at most
-// payloadBudget bytes in all: a storm of up to about 2,000 distinct
+// The cache holds at most payloadEntries payloads and payloadBudget bytes
+// of them: a storm of up to about 2,000 distinct
 // payloads is settled from memory, and the heap holds at most about 3 MiB
 // for it (what a payload decodes to takes two to four times its size). A
 // payload larger than a shard's share of the budget is never remembered.
