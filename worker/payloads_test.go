@@ -2,6 +2,8 @@ package worker
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -111,4 +113,49 @@ func TestPayloadCacheStaysWithinItsBudget(t *testing.T) {
 	if _, ok := c.get(big); ok {
 		t.Fatal("a payload larger than a shard's share was remembered")
 	}
+}
+
+// FuzzRepeatedPayload: whatever a payload is, handling it again (from the
+// cache when it was remembered) prepares the same events and errors as
+// the first time.
+func FuzzRepeatedPayload(f *testing.F) {
+	for _, name := range []string{"example-alertmanager", "example-native", "sources-grafana", "native-default", "routes"} {
+		b, err := os.ReadFile(filepath.Join("..", "mapping", "testdata", name+".alert.json"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"key":"host-0001/dup","status":"firing","severity":"warning","summary":"Disk full","timestamp":"2026-12-04T19:00:00Z"}`))
+	f.Add([]byte(`[{"key":"a","status":"firing"},{"status":"firing"}]`))
+	f.Add([]byte(`{"key":"a","status":"resolved","summary":"x","labels":{"host":"h"}}`))
+	f.Add([]byte(`{"key":"a","status":"firing","Key":"b"}`))
+	m, err := mapping.Load([]byte("incident:\n  briefDescription: '{{ .Labels.host }} {{ .Summary }}'\n"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	at := time.Date(2026, 12, 4, 20, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		for _, m := range []*mapping.Mapping{mapping.Default(), m} {
+			w := &Worker{mapping: m, m: newMetrics(nil)}
+			first, err1 := w.events(payload, at)
+			again, err2 := w.events(payload, at)
+			if fmt.Sprint(err1) != fmt.Sprint(err2) || len(first) != len(again) {
+				t.Fatalf("first %d events, %v; again %d events, %v", len(first), err1, len(again), err2)
+			}
+			for i := range first {
+				a, b := first[i], again[i]
+				if fmt.Sprint(a.err) != fmt.Sprint(b.err) {
+					t.Fatalf("alert %d: error %v, then %v", i, a.err, b.err)
+				}
+				if (a.ev.alert == nil) != (b.ev.alert == nil) || a.ev.alert != nil && !reflect.DeepEqual(*a.ev.alert, *b.ev.alert) {
+					t.Fatalf("alert %d: %+v, then %+v", i, a.ev.alert, b.ev.alert)
+				}
+				a.ev.alert, b.ev.alert = nil, nil
+				if a.ev != b.ev {
+					t.Fatalf("alert %d: event %+v, then %+v", i, a.ev, b.ev)
+				}
+			}
+		}
+	})
 }
