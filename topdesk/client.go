@@ -289,16 +289,6 @@ func (t *sendTrace) sent(err error) bool {
 // The response body is drained and closed on every path.
 func (c *Client) do(ctx context.Context, method string, u *url.URL, body []byte, out any) (int, error) {
 	path := u.EscapedPath()
-	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
-			if ctxErr := ctxError(ctx); ctxErr != nil {
-				return 0, &requestError{Method: method, Path: path, Err: ctxErr}
-			}
-			return 0, &requestError{Method: method, Path: path,
-				Err: fmt.Errorf("rate limit wait would exceed the deadline: %w", context.DeadlineExceeded)}
-		}
-	}
-
 	var trace *sendTrace
 	if isWrite(method) {
 		trace = new(sendTrace)
@@ -322,7 +312,7 @@ func (c *Client) do(ctx context.Context, method string, u *url.URL, body []byte,
 		req.Header.Set("Content-Type", "application/json")
 	}
 
-	t, err := c.flow.acquire(ctx)
+	t, err := c.wait(ctx)
 	if err != nil {
 		return 0, &requestError{Method: method, Path: path, Err: err}
 	}
@@ -354,6 +344,44 @@ func (c *Client) do(ctx context.Context, method string, u *url.URL, body []byte,
 		return resp.StatusCode, &requestError{Method: method, Path: path, Sent: true, Err: err}
 	}
 	return resp.StatusCode, nil
+}
+
+// wait waits until a request may be sent: for the rate limit, then for the
+// flow (a Retry-After pause, a free slot). The time it took is added to
+// ctx's Waited, if any.
+func (c *Client) wait(ctx context.Context) (ticket, error) {
+	start := time.Now()
+	if w, ok := ctx.Value(waitedKey{}).(*Waited); ok {
+		defer func() { w.ns.Add(int64(time.Since(start))) }()
+	}
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			if ctxErr := ctxError(ctx); ctxErr != nil {
+				return ticket{}, ctxErr
+			}
+			return ticket{}, fmt.Errorf("rate limit wait would exceed the deadline: %w", context.DeadlineExceeded)
+		}
+	}
+	return c.flow.acquire(ctx)
+}
+
+// Waited adds up how long the requests made with a context (WithWaited)
+// waited in the client before they were sent: for the rate limit
+// (Options.RateLimit), for TOPdesk's Retry-After pause to end, or for a
+// free slot of the concurrency limit (Options.Concurrency). That time is
+// spent in the caller's process, not at TOPdesk: a caller that measures
+// TOPdesk's latency subtracts it.
+type Waited struct{ ns atomic.Int64 }
+
+// Duration returns the time waited so far.
+func (w *Waited) Duration() time.Duration { return time.Duration(w.ns.Load()) }
+
+type waitedKey struct{}
+
+// WithWaited returns a copy of ctx whose requests add the time they wait in
+// the client to w.
+func WithWaited(ctx context.Context, w *Waited) context.Context {
+	return context.WithValue(ctx, waitedKey{}, w)
 }
 
 // newAPIError reads an error response into an *APIError.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -178,6 +179,58 @@ func TestFlowBoundsInFlight(t *testing.T) {
 	f.release(ts[0], answer(200), nil)
 	if err := <-got; err != nil {
 		t.Fatalf("acquire after a release: %v", err)
+	}
+}
+
+// TestWaitedIsTheTimeBeforeSending: with one slot, a request sent while
+// another is at TOPdesk waits in the client until that one is answered; its
+// Waited holds that wait, and the request that was at TOPdesk the whole
+// time waited for nothing.
+func TestWaitedIsTheTimeBeforeSending(t *testing.T) {
+	const held = 300 * time.Millisecond
+	sim := topdesktest.Start(t, topdesktest.Options{})
+	c, err := NewClient(sim.URL(), Options{Username: topdesktest.DefaultUsername,
+		Password: topdesktest.DefaultPassword, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.Inject(topdesktest.Fault{Delay: held, Count: 1})
+
+	var first Waited
+	firstDone := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := c.Version(WithWaited(t.Context(), &first))
+		firstDone <- err
+	}()
+	inFlight := func() int {
+		c.flow.mu.Lock()
+		defer c.flow.mu.Unlock()
+		return c.flow.inFlight
+	}
+	for deadline := time.Now().Add(5 * time.Second); inFlight() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the first request was not sent")
+		}
+		runtime.Gosched()
+	}
+	var second Waited
+	secondStart := time.Now()
+	if _, err := c.Version(WithWaited(t.Context(), &second)); err != nil {
+		t.Fatal(err)
+	}
+	secondTook := time.Since(secondStart)
+	if err := <-firstDone; err != nil {
+		t.Fatal(err)
+	}
+	// The second waited for the rest of the first one's time at TOPdesk:
+	// the first took the slot after start and held it for held. (20ms
+	// allow for building the second request before it waits.)
+	if least := held - secondStart.Sub(start) - 20*time.Millisecond; second.Duration() < least || second.Duration() > secondTook {
+		t.Fatalf("second request waited %s in the client, took %s in all; want most of the first one's %s at TOPdesk", second.Duration(), secondTook, held)
+	}
+	if first.Duration() > held/3 {
+		t.Fatalf("first request waited %s in the client with a free slot; its %s at TOPdesk are not waiting", first.Duration(), held)
 	}
 }
 

@@ -88,10 +88,14 @@ func (b *breaker) record(ok bool) (open, changed bool) {
 
 func boolp(b bool) *bool { return &b }
 
-// observe records a TOPdesk request's result in the metrics, the breaker
-// and the credentials state.
-func (w *Worker) observe(op string, started time.Time, err error) {
-	w.m.topdeskLatency.WithLabelValues(op).Observe(time.Since(started).Seconds())
+// observe records a TOPdesk call's result in the metrics, the breaker and
+// the credentials state. The call started at started; waited is how long its
+// requests waited in the client before they were sent, which is not
+// TOPdesk's latency.
+func (w *Worker) observe(op string, started time.Time, waited *topdesk.Waited, err error) {
+	wait := waited.Duration()
+	w.m.topdeskWait.WithLabelValues(op).Observe(wait.Seconds())
+	w.m.topdeskLatency.WithLabelValues(op).Observe((time.Since(started) - wait).Seconds())
 	status := "ok"
 	if err != nil {
 		status = "error"
@@ -182,10 +186,10 @@ func (w *Worker) probe(ctx context.Context) {
 		}
 		lastAuthProbe = now
 		pctx, cancel := context.WithTimeout(ctx, w.opts.BreakerCooldown)
-		start := time.Now()
-		_, err := w.api.Version(pctx)
+		start, waited := time.Now(), new(topdesk.Waited)
+		_, err := w.api.Version(topdesk.WithWaited(pctx, waited))
 		cancel()
-		w.observe(opProbe, start, err)
+		w.observe(opProbe, start, waited, err)
 		if err != nil && ctx.Err() == nil {
 			w.log.Debug().Err(err).Msg("TOPdesk probe failed")
 		}
@@ -206,9 +210,9 @@ func isForbidden(err error) bool {
 // (the event is rejected), or they do not (the worker pauses, as for a 401).
 // A probe that fails otherwise leaves the 403 an auth error, retried.
 func (w *Worker) judgeForbidden(ctx context.Context, forbidden error) error {
-	start := time.Now()
-	_, err := w.api.Version(ctx)
-	w.observe(opProbe, start, err)
+	start, waited := time.Now(), new(topdesk.Waited)
+	_, err := w.api.Version(topdesk.WithWaited(ctx, waited))
+	w.observe(opProbe, start, waited, err)
 	if err != nil {
 		return forbidden
 	}
@@ -240,9 +244,9 @@ func (w *Worker) retry(ctx context.Context, op string, fn func(context.Context) 
 		backoff.WithRandomizationFactor(0.5),
 	)
 	for {
-		start := time.Now()
-		err := fn(ctx)
-		w.observe(op, start, err)
+		start, waited := time.Now(), new(topdesk.Waited)
+		err := fn(topdesk.WithWaited(ctx, waited))
+		w.observe(op, start, waited, err)
 		if err == nil {
 			return nil
 		}

@@ -23,6 +23,7 @@ type metrics struct {
 	events             *prometheus.CounterVec
 	topdeskRequests    *prometheus.CounterVec
 	topdeskLatency     *prometheus.HistogramVec
+	topdeskWait        *prometheus.HistogramVec
 	stateLatency       *prometheus.HistogramVec
 	dlq                *prometheus.CounterVec
 	inFlight           prometheus.Gauge
@@ -65,8 +66,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"operation", "status"}),
 		topdeskLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "alertdesk_topdesk_request_duration_seconds",
-			Help:    "Latency of TOPdesk API requests by operation.",
+			Help:    "Latency of TOPdesk API requests by operation, from sending to the answer (alertdesk_topdesk_wait_seconds is the time before sending).",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"operation"}),
+		topdeskWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "alertdesk_topdesk_wait_seconds",
+			Help:    "Time TOPdesk API requests waited in this worker before they were sent, by operation: for a free slot of the concurrency limit, a Retry-After pause or the rate limit.",
+			Buckets: []float64{.0001, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"operation"}),
 		stateLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "alertdesk_state_operation_duration_seconds",
@@ -130,7 +136,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.dlq.WithLabelValues(string(c))
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.topdeskRequests, m.topdeskLatency, m.stateLatency, m.dlq, m.inFlight, m.endToEnd,
+		reg.MustRegister(m.events, m.topdeskRequests, m.topdeskLatency, m.topdeskWait, m.stateLatency, m.dlq, m.inFlight, m.endToEnd,
 			m.breakerOpen, m.authOK, m.pending, m.ackPending, m.clamped, m.duplicatesRepaired, m.timersPending)
 		reg.MustRegister(m.fields.collectors()...)
 	}

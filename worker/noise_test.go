@@ -252,18 +252,9 @@ func sum(t *testing.T, ws []*runningWorker, name, outcome string) float64 {
 	t.Helper()
 	var n float64
 	for _, rw := range ws {
-		mfs, err := rw.reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() != name {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				if outcome == "" || slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetValue() == outcome }) {
-					n += m.GetCounter().GetValue()
-				}
+		for _, m := range gathered(t, rw.reg, name) {
+			if outcome == "" || slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetValue() == outcome }) {
+				n += m.GetCounter().GetValue()
 			}
 		}
 	}
