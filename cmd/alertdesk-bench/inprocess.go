@@ -114,7 +114,7 @@ func (f *inProcess) stop() error {
 	return errors.Join(f.errs...)
 }
 
-// phases sums the alertdesk workers' step latencies (see phasesOf).
+// phases sums the alertdesk workers' step latencies (see addPhases).
 func (f *inProcess) phases() (map[string]phase, error) {
 	out := map[string]phase{}
 	for _, reg := range f.regs {

@@ -339,10 +339,10 @@ func printPhases(w io.Writer, rs []result) {
 	if len(rs) == 0 {
 		return
 	}
-	steps := []string{"read", "claim", "topdesk", "commit", "write"}
+	steps := []string{"read", "claim", "topdesk-wait", "topdesk", "commit", "write"}
 	fmt.Fprintf(w, "\nalertdesk, mean latency per step (steps per event), from the workers' histograms:\n")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\tmode\tworkers\tstate read\tclaim\tTOPdesk request\tcommit\tother state write\t\n")
+	fmt.Fprintf(tw, "scenario\tmode\tworkers\tstate read\tclaim\twait to send\tTOPdesk request\tcommit\tother state write\t\n")
 	for _, r := range rs {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t", r.scenario, r.mode, r.workers)
 		for _, st := range steps {

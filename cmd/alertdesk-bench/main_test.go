@@ -76,7 +76,7 @@ func TestHarness(t *testing.T) {
 	}
 
 	// The step table, for both modes: in new, every event of a new key is
-	// read, claimed and committed once (the TOPdesk column also counts
+	// read, claimed and committed once (the TOPdesk columns also count
 	// start-up requests and lookups made before reconciliation).
 	_, steps, ok := strings.Cut(out.String(), "mean latency per step")
 	if !ok {
@@ -89,8 +89,8 @@ func TestHarness(t *testing.T) {
 			continue
 		}
 		// new, mode, workers, then value and (per event) for read, claim,
-		// TOPdesk and commit, and "-" for other writes.
-		if len(f) != 12 || f[4] != "(1.00)" || f[6] != "(1.00)" || f[10] != "(1.00)" || f[11] != "-" {
+		// the wait to send, TOPdesk and commit, and "-" for other writes.
+		if len(f) != 14 || f[4] != "(1.00)" || f[6] != "(1.00)" || f[12] != "(1.00)" || f[13] != "-" {
 			t.Errorf("step row for new: %q, want one read, claim and commit per event", line)
 			continue
 		}

@@ -31,7 +31,8 @@ func (p phase) mean() time.Duration {
 }
 
 // addPhases adds a worker's latency histograms to out: state operations by
-// operation, and TOPdesk requests as "topdesk".
+// operation, TOPdesk requests as "topdesk" and their wait in the worker
+// before sending as "topdesk-wait".
 func addPhases(out map[string]phase, mfs []*dto.MetricFamily) {
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
@@ -45,6 +46,8 @@ func addPhases(out map[string]phase, mfs []*dto.MetricFamily) {
 				}
 			case "alertdesk_topdesk_request_duration_seconds":
 				name = "topdesk"
+			case "alertdesk_topdesk_wait_seconds":
+				name = "topdesk-wait"
 			default:
 				continue
 			}
