@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,7 +43,7 @@ type writtenFields struct {
 	// Values are, per field, a short hash of the value TOPdesk answered
 	// after alertdesk's last write of it: the text of the brief
 	// description, the id of a priority, impact or urgency.
-	Values map[string]string `json:"values,omitempty"`
+	Values fieldHashes `json:"values,omitzero"`
 	// Operator are the fields an operator changed: alertdesk leaves them
 	// alone for the life of the incident.
 	Operator []string `json:"operator,omitempty"`
@@ -56,7 +55,48 @@ func (f *writtenFields) clone() *writtenFields {
 	if f == nil {
 		return nil
 	}
-	return &writtenFields{Incident: f.Incident, Values: maps.Clone(f.Values), Operator: slices.Clone(f.Operator)}
+	return &writtenFields{Incident: f.Incident, Values: f.Values, Operator: slices.Clone(f.Operator)}
+}
+
+// fieldHashes holds a short hash per updatable field (mapping.UpdatableFields);
+// "" = none. It is a struct rather than a map because every state a worker
+// keeps in memory has one: a map per state was a fifth of a full cache's
+// heap, all of it scanned by every garbage collection. Its JSON is the map's.
+type fieldHashes struct {
+	BriefDescription string `json:"briefDescription,omitempty"`
+	Priority         string `json:"priority,omitempty"`
+	Impact           string `json:"impact,omitempty"`
+	Urgency          string `json:"urgency,omitempty"`
+}
+
+// slot is where the hash of field f is kept; nil for a name that is not an
+// updatable field (mapping.Load rejects those).
+func (h *fieldHashes) slot(f string) *string {
+	switch f {
+	case mapping.FieldBriefDescription:
+		return &h.BriefDescription
+	case mapping.FieldPriority:
+		return &h.Priority
+	case mapping.FieldImpact:
+		return &h.Impact
+	case mapping.FieldUrgency:
+		return &h.Urgency
+	}
+	return nil
+}
+
+// get returns the hash of field f, "" for none.
+func (h *fieldHashes) get(f string) string {
+	if p := h.slot(f); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (h *fieldHashes) set(f, hash string) {
+	if p := h.slot(f); p != nil {
+		*p = hash
+	}
 }
 
 // fieldsWork is the worker's memory for these features.
@@ -183,7 +223,7 @@ func (w *Worker) fieldsBefore(ctx context.Context, ev *keyEvent, st *incidentSta
 		return nil
 	}
 	sent := w.sentFields(req, nil)
-	if len(sent) == 0 || st.Fields == nil || st.Fields.Incident != st.IncidentID {
+	if sent == (fieldHashes{}) || st.Fields == nil || st.Fields.Incident != st.IncidentID {
 		// Nothing remembered for this incident (adopted from TOPdesk, or
 		// state from before): what is written now is remembered.
 		return nil
@@ -196,16 +236,17 @@ func (w *Worker) fieldsBefore(ctx context.Context, ev *keyEvent, st *incidentSta
 		// state. Such a write may have landed, so the values alertdesk
 		// last wrote are not known: this write sends them and they are
 		// remembered again. The operator's fields stay the operator's.
-		mem.Values = nil
+		mem.Values = fieldHashes{}
 	}
 	var kept []string
 	var inc *topdesk.Incident
 	for _, f := range mapping.UpdatableFields {
-		h, ok := sent[f]
-		if !ok {
+		h := sent.get(f)
+		if h == "" {
 			continue
 		}
-		last, remembered := mem.Values[f]
+		last := mem.Values.get(f)
+		remembered := last != ""
 		switch {
 		case remembered && last == h:
 			// alertdesk's value did not change: writing it again could
@@ -232,10 +273,7 @@ func (w *Worker) fieldsBefore(ctx context.Context, ev *keyEvent, st *incidentSta
 		// The operator's field: left alone. What alertdesk would have
 		// written is remembered, so that the action names the field only
 		// when alertdesk's value changes again.
-		if mem.Values == nil {
-			mem.Values = make(map[string]string)
-		}
-		mem.Values[f] = h
+		mem.Values.set(f, h)
 		kept = append(kept, f)
 		w.m.fields.fieldsKept.WithLabelValues(f).Inc()
 	}
@@ -267,11 +305,11 @@ func (w *Worker) fieldsAfter(st *incidentState, d decision, ev *keyEvent, inc *t
 	} else {
 		st.Fields = st.Fields.clone()
 	}
-	for f, h := range w.sentFields(req, inc) {
-		if st.Fields.Values == nil {
-			st.Fields.Values = make(map[string]string)
+	sent := w.sentFields(req, inc)
+	for _, f := range mapping.UpdatableFields {
+		if h := sent.get(f); h != "" {
+			st.Fields.Values.set(f, h)
 		}
-		st.Fields.Values[f] = h
 	}
 	switch {
 	case w.fields.updates.RepeatEvery == 0 || d == doResolve:
@@ -287,8 +325,8 @@ func (w *Worker) fieldsAfter(st *incidentState, d decision, ev *keyEvent, inc *t
 // sentFields returns, for the updatable fields that req writes, a short
 // hash of the value: TOPdesk's value in inc when inc has one, else the
 // value sent.
-func (w *Worker) sentFields(req *topdesk.IncidentRequest, inc *topdesk.Incident) map[string]string {
-	out := make(map[string]string)
+func (w *Worker) sentFields(req *topdesk.IncidentRequest, inc *topdesk.Incident) fieldHashes {
+	var out fieldHashes
 	for _, f := range w.fields.updates.Fields {
 		sent, got := fieldValue(req, f), ""
 		if inc != nil {
@@ -297,9 +335,9 @@ func (w *Worker) sentFields(req *topdesk.IncidentRequest, inc *topdesk.Incident)
 		switch {
 		case sent == "":
 		case got != "":
-			out[f] = short(got)
+			out.set(f, short(got))
 		default:
-			out[f] = short(sent)
+			out.set(f, short(sent))
 		}
 	}
 	return out

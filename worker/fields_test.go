@@ -330,3 +330,40 @@ func TestCurrentIs(t *testing.T) {
 		})
 	}
 }
+
+// TestWrittenFieldsJSON: the hashes of the written fields keep the JSON of
+// the map they once were, so that states written before read the same;
+// every updatable field has its place, and no hash leaves no "values".
+func TestWrittenFieldsJSON(t *testing.T) {
+	const old = `{"incident":"b7a2c1f0","values":{"briefDescription":"0a1b2c3d","urgency":"4e5f6a7b"},"operator":["priority"]}`
+	var f writtenFields
+	if err := json.Unmarshal([]byte(old), &f); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Values.get(mapping.FieldBriefDescription); got != "0a1b2c3d" {
+		t.Errorf("brief description hash %q, want 0a1b2c3d", got)
+	}
+	if got := f.Values.get(mapping.FieldUrgency); got != "4e5f6a7b" {
+		t.Errorf("urgency hash %q, want 4e5f6a7b", got)
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != old {
+		t.Errorf("encoded as\n%s\nwant\n%s", b, old)
+	}
+
+	var all fieldHashes
+	for i, name := range mapping.UpdatableFields {
+		all.set(name, strings.Repeat(string(rune('a'+i)), 8))
+	}
+	for i, name := range mapping.UpdatableFields {
+		if got, want := all.get(name), strings.Repeat(string(rune('a'+i)), 8); got != want {
+			t.Errorf("field %s holds %q, want %q", name, got, want)
+		}
+	}
+	if b, err = json.Marshal(writtenFields{Incident: "b7a2c1f0"}); err != nil || string(b) != `{"incident":"b7a2c1f0"}` {
+		t.Errorf("no hashes encoded as %s (%v), want no values", b, err)
+	}
+}
