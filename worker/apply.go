@@ -33,15 +33,23 @@ type keyEvent struct {
 // newEvent prepares an alert published at published. An event whose
 // fingerprint fails to render is returned with its key, for the error.
 func (w *Worker) newEvent(a *mapping.Alert, published time.Time) (keyEvent, error) {
-	key, err := w.mapping.Key(a)
-	if err != nil {
-		return keyEvent{}, err
+	key, fingerprint, err := w.identify(a)
+	if err != nil && key == "" {
+		return keyEvent{}, err // no key
 	}
-	var fingerprint string
+	return w.keyEvent(a, published, key, fingerprint), err
+}
+
+// identify returns a's key and, for a firing alert, its fingerprint. When
+// only the fingerprint fails, the key is returned with the error.
+func (w *Worker) identify(a *mapping.Alert) (key, fingerprint string, err error) {
+	if key, err = w.mapping.Key(a); err != nil {
+		return "", "", err
+	}
 	if a.Status == mapping.StatusFiring {
 		fingerprint, err = w.mapping.Fingerprint(a, key)
 	}
-	return w.keyEvent(a, published, key, fingerprint), err
+	return key, fingerprint, err
 }
 
 // keyEvent is the event of an alert published at published, given its key

@@ -88,14 +88,21 @@ func (b *breaker) record(ok bool) (open, changed bool) {
 
 func boolp(b bool) *bool { return &b }
 
+// request makes one TOPdesk call, fn, and records its result (observe).
+// The time its requests waited in the client before they were sent is not
+// TOPdesk's latency: it is recorded apart.
+func (w *Worker) request(ctx context.Context, op string, fn func(context.Context) error) error {
+	start, waited := time.Now(), new(topdesk.Waited)
+	err := fn(topdesk.WithWaited(ctx, waited))
+	w.observe(op, time.Since(start)-waited.Duration(), waited.Duration(), err)
+	return err
+}
+
 // observe records a TOPdesk call's result in the metrics, the breaker and
-// the credentials state. The call started at started; waited is how long its
-// requests waited in the client before they were sent, which is not
-// TOPdesk's latency.
-func (w *Worker) observe(op string, started time.Time, waited *topdesk.Waited, err error) {
-	wait := waited.Duration()
+// the credentials state.
+func (w *Worker) observe(op string, latency, wait time.Duration, err error) {
 	w.m.topdeskWait.WithLabelValues(op).Observe(wait.Seconds())
-	w.m.topdeskLatency.WithLabelValues(op).Observe((time.Since(started) - wait).Seconds())
+	w.m.topdeskLatency.WithLabelValues(op).Observe(latency.Seconds())
 	status := "ok"
 	if err != nil {
 		status = "error"
@@ -186,10 +193,8 @@ func (w *Worker) probe(ctx context.Context) {
 		}
 		lastAuthProbe = now
 		pctx, cancel := context.WithTimeout(ctx, w.opts.BreakerCooldown)
-		start, waited := time.Now(), new(topdesk.Waited)
-		_, err := w.api.Version(topdesk.WithWaited(pctx, waited))
+		err := w.probeVersion(pctx)
 		cancel()
-		w.observe(opProbe, start, waited, err)
 		if err != nil && ctx.Err() == nil {
 			w.log.Debug().Err(err).Msg("TOPdesk probe failed")
 		}
@@ -199,6 +204,14 @@ func (w *Worker) probe(ctx context.Context) {
 // opProbe names the request that checks the credentials: GET
 // /tas/api/version, which needs them.
 const opProbe = "version"
+
+// probeVersion checks the credentials with one GET /tas/api/version.
+func (w *Worker) probeVersion(ctx context.Context) error {
+	return w.request(ctx, opProbe, func(ctx context.Context) error {
+		_, err := w.api.Version(ctx)
+		return err
+	})
+}
 
 func isForbidden(err error) bool {
 	var ae *topdesk.APIError
@@ -210,10 +223,7 @@ func isForbidden(err error) bool {
 // (the event is rejected), or they do not (the worker pauses, as for a 401).
 // A probe that fails otherwise leaves the 403 an auth error, retried.
 func (w *Worker) judgeForbidden(ctx context.Context, forbidden error) error {
-	start, waited := time.Now(), new(topdesk.Waited)
-	_, err := w.api.Version(topdesk.WithWaited(ctx, waited))
-	w.observe(opProbe, start, waited, err)
-	if err != nil {
+	if err := w.probeVersion(ctx); err != nil {
 		return forbidden
 	}
 	return fmt.Errorf("%w: %w", errPermission, forbidden)
@@ -244,9 +254,7 @@ func (w *Worker) retry(ctx context.Context, op string, fn func(context.Context) 
 		backoff.WithRandomizationFactor(0.5),
 	)
 	for {
-		start, waited := time.Now(), new(topdesk.Waited)
-		err := fn(topdesk.WithWaited(ctx, waited))
-		w.observe(op, start, waited, err)
+		err := w.request(ctx, op, fn)
 		if err == nil {
 			return nil
 		}

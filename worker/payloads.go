@@ -131,14 +131,8 @@ func (w *Worker) decode(data []byte) ([]mapping.Alert, *decodedPayload, error) {
 	}
 	p := &decodedPayload{alerts: slices.Clone(alerts), keys: make([]string, len(alerts)), fingerprints: make([]string, len(alerts))}
 	for i := range alerts {
-		a := &alerts[i]
-		if p.keys[i], err = w.mapping.Key(a); err != nil {
+		if p.keys[i], p.fingerprints[i], err = w.identify(&alerts[i]); err != nil {
 			return alerts, nil, nil // newEvent reports it
-		}
-		if a.Status == mapping.StatusFiring {
-			if p.fingerprints[i], err = w.mapping.Fingerprint(a, p.keys[i]); err != nil {
-				return alerts, nil, nil
-			}
 		}
 	}
 	w.payloads.put(data, p)
