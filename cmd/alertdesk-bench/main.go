@@ -254,45 +254,93 @@ const (
 // with each worker count (and at the reference concurrency) in one mode,
 // prints the rows, and reports whether every measurement succeeded.
 func measureScenario(ctx context.Context, tw io.Writer, sc scenario, mode runMode, runs int, bin string, scale float64, noBaseline bool) (withPhases []result, ok bool) {
+	rows := sc.rows(noBaseline)
+	medians, errs := measureRows(ctx, rows, runs, func(r row) (result, error) {
+		return measure(ctx, sc, r.impl, mode, r.workers, r.conc, bin, scale)
+	})
 	ok = true
-	measureMedian := func(impl string, workers, conc int) (*result, bool) {
-		r, err := median(ctx, runs, func() (result, error) { return measure(ctx, sc, impl, mode, workers, conc, bin, scale) })
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "scenario %s %s x%d concurrency %d (%s): %v\n", sc.name, impl, workers, conc, mode, err)
-			ok = false
-			return nil, false
-		}
-		return &r, true
-	}
 	var base, ref *result
-	if !noBaseline && !sc.noBaseline {
-		if r, measured := measureMedian("baseline", 1, sc.baselineConc()); measured {
-			base = r
-			printRow(tw, sc, *r, nil, nil)
-		}
-	}
-	if sc.refConc > 0 {
-		if r, measured := measureMedian("alertdesk", 1, sc.refConc); measured {
-			ref = r
-			printRow(tw, sc, *r, base, nil)
-		}
-	}
-	for _, n := range sc.workers {
-		r, measured := measureMedian("alertdesk", n, sc.concurrency)
-		if !measured {
+	for i, r := range rows {
+		if errs[i] != nil {
+			fmt.Fprintf(os.Stderr, "scenario %s %s x%d concurrency %d (%s): %v\n", sc.name, r.impl, r.workers, r.conc, mode, errs[i])
+			ok = false
 			continue
 		}
-		if n == 1 && ref == nil {
-			ref = r
-			printRow(tw, sc, *r, base, nil)
-		} else {
-			printRow(tw, sc, *r, base, ref)
+		m := medians[i]
+		switch {
+		case r.impl == "baseline":
+			base = m
+			printRow(tw, sc, *m, nil, nil)
+		case ref == nil && r.workers == 1:
+			// The reference concurrency, or else the one worker of the
+			// scenario's concurrency, is what the other rows compare with.
+			ref = m
+			printRow(tw, sc, *m, base, nil)
+		default:
+			printRow(tw, sc, *m, base, ref)
 		}
-		if r.phases != nil {
-			withPhases = append(withPhases, *r)
+		if m.phases != nil {
+			withPhases = append(withPhases, *m)
 		}
 	}
 	return withPhases, ok
+}
+
+// row is one line of a scenario's table: an implementation, a worker count
+// and a concurrency per worker.
+type row struct {
+	impl          string // "alertdesk" or "baseline"
+	workers, conc int
+}
+
+// rows are the lines of sc's table, in the order they are printed.
+func (sc scenario) rows(noBaseline bool) []row {
+	var rs []row
+	if !noBaseline && !sc.noBaseline {
+		rs = append(rs, row{"baseline", 1, sc.baselineConc()})
+	}
+	if sc.refConc > 0 {
+		rs = append(rs, row{"alertdesk", 1, sc.refConc})
+	}
+	for _, n := range sc.workers {
+		rs = append(rs, row{"alertdesk", n, sc.concurrency})
+	}
+	return rs
+}
+
+// measureRows measures every row runs times and returns each row's median
+// run, or the error that stopped its runs. The runs alternate between the
+// rows (baseline, alertdesk, baseline, alertdesk, …), so that a machine
+// that grows busier or quieter during a sitting weighs on every row alike
+// and the ratios between rows compare like with like.
+func measureRows(ctx context.Context, rows []row, runs int, measure func(row) (result, error)) ([]*result, []error) {
+	all := make([][]result, len(rows))
+	errs := make([]error, len(rows))
+	for range runs {
+		for i, r := range rows {
+			if errs[i] != nil {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				errs[i] = err
+				continue
+			}
+			res, err := measure(r)
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			all[i] = append(all[i], res)
+		}
+	}
+	medians := make([]*result, len(rows))
+	for i, rs := range all {
+		if errs[i] == nil && len(rs) > 0 {
+			m := median(rs)
+			medians[i] = &m
+		}
+	}
+	return medians, errs
 }
 
 // printRow prints a result with its ratio to the baseline and to ref; a
@@ -300,14 +348,14 @@ func measureScenario(ctx context.Context, tw io.Writer, sc scenario, mode runMod
 func printRow(tw io.Writer, sc scenario, r result, base, ref *result) {
 	ratio, vsRef := "-", "-"
 	if base != nil && r.impl != base.impl {
-		ratio = fmt.Sprintf("%.2fx", r.rate()/base.rate())
+		ratio = fmt.Sprintf("%.3fx", r.rate()/base.rate())
 	}
 	switch {
 	case ref != nil:
-		vsRef = fmt.Sprintf("%.2fx", r.rate()/ref.rate())
+		vsRef = fmt.Sprintf("%.3fx", r.rate()/ref.rate())
 	case sc.latency > 0 && !r.paced && r.creates == r.alerts:
 		ceiling := float64(r.workers*r.concurrency) / sc.latency.Seconds()
-		vsRef = fmt.Sprintf("%.2fx", r.rate()/ceiling)
+		vsRef = fmt.Sprintf("%.3fx", r.rate()/ceiling)
 	}
 	lat := func(d time.Duration) string {
 		if d == 0 {
@@ -358,27 +406,17 @@ func printPhases(w io.Writer, rs []result) {
 	tw.Flush()
 }
 
-// median runs f n times and returns the run with the median throughput, or
-// for a paced scenario (whose throughput is the pace) the median p99.
-func median(ctx context.Context, n int, f func() (result, error)) (result, error) {
-	var rs []result
-	for range n {
-		if ctx.Err() != nil {
-			return result{}, ctx.Err()
-		}
-		r, err := f()
-		if err != nil {
-			return result{}, err
-		}
-		rs = append(rs, r)
-	}
+// median returns the run with the median throughput, or for a paced
+// scenario (whose throughput is the pace) the median p99.
+func median(rs []result) result {
+	rs = slices.Clone(rs)
 	slices.SortFunc(rs, func(a, b result) int {
 		if a.paced {
 			return cmp.Compare(a.p99, b.p99)
 		}
 		return cmp.Compare(a.elapsed, b.elapsed)
 	})
-	return rs[len(rs)/2], nil
+	return rs[len(rs)/2]
 }
 
 // measure runs one scenario once with fresh NATS, simulator and state.

@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMain lets the harness start this test binary as its baseline worker
@@ -98,5 +101,44 @@ func TestHarness(t *testing.T) {
 	}
 	if !sawA["process"] || !sawA["in-process"] {
 		t.Errorf("step rows for new in modes %v, want process and in-process, in\n%s", sawA, steps)
+	}
+}
+
+// TestMeasureRowsAlternates checks that runs alternate between the rows,
+// that each row's median run is the one with the median time, and that a
+// failed run ends its own row only.
+func TestMeasureRowsAlternates(t *testing.T) {
+	rows := []row{{"baseline", 1, 64}, {"alertdesk", 1, 20}, {"alertdesk", 3, 16}}
+	failing := errors.New("worker exited")
+	var order []row
+	runs := map[row]int{}
+	elapsed := map[row][]time.Duration{
+		rows[0]: {3 * time.Second, 1 * time.Second, 2 * time.Second},
+		rows[1]: {5 * time.Second, 4 * time.Second, 6 * time.Second},
+	}
+	medians, errs := measureRows(t.Context(), rows, 3, func(r row) (result, error) {
+		order = append(order, r)
+		if r.workers == 3 {
+			return result{}, failing
+		}
+		d := elapsed[r][runs[r]]
+		runs[r]++
+		return result{impl: r.impl, workers: r.workers, concurrency: r.conc, elapsed: d}, nil
+	})
+	want := []row{rows[0], rows[1], rows[2], rows[0], rows[1], rows[0], rows[1]}
+	if !slices.Equal(order, want) {
+		t.Errorf("runs in order %v, want %v", order, want)
+	}
+	if medians[0] == nil || medians[0].elapsed != 2*time.Second {
+		t.Errorf("baseline median %+v, want the 2s run", medians[0])
+	}
+	if medians[1] == nil || medians[1].elapsed != 5*time.Second {
+		t.Errorf("reference median %+v, want the 5s run", medians[1])
+	}
+	if medians[2] != nil || !errors.Is(errs[2], failing) {
+		t.Errorf("failed row: median %+v, error %v; want none and %v", medians[2], errs[2], failing)
+	}
+	if errs[0] != nil || errs[1] != nil {
+		t.Errorf("rows that did not fail report %v, %v", errs[0], errs[1])
 	}
 }
