@@ -29,7 +29,7 @@ type inProcess struct {
 	errs   []error
 }
 
-// startInProcess starts n workers of impl ("alertdesk" or "baseline")
+// startInProcess starts n workers of impl ("alertdesk", "baseline" or stateBaseline)
 // against the server at natsURL and the simulator at simURL. Their logs go
 // to logw at warn level.
 func startInProcess(ctx context.Context, impl string, n int, natsURL, simURL string, topo worker.Topology,
@@ -41,7 +41,9 @@ func startInProcess(ctx context.Context, impl string, n int, natsURL, simURL str
 		var run func() error
 		switch impl {
 		case "baseline":
-			run = func() error { return runBaseline(ctx, natsURL, simURL, concurrency, log) }
+			run = func() error { return runBaseline(ctx, natsURL, simURL, concurrency, "", log) }
+		case stateBaseline:
+			run = func() error { return runBaseline(ctx, natsURL, simURL, concurrency, topo.StateBucket, log) }
 		default:
 			reg := prometheus.NewRegistry()
 			w, nc, err := newInProcessWorker(ctx, natsURL, simURL, topo, concurrency, log, reg)

@@ -58,6 +58,7 @@ type scenario struct {
 	refConc     int           // also measure alertdesk at this concurrency, as the reference (0 = none)
 	workers     []int         // worker process counts to measure
 	noBaseline  bool          // the baseline cannot do this load (it does not deduplicate)
+	withState   bool          // also measure the baseline with alertdesk's state operations (stateBaseline)
 	paced       float64       // events/s while the workers run; 0 = publish everything first
 	events      func(scale float64) []event
 	wantCreates func(scale float64) int
@@ -92,7 +93,7 @@ const simJitter = 0.2
 
 var scenarios = []scenario{
 	{
-		name: "new", desc: "5,000 new keys, concurrency 64", latency: tenantLatency, concurrency: 64, workers: []int{1},
+		name: "new", desc: "5,000 new keys, concurrency 64", latency: tenantLatency, concurrency: 64, workers: []int{1}, withState: true,
 		events:      func(s float64) []event { return uniqueKeys(scaled(5000, s)) },
 		wantCreates: func(s float64) int { return scaled(5000, s) },
 	},
@@ -271,6 +272,8 @@ func measureScenario(ctx context.Context, tw io.Writer, sc scenario, mode runMod
 		case r.impl == "baseline":
 			base = m
 			printRow(tw, sc, *m, nil, nil)
+		case r.impl == stateBaseline:
+			printRow(tw, sc, *m, base, nil)
 		case ref == nil && r.workers == 1:
 			// The reference concurrency, or else the one worker of the
 			// scenario's concurrency, is what the other rows compare with.
@@ -279,7 +282,7 @@ func measureScenario(ctx context.Context, tw io.Writer, sc scenario, mode runMod
 		default:
 			printRow(tw, sc, *m, base, ref)
 		}
-		if m.phases != nil {
+		if r.impl == "alertdesk" && m.phases != nil {
 			withPhases = append(withPhases, *m)
 		}
 	}
@@ -289,7 +292,7 @@ func measureScenario(ctx context.Context, tw io.Writer, sc scenario, mode runMod
 // row is one line of a scenario's table: an implementation, a worker count
 // and a concurrency per worker.
 type row struct {
-	impl          string // "alertdesk" or "baseline"
+	impl          string // "alertdesk", "baseline" or stateBaseline
 	workers, conc int
 }
 
@@ -298,6 +301,9 @@ func (sc scenario) rows(noBaseline bool) []row {
 	var rs []row
 	if !noBaseline && !sc.noBaseline {
 		rs = append(rs, row{"baseline", 1, sc.baselineConc()})
+		if sc.withState {
+			rs = append(rs, row{stateBaseline, 1, sc.baselineConc()})
+		}
 	}
 	if sc.refConc > 0 {
 		rs = append(rs, row{"alertdesk", 1, sc.refConc})
@@ -514,13 +520,16 @@ func measure(ctx context.Context, sc scenario, impl string, mode runMode, worker
 		}
 		var cmd *exec.Cmd
 		switch impl {
-		case "baseline":
+		case "baseline", stateBaseline:
 			self, err := os.Executable()
 			if err != nil {
 				return result{}, err
 			}
 			cmd = exec.CommandContext(ctx, self, "baseline-worker", "-nats", ns.ClientURL(), "-topdesk", simURL,
 				"-concurrency", strconv.Itoa(conc))
+			if impl == stateBaseline {
+				cmd.Args = append(cmd.Args, "-state", topo.StateBucket)
+			}
 		default:
 			cmd = exec.CommandContext(ctx, bin, "run")
 			cmd.Env = append(os.Environ(),
@@ -752,23 +761,33 @@ func baselineWorker(args []string) int {
 	natsURL := fs.String("nats", "", "NATS URL")
 	tdURL := fs.String("topdesk", "", "simulator URL")
 	concurrency := fs.Int("concurrency", 16, "messages in flight")
+	stateBucket := fs.String("state", "", "read, claim and commit a state per message in this KV bucket, as alertdesk does")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := zerolog.New(os.Stderr)
-	if err := runBaseline(ctx, *natsURL, *tdURL, *concurrency, log); err != nil {
+	if err := runBaseline(ctx, *natsURL, *tdURL, *concurrency, *stateBucket, log); err != nil {
 		log.Error().Err(err).Msg("baseline worker")
 		return 1
 	}
 	return 0
 }
 
+// stateBaseline is the baseline that also does, for every message, the
+// three state operations alertdesk does for a new key: it reads the key
+// (absent), claims it (creates it, 89 bytes) before the POST and commits
+// it (updates it at the claim's revision, 420 bytes) after, in the state
+// bucket the harness provisions for alertdesk. Still without product
+// logic, it tells what durable state costs from what alertdesk's logic
+// costs.
+const stateBaseline = "baseline+state"
+
 // runBaseline is the comparison without product logic: consume, one POST
 // of an incident to the simulator, ack, at the same concurrency, until ctx
-// is done.
-func runBaseline(ctx context.Context, natsURL, tdURL string, concurrency int, log zerolog.Logger) error {
+// is done. With a stateBucket it is stateBaseline.
+func runBaseline(ctx context.Context, natsURL, tdURL string, concurrency int, stateBucket string, log zerolog.Logger) error {
 	nc, err := nats.Connect(natsURL, nats.Name("alertdesk bench baseline"))
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -782,6 +801,13 @@ func runBaseline(ctx context.Context, natsURL, tdURL string, concurrency int, lo
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
+	var kv jetstream.KeyValue
+	if stateBucket != "" {
+		if kv, err = js.KeyValue(ctx, stateBucket); err != nil {
+			return fmt.Errorf("state bucket: %w", err)
+		}
+	}
+	claim, commit := bytes.Repeat([]byte{'c'}, 89), bytes.Repeat([]byte{'s'}, 420)
 	td, err := topdesk.NewClient(tdURL, topdesk.Options{Username: topdesktest.DefaultUsername,
 		Password: topdesktest.DefaultPassword, Concurrency: concurrency})
 	if err != nil {
@@ -818,14 +844,29 @@ func runBaseline(ctx context.Context, natsURL, tdURL string, concurrency int, lo
 				log.Error().Err(err).Msg("decode")
 				return
 			}
+			ext := mapping.ExternalNumber(ev.Key)
+			var rev uint64
+			if kv != nil {
+				if _, err := kv.Get(ctx, ext); !errors.Is(err, jetstream.ErrKeyNotFound) {
+					log.Error().Err(err).Msg("read state: want a new key")
+					return
+				}
+				if rev, err = kv.Create(ctx, ext, claim); err != nil {
+					log.Error().Err(err).Msg("claim")
+					return
+				}
+			}
 			_, err := td.CreateIncident(ctx, &topdesk.IncidentRequest{
 				Caller:           &topdesk.Caller{DynamicName: "alertdesk"},
 				BriefDescription: ev.Summary,
 				Request:          "Alert " + ev.Key,
-				ExternalNumber:   mapping.ExternalNumber(ev.Key),
+				ExternalNumber:   ext,
 			})
+			if err == nil && kv != nil {
+				_, err = kv.Update(ctx, ext, commit, rev)
+			}
 			if err != nil {
-				log.Error().Err(err).Msg("create")
+				log.Error().Err(err).Msg("create or commit")
 				if err := msg.Nak(); err != nil {
 					log.Error().Err(err).Msg("nak")
 				}

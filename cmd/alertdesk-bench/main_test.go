@@ -44,6 +44,7 @@ func TestHarness(t *testing.T) {
 	want := map[row]int{ // creates
 		{"new", "baseline", "process"}: 100, {"new", "alertdesk", "process"}: 100,
 		{"new", "baseline", "in-process"}: 100, {"new", "alertdesk", "in-process"}: 100,
+		{"new", stateBaseline, "process"}: 100, {"new", stateBaseline, "in-process"}: 100,
 		{"storm", "alertdesk", "process"}: 1000, {"storm", "alertdesk", "in-process"}: 1000,
 	}
 	got := map[row]bool{}
