@@ -4,12 +4,14 @@
 // (`alertdesk topdesk-sim -latency 50ms -jitter 20%`); it publishes a
 // scenario, runs alertdesk workers (as separate processes, or in this
 // process) and a baseline without product logic (consume, one POST to the
-// same simulator, ack) with the same TOPdesk slots, and prints a table:
-// alerts/s, TOPdesk requests/s, 429 answers, publish-to-TOPdesk latency,
-// CPU seconds per 1,000 alerts, peak RSS, and the ratios to the baseline
-// and to a reference (the Little's-law ceiling, one worker, or a worker
-// configured with the simulator's limit). Figures are relative to this
-// machine; quote medians of several runs (-runs).
+// same simulator, ack) with the same TOPdesk slots, for new keys also the
+// baseline with alertdesk's state operations (baseline+state), and prints
+// a table: alerts/s, TOPdesk requests/s, 429 answers, publish-to-TOPdesk
+// latency, CPU seconds per 1,000 alerts, peak RSS, and the ratios to the
+// baseline and to a reference (the Little's-law ceiling, one worker, or a
+// worker configured with the simulator's limit). Figures are relative to
+// this machine; quote medians of several runs (-runs), which alternate
+// between a scenario's rows.
 package main
 
 import (
