@@ -178,6 +178,8 @@ func run(args []string, stdout io.Writer) int {
 	modesFlag := fs.String("modes", string(processMode), "how workers run: as separate processes, in this process, or both (process,in-process)")
 	latency := fs.Duration("latency", tenantLatency, "TOPdesk latency of the scenarios that have one (jitter ±20%)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (NATS server, in-process workers) to this file")
+	natsLow := fs.Bool("nats-low-priority", false, "run this process, and with it the NATS server, at nice 19 and the simulator and the workers at nice 0,\n"+
+		"as if NATS had cores of its own (process mode only; needs root or CAP_SYS_NICE)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -194,6 +196,17 @@ func run(args []string, stdout io.Writer) int {
 	if _, err := os.Stat(*bin); err != nil {
 		fmt.Fprintf(os.Stderr, "alertdesk-bench: -bin %s: %v (run `make build` first)\n", *bin, err)
 		return 2
+	}
+	kids := children{bin: *bin}
+	if *natsLow {
+		if slices.Contains(modes, inProcessMode) {
+			fmt.Fprintf(os.Stderr, "alertdesk-bench: -nats-low-priority: in-process workers would run at the NATS server's priority; use -modes process\n")
+			return 2
+		}
+		if err := lowNATS(&kids); err != nil {
+			fmt.Fprintf(os.Stderr, "alertdesk-bench: -nats-low-priority: %v\n", err)
+			return 2
+		}
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -225,7 +238,7 @@ func run(args []string, stdout io.Writer) int {
 		}
 		fmt.Fprintf(os.Stderr, "scenario %s: %s, TOPdesk latency %s\n", sc.name, sc.desc, sc.latency)
 		for _, mode := range modes {
-			rs, ok := measureScenario(ctx, tw, sc, mode, *runs, *bin, *scale, *noBaseline)
+			rs, ok := measureScenario(ctx, tw, sc, mode, *runs, kids, *scale, *noBaseline)
 			if !ok {
 				failed = true
 			}
@@ -256,10 +269,10 @@ const (
 // measureScenario measures the baseline (where one exists) and alertdesk
 // with each worker count (and at the reference concurrency) in one mode,
 // prints the rows, and reports whether every measurement succeeded.
-func measureScenario(ctx context.Context, tw io.Writer, sc scenario, mode runMode, runs int, bin string, scale float64, noBaseline bool) (withPhases []result, ok bool) {
+func measureScenario(ctx context.Context, tw io.Writer, sc scenario, mode runMode, runs int, kids children, scale float64, noBaseline bool) (withPhases []result, ok bool) {
 	rows := sc.rows(noBaseline)
 	medians, errs := measureRows(ctx, rows, runs, func(r row) (result, error) {
-		return measure(ctx, sc, r.impl, mode, r.workers, r.conc, bin, scale)
+		return measure(ctx, sc, r.impl, mode, r.workers, r.conc, kids, scale)
 	})
 	ok = true
 	var base, ref *result
@@ -428,7 +441,7 @@ func median(rs []result) result {
 }
 
 // measure runs one scenario once with fresh NATS, simulator and state.
-func measure(ctx context.Context, sc scenario, impl string, mode runMode, workers, conc int, bin string, scale float64) (_ result, err error) {
+func measure(ctx context.Context, sc scenario, impl string, mode runMode, workers, conc int, kids children, scale float64) (_ result, err error) {
 	dir, err := os.MkdirTemp("", "alertdesk-bench-")
 	if err != nil {
 		return result{}, err
@@ -450,7 +463,7 @@ func measure(ctx context.Context, sc scenario, impl string, mode runMode, worker
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 
-	sim, err := startSim(ctx, bin, dir, sc)
+	sim, err := startSim(ctx, kids, dir, sc)
 	if err != nil {
 		return result{}, err
 	}
@@ -523,17 +536,15 @@ func measure(ctx context.Context, sc scenario, impl string, mode runMode, worker
 		var cmd *exec.Cmd
 		switch impl {
 		case "baseline", stateBaseline:
-			self, err := os.Executable()
-			if err != nil {
+			args := []string{"-nats", ns.ClientURL(), "-topdesk", simURL, "-concurrency", strconv.Itoa(conc)}
+			if cmd, err = kids.baseline(ctx, args...); err != nil {
 				return result{}, err
 			}
-			cmd = exec.CommandContext(ctx, self, "baseline-worker", "-nats", ns.ClientURL(), "-topdesk", simURL,
-				"-concurrency", strconv.Itoa(conc))
 			if impl == stateBaseline {
 				cmd.Args = append(cmd.Args, "-state", topo.StateBucket)
 			}
 		default:
-			cmd = exec.CommandContext(ctx, bin, "run")
+			cmd = kids.alertdesk(ctx, "run")
 			cmd.Env = append(os.Environ(),
 				"ALERTDESK_NATS_URL="+ns.ClientURL(),
 				"ALERTDESK_TOPDESK_URL="+simURL,

@@ -143,3 +143,24 @@ func TestMeasureRowsAlternates(t *testing.T) {
 		t.Errorf("rows that did not fail report %v, %v", errs[0], errs[1])
 	}
 }
+
+// TestChildrenRunThroughNice checks that with -nats-low-priority a child's
+// command line is nice(1)'s, the child's own following it.
+func TestChildrenRunThroughNice(t *testing.T) {
+	plain := children{bin: "/opt/alertdesk"}
+	if got := plain.alertdesk(t.Context(), "run").Args; !slices.Equal(got, []string{"/opt/alertdesk", "run"}) {
+		t.Errorf("plain: %q", got)
+	}
+	niced := children{bin: "/opt/alertdesk", nice: []string{"nice", "-n", "-19"}}
+	if got := niced.alertdesk(t.Context(), "topdesk-sim", "-latency", "50ms").Args; !slices.Equal(got,
+		[]string{"nice", "-n", "-19", "/opt/alertdesk", "topdesk-sim", "-latency", "50ms"}) {
+		t.Errorf("niced: %q", got)
+	}
+	cmd, err := niced.baseline(t.Context(), "-concurrency", "64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(cmd.Args); n != 7 || cmd.Args[4] != "baseline-worker" || cmd.Args[6] != "64" {
+		t.Errorf("niced baseline: %q", cmd.Args)
+	}
+}

@@ -29,7 +29,7 @@ type simProcess struct {
 // startSim starts the simulator with the scenario's latency (± simJitter)
 // and limit of requests in flight, logging to dir, and waits until it
 // listens.
-func startSim(ctx context.Context, bin, dir string, sc scenario) (*simProcess, error) {
+func startSim(ctx context.Context, kids children, dir string, sc scenario) (*simProcess, error) {
 	args := []string{"topdesk-sim", "-addr", "127.0.0.1:0", "-max-requests", strconv.Itoa(1 << 21)}
 	if sc.latency > 0 {
 		args = append(args, "-latency", sc.latency.String(), "-jitter", strconv.FormatFloat(simJitter, 'f', -1, 64))
@@ -47,7 +47,7 @@ func startSim(ctx context.Context, bin, dir string, sc scenario) (*simProcess, e
 		logf.Close()
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := kids.alertdesk(ctx, args...)
 	cmd.Stdout, cmd.Stderr = w, logf
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	err = cmd.Start()
