@@ -183,6 +183,10 @@ func run(args []string, stdout io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if *runs < 1 {
+		fmt.Fprintf(os.Stderr, "alertdesk-bench: -runs %d: want at least 1\n", *runs)
+		return 2
+	}
 	var modes []runMode
 	for m := range strings.SplitSeq(*modesFlag, ",") {
 		switch runMode(m) {
