@@ -164,3 +164,22 @@ func TestChildrenRunThroughNice(t *testing.T) {
 		t.Errorf("niced baseline: %q", cmd.Args)
 	}
 }
+
+// TestPollWait checks that the harness asks for progress rarely while a run
+// has long to go and often near its end.
+func TestPollWait(t *testing.T) {
+	for _, c := range []struct {
+		remaining, settled int
+		elapsed, want      time.Duration
+	}{
+		{4000, 1000, time.Second, 100 * time.Millisecond}, // 4 s to go: the longest wait
+		{100, 1000, time.Second, 50 * time.Millisecond},   // 100 ms to go: half of it
+		{1, 4999, 4 * time.Second, time.Millisecond},      // under 1 ms to go: the shortest
+		{0, 5000, 4 * time.Second, time.Millisecond},      // settled, not yet acked past the floor
+		{5000, 0, time.Millisecond, time.Millisecond},     // no rate yet
+	} {
+		if got := pollWait(c.remaining, c.settled, c.elapsed); got != c.want {
+			t.Errorf("pollWait(%d, %d, %s) = %s, want %s", c.remaining, c.settled, c.elapsed, got, c.want)
+		}
+	}
+}
