@@ -99,6 +99,34 @@ func TestMultiAlertDeadLettersOneAlone(t *testing.T) {
 	}
 }
 
+// A panic in one alert of a multi-alert message redelivers the whole
+// message, even after an earlier alert failed for good: the alerts after
+// the panic were not applied, and must not be lost with it.
+func TestMultiAlertPanicRedeliversWhole(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	e.sim.Inject(topdesktest.Fault{Method: http.MethodPost, Status: http.StatusBadRequest, Count: 1})
+	e.api = &panicOnce{incidentAPI: e.td, ext: mapping.ExternalNumber("bbbb000000000002")}
+	opts := fastOptions()
+	opts.HandleTimeout = 2 * time.Second // the panic leaves its key claimed until then
+	rw := e.startWorker(opts)
+	e.waitReconciled(rw)
+	b, err := json.Marshal(amWebhook("bbbb000000000001", "bbbb000000000002", "bbbb000000000003"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publishRaw("alerts.test", b)
+	e.waitSettled(15 * time.Second)
+	// The rejection was once: on the redelivery the first alert is created too.
+	for _, fp := range []string{"bbbb000000000001", "bbbb000000000002", "bbbb000000000003"} {
+		if n := len(e.incidentsFor(fp)); n != 1 {
+			t.Errorf("%s: got %d incidents, want 1", fp, n)
+		}
+	}
+	if dl := e.dlqEntries(); len(dl) != 0 {
+		t.Errorf("got %d dead letters, want none", len(dl))
+	}
+}
+
 // setAckWait makes the consumer again with ack wait d.
 func (e *testEnv) setAckWait(d time.Duration) {
 	e.t.Helper()

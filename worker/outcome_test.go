@@ -273,14 +273,16 @@ func TestReconcileBucketLost(t *testing.T) {
 	}
 }
 
-// panicOnce panics in its first create.
+// panicOnce panics in its first create, of any incident or of the one
+// with externalNumber ext.
 type panicOnce struct {
 	incidentAPI
+	ext  string
 	done atomic.Bool
 }
 
 func (p *panicOnce) CreateIncident(ctx context.Context, in *topdesk.IncidentRequest) (*topdesk.Incident, error) {
-	if p.done.CompareAndSwap(false, true) {
+	if (p.ext == "" || p.ext == in.ExternalNumber) && p.done.CompareAndSwap(false, true) {
 		panic("boom")
 	}
 	return p.incidentAPI.CreateIncident(ctx, in)

@@ -468,12 +468,16 @@ func (h *heartbeat) beat() {
 }
 
 // handle decodes a message and applies each alert in it. A panic is
-// recovered and logged with the alert key; the message is then redelivered.
+// recovered and logged with the key of the alert it happened in; the whole
+// message is then redelivered, even if an alert before it failed for good:
+// the alerts after it were not applied.
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, res *result) (err error) {
+	var current string // the key of the alert being applied
 	defer func() {
 		if r := recover(); r != nil {
-			w.log.Error().Str("alert_key", res.key).Uint64("stream_seq", md.Sequence.Stream).
+			w.log.Error().Str("alert_key", current).Uint64("stream_seq", md.Sequence.Stream).
 				Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).Msg("panic while handling an event")
+			res.key, res.failed = current, nil
 			err = fmt.Errorf("%w: %v", errPanic, r)
 		}
 	}()
@@ -483,6 +487,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg, md *jetstream.Ms
 	}
 	for i, e := range events {
 		key := e.ev.key
+		current = key
 		out, number, err := w.applyAlert(ctx, e)
 		if i == 0 || err != nil {
 			res.key = key
