@@ -131,6 +131,9 @@ func (w *Worker) reconcile(ctx context.Context) error {
 	now := w.opts.Now()
 	written := 0
 	for ext, incs := range byExt {
+		if !isExternalNumber(ext) {
+			continue // it only starts like alertdesk's: an operator typed it
+		}
 		var st incidentState
 		w.rebuild(&st, incs)
 		if st.IncidentID == "" || (!st.Open && now.Sub(st.ClosedAt) > window) {

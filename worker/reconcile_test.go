@@ -47,6 +47,35 @@ func TestReconciledBucketSkipsLookups(t *testing.T) {
 	}
 }
 
+// An incident whose externalNumber only starts like alertdesk's (an
+// operator typed it) is not alertdesk's: the reconciliation passes it over
+// instead of failing on it for ever, and adopts the others.
+func TestReconcilePassesOverForeignExternalNumbers(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	for _, ext := range []string{"alertdesk-ticket 42", "alertdesk-42", mapping.ExternalNumber("ours")} {
+		if _, err := e.td.CreateIncident(t.Context(), &topdesk.IncidentRequest{
+			Caller: &topdesk.Caller{DynamicName: "operator"}, BriefDescription: ext, ExternalNumber: ext,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rw := e.startWorker(fastOptions())
+	e.waitReconciled(rw)
+	keys, err := e.res.State.ListKeys(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []string
+	for k := range keys.Keys() {
+		if strings.HasPrefix(k, "alertdesk-") {
+			states = append(states, k)
+		}
+	}
+	if want := mapping.ExternalNumber("ours"); len(states) != 1 || states[0] != want {
+		t.Fatalf("states written %v, want only %s", states, want)
+	}
+}
+
 // Incidents alertdesk made before its state was lost are adopted by the
 // reconciliation: a firing event does not create a second one, a resolved
 // event closes the existing one.
