@@ -429,7 +429,8 @@ func TestInputRetentionKeepsUnsettled(t *testing.T) {
 
 	ns := workertest.StartJetStream(t)
 	_, js := workertest.Connect(t, ns)
-	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "ALERTS", Subjects: []string{"alerts.>"}, MaxAge: time.Hour}); err != nil {
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "ALERTS", Subjects: []string{"alerts.>"},
+		MaxAge: time.Hour, Duplicates: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := Provision(t.Context(), js, Topology{Stream: "ALERTS", Subjects: []string{"alerts.>"}, Consumer: "alertdesk",
@@ -439,5 +440,34 @@ func TestInputRetentionKeepsUnsettled(t *testing.T) {
 	}
 	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "max age 1h0m0s") {
 		t.Fatalf("warnings %q, want one about the max age", res.Warnings)
+	}
+}
+
+// The input stream drops a notification identical to one stored within
+// its duplicate window; alertdesk makes it no longer than the reorder
+// window, and an existing stream that keeps a longer one is reported, so
+// that an Alertmanager re-fire is not lost without a word.
+func TestInputDedupeWindowFollowsReorderWindow(t *testing.T) {
+	ns := workertest.StartJetStream(t)
+	_, js := workertest.Connect(t, ns)
+	topo := Topology{Stream: "ALERTS", Subjects: []string{"alerts.>"}, Consumer: "alertdesk",
+		DLQStream: "ALERTS_DLQ", StateBucket: "alertdesk_incidents", Duplicates: 30 * time.Second}
+	res, err := Provision(t.Context(), js, topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Stream.CachedInfo().Config.Duplicates; got != 30*time.Second || len(res.Warnings) != 0 {
+		t.Fatalf("created with duplicate window %s and warnings %q, want 30s and none", got, res.Warnings)
+	}
+
+	// A stream made by hand keeps the server's default window, 2 minutes.
+	ns = workertest.StartJetStream(t)
+	_, js = workertest.Connect(t, ns)
+	mustStream(t, js, jetstream.StreamConfig{Name: "ALERTS", Subjects: []string{"alerts.>"}, Retention: jetstream.WorkQueuePolicy})
+	if res, err = Provision(t.Context(), js, topo); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "nats stream edit ALERTS --dupe-window 30s") {
+		t.Fatalf("warnings %q, want one that says how to shorten the duplicate window", res.Warnings)
 	}
 }

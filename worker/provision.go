@@ -116,6 +116,10 @@ func Provision(ctx context.Context, js jetstream.JetStream, t Topology) (*Resour
 		return nil, err
 	}
 	r.Warnings = append(r.Warnings, retentionRisks(r.Stream.CachedInfo().Config)...)
+	if d := r.Stream.CachedInfo().Config.Duplicates; d > t.Duplicates {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("stream %s drops a notification identical to one stored up to %s before, longer than %s (lifecycle.reorderWindow, at most a minute): an Alertmanager re-fire in between is lost; shorten it: nats stream edit %s --dupe-window %s",
+			t.Stream, d, t.Duplicates, t.Stream, t.Duplicates))
+	}
 	if r.DLQ, err = ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:        t.DLQStream,
 		Description: "alertdesk: dead-lettered alert events",

@@ -102,7 +102,7 @@ func cmdCheck(ctx context.Context, c *cli, args []string) int {
 	if err := cfg.validateCommon(); err != nil {
 		r.skipped("NATS and JetStream", "the NATS settings above are invalid")
 	} else {
-		checkNATS(ctx, r, cfg)
+		checkNATS(ctx, r, cfg, m)
 	}
 
 	td := checkTopdesk(ctx, r, cfg)
@@ -155,7 +155,7 @@ func checkMapping(r *checkReport, cfg *config) *mapping.Mapping {
 
 // checkNATS connects to NATS and inspects JetStream and alertdesk's
 // resources without creating any.
-func checkNATS(ctx context.Context, r *checkReport, cfg *config) {
+func checkNATS(ctx context.Context, r *checkReport, cfg *config, m *mapping.Mapping) {
 	url := cfg.clientNATSURL()
 	nc, err := connectNATS(cfg, url, "alertdesk check", zerolog.Nop())
 	if err != nil {
@@ -188,7 +188,7 @@ func checkNATS(ctx context.Context, r *checkReport, cfg *config) {
 	}
 	r.ok("JetStream enabled (account has %d streams, %d consumers)", ai.Streams, ai.Consumers)
 
-	for _, st := range worker.CheckTopology(ctx, js, cfg.topology()) {
+	for _, st := range worker.CheckTopology(ctx, js, cfg.topology(m)) {
 		what := fmt.Sprintf("%s %s", st.Resource, st.Name)
 		switch {
 		case st.Err != nil:

@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/alertdesk/alertdesk/mapping"
 )
 
 // TestRunReportsAllProblemsAtOnce checks that `alertdesk run` reports every
@@ -118,5 +121,32 @@ func TestDevSettings(t *testing.T) {
 	}
 	if after := os.Environ(); !slices.Equal(before, after) {
 		t.Errorf("the environment changed:\nbefore %q\nafter  %q", before, after)
+	}
+}
+
+// The input stream's duplicate window follows the mapping's reorder window:
+// a minute, or the reorder window when shorter, at least a second.
+func TestTopologyDedupeWindow(t *testing.T) {
+	m, err := mapping.Load([]byte("lifecycle: {reorderWindow: 30s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c config
+	for _, tc := range []struct {
+		m    *mapping.Mapping
+		want time.Duration
+	}{
+		{nil, time.Minute},               // the mapping did not load: its default
+		{mapping.Default(), time.Minute}, // reorderWindow 1m
+		{m, 30 * time.Second},
+	} {
+		if got := c.topology(tc.m).Duplicates; got != tc.want {
+			t.Errorf("duplicate window %s, want %s", got, tc.want)
+		}
+	}
+	for reorder, want := range map[time.Duration]time.Duration{0: time.Second, time.Hour: time.Minute} {
+		if got := dedupeWindow(reorder); got != want {
+			t.Errorf("dedupeWindow(%s) = %s, want %s", reorder, got, want)
+		}
 	}
 }

@@ -156,7 +156,7 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 		extra.started(ln.Addr().String(), natsURL)
 	}
 
-	res, err := provision(ctx, js, cfg.topology(), st)
+	res, err := provision(ctx, js, cfg.topology(m), st)
 	if err != nil {
 		return err
 	}
@@ -392,8 +392,13 @@ func loadMapping(path string) (*mapping.Mapping, error) {
 	return m, nil
 }
 
-// topology is the JetStream layout from the config.
-func (c *config) topology() worker.Topology {
+// topology is the JetStream layout from the config and the mapping (nil
+// when it did not load: its defaults).
+func (c *config) topology(m *mapping.Mapping) worker.Topology {
+	reorder := mapping.DefaultReorderWindow
+	if m != nil {
+		reorder = m.Lifecycle().ReorderWindow
+	}
 	return worker.Topology{
 		Stream:        c.Stream,
 		Subjects:      c.Subjects,
@@ -404,7 +409,16 @@ func (c *config) topology() worker.Topology {
 		AckWait:       c.AckWait,
 		MaxAckPending: max(4096, 4*c.Concurrency),
 		MaxDeliver:    c.MaxDeliver,
+		Duplicates:    dedupeWindow(reorder),
 	}
+}
+
+// dedupeWindow is the input stream's duplicate window for a mapping's
+// lifecycle.reorderWindow: a minute, or the reorder window when shorter, so
+// that an Alertmanager re-fire identical to a notification stored longer
+// ago than that is stored again; at least a second, for HA copies.
+func dedupeWindow(reorder time.Duration) time.Duration {
+	return max(min(reorder, time.Minute), time.Second)
 }
 
 // workerOptions derives the worker's timing from the TOPdesk timeout: one
