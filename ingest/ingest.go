@@ -153,16 +153,12 @@ func (h *Handler) messages(body []byte, subject string, decode decoder) ([]*nats
 	if err != nil {
 		return nil, err
 	}
-	now := h.opts.Now().UTC()
+	now := h.opts.Now()
 	msgs := make([]*nats.Msg, 0, len(alerts))
 	for i := range alerts {
 		a := &alerts[i]
 		if _, err := h.opts.Mapping.Key(a); err != nil {
 			return nil, fmt.Errorf("alert %d: %w", i, err)
-		}
-		if a.EventTime(time.Time{}).IsZero() {
-			// Stamp the receive time so that the event orders and dedupes.
-			a.Timestamp = now
 		}
 		data, err := mapping.Encode(a)
 		if err != nil {
@@ -173,7 +169,11 @@ func (h *Handler) messages(body []byte, subject string, decode decoder) ([]*nats
 		}
 		m := nats.NewMsg(subject)
 		m.Data = data
-		m.Header.Set(jetstream.MsgIDHeader, MsgID(data))
+		var received time.Time // the zero time: the event has a time of its own
+		if a.EventTime(time.Time{}).IsZero() {
+			received = now
+		}
+		m.Header.Set(jetstream.MsgIDHeader, MsgID(data, received, i))
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
@@ -184,9 +184,30 @@ func (h *Handler) messages(body []byte, subject string, decode decoder) ([]*nats
 // content. The same notification sent twice (as Alertmanager HA pairs do)
 // is stored once within the input stream's duplicate window, while one
 // whose content changed is stored.
-func MsgID(event []byte) string {
-	sum := sha256.Sum256(event)
-	return "ingest:" + hex.EncodeToString(sum[:16])
+//
+// An event without a time of its own is published without one, and the
+// worker orders it by the publish time of its message (PRODUCT.md, "Order
+// of events"): the order of the events in a request and of the requests
+// decides, not the clock of the instance that received them. Its bytes
+// alone cannot tell two notifications apart, so for such an event pass
+// received, the receive time of its request, and i, its position in the
+// request (for an event with a time, pass the zero time; i is then
+// ignored). They are hashed with the event, the time cut to the second:
+// copies of one request received within the same second (an HA pair, a
+// sender that posts twice at once) are stored once; the same event in a
+// later second, or twice in one request ([firing, resolved, firing]), is
+// stored each time. The trade-off: copies that straddle a second boundary
+// are both stored (the worker takes the second for a duplicate), and a key
+// that fires, resolves and fires again in separate requests within one
+// second loses the second firing as a duplicate of the first. A source
+// that flaps that fast has to send its own time.
+func MsgID(event []byte, received time.Time, i int) string {
+	h := sha256.New()
+	h.Write(event) // a hash.Hash never returns an error
+	if !received.IsZero() {
+		fmt.Fprintf(h, "\n%d %d", received.Unix(), i)
+	}
+	return "ingest:" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // publish publishes every message and waits for all acks.

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,7 +24,8 @@ import (
 
 const ingestToken = "ingest-token-123"
 
-// ingestNow is the receive time stamped on events that carry no time.
+// ingestNow is the receive time of every request, unless a test sets
+// Options.Now.
 var ingestNow = time.Date(2026, 11, 22, 10, 0, 30, 0, time.UTC)
 
 // ingestEnv is an embedded JetStream server with the alertdesk topology and
@@ -55,7 +57,9 @@ func newIngestEnvWindow(t *testing.T, opts ingest.Options, window time.Duration)
 		t.Fatalf("provision: %v", err)
 	}
 	opts.Logger = zerolog.Nop()
-	opts.Now = func() time.Time { return ingestNow }
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return ingestNow }
+	}
 	in := ingest.New(js, opts)
 	if in == nil {
 		t.Fatal("New returned nil")
@@ -108,10 +112,12 @@ func (e *ingestEnv) post(t *testing.T, path, token, body string) ingestAnswer {
 type stored struct {
 	Subject, Key string
 	Status       mapping.Status
-	At           time.Time // event time
+	At           time.Time // event time; zero when the event has none
 }
 
-// messages returns what the input stream holds, oldest first.
+// messages returns what the input stream holds, oldest first. It checks
+// the Nats-Msg-Id of each event with a time; those of events without one
+// depend on the request (TestIngestTimelessMsgID).
 func (e *ingestEnv) messages(t *testing.T) []stored {
 	t.Helper()
 	info, err := e.stream.Info(t.Context())
@@ -128,14 +134,15 @@ func (e *ingestEnv) messages(t *testing.T) []stored {
 		if err != nil || len(alerts) != 1 {
 			t.Fatalf("stored message %d (%d bytes) does not decode to one alert: %v", seq, len(m.Data), err)
 		}
-		if got, want := m.Header.Get(jetstream.MsgIDHeader), ingest.MsgID(m.Data); got != want {
+		at := alerts[0].EventTime(time.Time{})
+		if got, want := m.Header.Get(jetstream.MsgIDHeader), ingest.MsgID(m.Data, time.Time{}, 0); !at.IsZero() && got != want {
 			t.Errorf("stored message %d: Nats-Msg-Id %q, want %q", seq, got, want)
 		}
 		key, err := mapping.Default().Key(&alerts[0])
 		if err != nil {
 			t.Fatalf("stored message %d: %v", seq, err)
 		}
-		out = append(out, stored{Subject: m.Subject, Key: key, Status: alerts[0].Status, At: alerts[0].EventTime(time.Time{})})
+		out = append(out, stored{Subject: m.Subject, Key: key, Status: alerts[0].Status, At: at})
 	}
 	return out
 }
@@ -154,8 +161,9 @@ const (
 var (
 	storedA = stored{Subject: ingest.SubjectAlerts, Key: "db-7/disk-full", Status: mapping.StatusFiring,
 		At: time.Date(2026, 11, 22, 10, 0, 5, 0, time.UTC)}
-	// B has no time, so it is stamped with the receive time.
-	storedB   = stored{Subject: ingest.SubjectAlerts, Key: "web-1/down", Status: mapping.StatusResolved, At: ingestNow}
+	// B has no time, and is stored without one: the worker orders it by
+	// its publish time.
+	storedB   = stored{Subject: ingest.SubjectAlerts, Key: "web-1/down", Status: mapping.StatusResolved}
 	storedAM1 = stored{Subject: ingest.SubjectAlertmanager, Key: "5f1a2b3c4d5e6f70", Status: mapping.StatusFiring,
 		At: time.Date(2026, 11, 22, 9, 55, 0, 0, time.UTC)}
 	storedAM2 = stored{Subject: ingest.SubjectAlertmanager, Key: "0a1b2c3d4e5f6071", Status: mapping.StatusResolved,
@@ -341,6 +349,96 @@ func TestIngestRefireAfterWindow(t *testing.T) {
 	}
 }
 
+// TestIngestTimelessMsgID: an event without a time is stored without one,
+// in the order of its request, so that the worker orders it by its own
+// publish time. Its Nats-Msg-Id hashes the second the request came in and
+// its position in the request: copies received within one second are
+// stored once, a copy in a later second is stored again, and the same
+// event twice in one request is stored twice.
+func TestIngestTimelessMsgID(t *testing.T) {
+	const (
+		firing   = `{"key": "k", "status": "firing", "summary": "x"}`
+		resolved = `{"key": "k", "status": "resolved"}`
+	)
+	var (
+		storedFiring   = stored{Subject: ingest.SubjectAlerts, Key: "k", Status: mapping.StatusFiring}
+		storedResolved = stored{Subject: ingest.SubjectAlerts, Key: "k", Status: mapping.StatusResolved}
+	)
+	type post struct {
+		at   time.Time // receive time
+		body string
+		want map[string]any // the 202 answer
+	}
+	second := ingestNow.Add(time.Second)
+	for _, tc := range []struct {
+		name  string
+		posts []post
+		want  []stored
+	}{
+		{
+			name:  "array order is publish order",
+			posts: []post{{ingestNow, "[" + resolved + "," + firing + "]", map[string]any{"accepted": 2.0}}},
+			want:  []stored{storedResolved, storedFiring},
+		},
+		{
+			name: "copies within one second are stored once",
+			posts: []post{
+				{ingestNow.Add(100 * time.Millisecond), "[" + resolved + "," + firing + "]", map[string]any{"accepted": 2.0}},
+				{ingestNow.Add(900 * time.Millisecond), "[" + resolved + "," + firing + "]", map[string]any{"duplicates": 2.0}},
+			},
+			want: []stored{storedResolved, storedFiring},
+		},
+		{
+			name: "a copy in a later second is stored again",
+			posts: []post{
+				{ingestNow.Add(900 * time.Millisecond), firing, map[string]any{"accepted": 1.0}},
+				{second, firing, map[string]any{"accepted": 1.0}},
+			},
+			want: []stored{storedFiring, storedFiring},
+		},
+		{
+			name:  "the same event twice in one request is stored twice",
+			posts: []post{{ingestNow, "[" + firing + "," + resolved + "," + firing + "]", map[string]any{"accepted": 3.0}}},
+			want:  []stored{storedFiring, storedResolved, storedFiring},
+		},
+		{
+			name: "the position in the request counts",
+			posts: []post{
+				{ingestNow, firing, map[string]any{"accepted": 1.0}},
+				{ingestNow, "[" + resolved + "," + firing + "]", map[string]any{"accepted": 2.0}},
+			},
+			want: []stored{storedFiring, storedResolved, storedFiring},
+		},
+		{
+			// The rule for events with a time is unchanged: their bytes decide.
+			name: "an event with a time is a duplicate in a later second",
+			posts: []post{
+				{ingestNow, ingestEventA, map[string]any{"accepted": 1.0}},
+				{second, ingestEventA, map[string]any{"duplicates": 1.0}},
+			},
+			want: []stored{storedA},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var now atomic.Int64 // the handler reads it on the server's goroutine
+			e := newIngestEnv(t, ingest.Options{Token: ingestToken, Now: func() time.Time { return time.Unix(0, now.Load()) }})
+			for i, p := range tc.posts {
+				now.Store(p.at.UnixNano())
+				a := e.post(t, "/v1/alerts", ingestToken, p.body)
+				if a.status != http.StatusAccepted {
+					t.Errorf("post %d: status %d, want 202 (%v)", i+1, a.status, a.body)
+				}
+				if diff := cmp.Diff(p.want, a.body); diff != "" {
+					t.Errorf("post %d answer (-want +got):\n%s", i+1, diff)
+				}
+			}
+			if diff := cmp.Diff(tc.want, e.messages(t)); diff != "" {
+				t.Errorf("stream (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestIngestNATSDown(t *testing.T) {
 	e := newIngestEnv(t, ingest.Options{Token: ingestToken})
 	e.ns.Shutdown()
@@ -453,8 +551,8 @@ func TestIngestStatusRule(t *testing.T) {
 		}
 	}
 	want := []stored{
-		{Subject: ingest.SubjectAlerts, Key: "opmanager/core-sw-1", Status: mapping.StatusFiring, At: ingestNow},
-		{Subject: ingest.SubjectAlerts, Key: "opmanager/core-sw-1", Status: mapping.StatusResolved, At: ingestNow},
+		{Subject: ingest.SubjectAlerts, Key: "opmanager/core-sw-1", Status: mapping.StatusFiring},
+		{Subject: ingest.SubjectAlerts, Key: "opmanager/core-sw-1", Status: mapping.StatusResolved},
 	}
 	if diff := cmp.Diff(want, e.messages(t)); diff != "" {
 		t.Errorf("stream (-want +got):\n%s", diff)
