@@ -36,7 +36,8 @@ type Options struct {
 	Open bool
 	// MaxBytes limits a request body; 0 = 1 MiB.
 	MaxBytes int64
-	// PublishTimeout bounds waiting for JetStream's acks; 0 = 10 s.
+	// PublishTimeout bounds waiting for JetStream's ack of each event; 0 =
+	// 10 s. A publish unanswered by then is given up (503) and forgotten.
 	PublishTimeout time.Duration
 	// Mapping derives the keys: an event it finds none for is refused.
 	Mapping *mapping.Mapping
@@ -51,13 +52,14 @@ type Options struct {
 // stored), publishes each event with a Nats-Msg-Id from MsgID, and answers
 // 202 only once JetStream acked every one.
 type Handler struct {
-	js   jetstream.JetStream
+	js   jetstream.JetStream // ingest's own: its async publishes time out
 	opts Options
 	log  zerolog.Logger
 }
 
-// New returns the ingest handler, or nil when ingest is off.
-func New(js jetstream.JetStream, opts Options) *Handler {
+// New returns the ingest handler, publishing on nc, or nil when ingest is
+// off.
+func New(nc *nats.Conn, opts Options) *Handler {
 	if opts.Token == "" && !opts.Open {
 		return nil
 	}
@@ -73,6 +75,12 @@ func New(js jetstream.JetStream, opts Options) *Handler {
 	if opts.Mapping == nil {
 		opts.Mapping = mapping.Default()
 	}
+	// A JetStream handle of ingest's own, so that a publish never answered
+	// (a stream leader lost in an election) leaves its pending ack after
+	// PublishTimeout; without the option it would stay for ever, and once
+	// 4000 had piled up every publish would stall. jetstream.New fails only
+	// on an invalid option, and this one is always valid.
+	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(opts.PublishTimeout))
 	return &Handler{js: js, opts: opts, log: opts.Logger.With().Str("component", "ingest").Logger()}
 }
 
@@ -210,13 +218,15 @@ func MsgID(event []byte, received time.Time, i int) string {
 	return "ingest:" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// publish publishes every message and waits for all acks.
+// publish publishes every message and waits for all acks, each for
+// PublishTimeout at most (the handle's async publish timeout), or until ctx
+// ends. The messages of one request go out in order on one connection, and
+// JetStream stores them in that order (unless the stream answers one with
+// no responders and nats.go republishes it after the next).
 func (h *Handler) publish(ctx context.Context, msgs []*nats.Msg) (acked, dups int, err error) {
 	if nc := h.js.Conn(); nc == nil || !nc.IsConnected() {
 		return 0, 0, errors.New("not connected to NATS")
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.opts.PublishTimeout)
-	defer cancel()
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for _, m := range msgs {
 		f, err := h.js.PublishMsgAsync(m)

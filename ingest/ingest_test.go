@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -48,7 +49,7 @@ func newIngestEnv(t *testing.T, opts ingest.Options) *ingestEnv {
 func newIngestEnvWindow(t *testing.T, opts ingest.Options, window time.Duration) *ingestEnv {
 	t.Helper()
 	ns := workertest.StartJetStream(t)
-	_, js := workertest.Connect(t, ns)
+	nc, js := workertest.Connect(t, ns)
 	res, err := worker.Provision(t.Context(), js, worker.Topology{
 		Stream: "ALERTS", Subjects: []string{"alerts.>"}, Consumer: "alertdesk",
 		DLQStream: "ALERTS_DLQ", StateBucket: "alertdesk_incidents", Duplicates: window,
@@ -60,7 +61,7 @@ func newIngestEnvWindow(t *testing.T, opts ingest.Options, window time.Duration)
 	if opts.Now == nil {
 		opts.Now = func() time.Time { return ingestNow }
 	}
-	in := ingest.New(js, opts)
+	in := ingest.New(nc, opts)
 	if in == nil {
 		t.Fatal("New returned nil")
 	}
@@ -455,6 +456,63 @@ func TestIngestNATSDown(t *testing.T) {
 	}
 }
 
+// asyncMaxPending is nats.go's default limit on async publishes awaiting
+// their acks (jetstream.WithPublishAsyncMaxPending): past it a publish
+// stalls, and fails.
+const asyncMaxPending = 4000
+
+// TestIngestUnansweredPublishes: publishes that JetStream never answers (a
+// stream leader lost in an election; here a plain subscriber that never
+// replies) end their request with 503 after PublishTimeout, and are then
+// forgotten: once JetStream answers again, the next request is stored, also
+// after asyncMaxPending of them.
+func TestIngestUnansweredPublishes(t *testing.T) {
+	ns := workertest.StartJetStream(t)
+	nc, js := workertest.Connect(t, ns)
+	sub, err := nc.SubscribeSync(ingest.SubjectAlerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	in := ingest.New(nc, ingest.Options{Token: ingestToken, Logger: zerolog.Nop(), PublishTimeout: 200 * time.Millisecond})
+	mux := http.NewServeMux()
+	in.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	e := &ingestEnv{ns: ns, js: js, url: srv.URL, client: srv.Client()}
+
+	events := make([]string, asyncMaxPending)
+	for i := range events {
+		events[i] = fmt.Sprintf(`{"key": "k%d", "status": "firing"}`, i)
+	}
+	if a := e.post(t, "/v1/alerts", ingestToken, "["+strings.Join(events, ",")+"]"); a.status != http.StatusServiceUnavailable {
+		t.Fatalf("unanswered: status %d, want 503 (%v)", a.status, a.body)
+	}
+	if _, err := sub.NextMsg(time.Second); err != nil {
+		t.Fatalf("the publishes did not arrive: %v", err)
+	}
+	// JetStream answers again.
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := worker.Provision(t.Context(), js, worker.Topology{
+		Stream: "ALERTS", Subjects: []string{"alerts.>"}, Consumer: "alertdesk",
+		DLQStream: "ALERTS_DLQ", StateBucket: "alertdesk_incidents",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.stream = res.Stream
+	if a := e.post(t, "/v1/alerts", ingestToken, ingestEventA); a.status != http.StatusAccepted {
+		t.Errorf("after %d unanswered publishes: status %d, want 202 (%v)", asyncMaxPending, a.status, a.body)
+	}
+	if diff := cmp.Diff([]stored{storedA}, e.messages(t)); diff != "" {
+		t.Errorf("stream (-want +got):\n%s", diff)
+	}
+}
+
 func TestIngestAuthScheme(t *testing.T) {
 	e := newIngestEnv(t, ingest.Options{Token: ingestToken})
 	for _, header := range []string{"Bearer " + ingestToken, "bearer " + ingestToken, "BEARER  " + ingestToken} {
@@ -475,6 +533,7 @@ func TestIngestAuthScheme(t *testing.T) {
 }
 
 func TestIngestOff(t *testing.T) {
+	nc, _ := workertest.Connect(t, workertest.StartJetStream(t))
 	for _, tc := range []struct {
 		name    string
 		opts    ingest.Options
@@ -485,7 +544,7 @@ func TestIngestOff(t *testing.T) {
 		{"open without token", ingest.Options{Open: true}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := ingest.New(nil, tc.opts) == nil; got != tc.wantOff {
+			if got := ingest.New(nc, tc.opts) == nil; got != tc.wantOff {
 				t.Errorf("New(%+v) == nil is %v, want %v", tc.opts, got, tc.wantOff)
 			}
 		})

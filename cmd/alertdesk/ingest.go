@@ -13,7 +13,7 @@ import (
 // mountIngest adds the ingest endpoints when a token is set (or open is
 // true, in dev) and logs which way it went.
 func mountIngest(mux *http.ServeMux, js jetstream.JetStream, m *mapping.Mapping, cfg *config, open bool, log zerolog.Logger) error {
-	h := ingest.New(js, ingest.Options{
+	h := ingest.New(js.Conn(), ingest.Options{
 		Token:   string(cfg.IngestToken),
 		Open:    open,
 		Mapping: m,
