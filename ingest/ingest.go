@@ -34,6 +34,11 @@ type Options struct {
 	Token string
 	// Open serves ingest without a token (alertdesk dev, on loopback).
 	Open bool
+	// Stream is the input stream the workers consume. JetStream must store
+	// every event there (jetstream.WithExpectStream): an event that another
+	// stream would store, or none, is refused and the request answered 503,
+	// never 202 for an event the workers will not see. Empty = any stream.
+	Stream string
 	// MaxBytes limits a request body; 0 = 1 MiB.
 	MaxBytes int64
 	// PublishTimeout bounds waiting for JetStream's ack of each event; 0 =
@@ -227,9 +232,13 @@ func (h *Handler) publish(ctx context.Context, msgs []*nats.Msg) (acked, dups in
 	if nc := h.js.Conn(); nc == nil || !nc.IsConnected() {
 		return 0, 0, errors.New("not connected to NATS")
 	}
+	var opts []jetstream.PublishOpt
+	if h.opts.Stream != "" {
+		opts = append(opts, jetstream.WithExpectStream(h.opts.Stream))
+	}
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for _, m := range msgs {
-		f, err := h.js.PublishMsgAsync(m)
+		f, err := h.js.PublishMsgAsync(m, opts...)
 		if err != nil {
 			return acked, dups, fmt.Errorf("publish to %s: %w", m.Subject, err)
 		}

@@ -58,6 +58,7 @@ func newIngestEnvWindow(t *testing.T, opts ingest.Options, window time.Duration)
 		t.Fatalf("provision: %v", err)
 	}
 	opts.Logger = zerolog.Nop()
+	opts.Stream = "ALERTS"
 	if opts.Now == nil {
 		opts.Now = func() time.Time { return ingestNow }
 	}
@@ -476,7 +477,7 @@ func TestIngestUnansweredPublishes(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	in := ingest.New(nc, ingest.Options{Token: ingestToken, Logger: zerolog.Nop(), PublishTimeout: 200 * time.Millisecond})
+	in := ingest.New(nc, ingest.Options{Token: ingestToken, Stream: "ALERTS", Logger: zerolog.Nop(), PublishTimeout: 200 * time.Millisecond})
 	mux := http.NewServeMux()
 	in.Register(mux)
 	srv := httptest.NewServer(mux)
@@ -510,6 +511,47 @@ func TestIngestUnansweredPublishes(t *testing.T) {
 	}
 	if diff := cmp.Diff([]stored{storedA}, e.messages(t)); diff != "" {
 		t.Errorf("stream (-want +got):\n%s", diff)
+	}
+}
+
+// TestIngestOnlyIntoInputStream: when another stream (an archive) binds
+// the ingest subjects and the input stream does not, ingest must not answer
+// 202 for events the workers will never see: it answers 503 and neither
+// stream stores them.
+func TestIngestOnlyIntoInputStream(t *testing.T) {
+	ns := workertest.StartJetStream(t)
+	nc, js := workertest.Connect(t, ns)
+	res, err := worker.Provision(t.Context(), js, worker.Topology{
+		Stream: "ALERTS", Subjects: []string{"alerts.prometheus.>"}, Consumer: "alertdesk",
+		DLQStream: "ALERTS_DLQ", StateBucket: "alertdesk_incidents",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "ARCHIVE",
+		Subjects: []string{ingest.SubjectAlerts, ingest.SubjectAlertmanager, ingest.SubjectGrafana}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := ingest.New(nc, ingest.Options{Token: ingestToken, Stream: "ALERTS", Logger: zerolog.Nop()})
+	mux := http.NewServeMux()
+	in.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	e := &ingestEnv{ns: ns, js: js, stream: res.Stream, url: srv.URL, client: srv.Client()}
+
+	if a := e.post(t, "/v1/alerts", ingestToken, ingestEventA); a.status != http.StatusServiceUnavailable {
+		t.Errorf("status %d, want 503 (%v)", a.status, a.body)
+	}
+	if got := e.messages(t); len(got) != 0 {
+		t.Errorf("the input stream holds %v, want nothing", got)
+	}
+	info, err := archive.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Msgs; n != 0 {
+		t.Errorf("ARCHIVE holds %d messages, want none", n)
 	}
 }
 

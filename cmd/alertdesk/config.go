@@ -72,6 +72,9 @@ type config struct {
 	TopdeskEventsToken secret        `envconfig:"TOPDESK_EVENTS_TOKEN" desc:"bearer token for POST /v1/topdesk/events, called by a TOPdesk automated action; empty = off"`
 
 	set map[string]bool // names (without ALERTDESK_) of the variables set in the environment
+	// ingestOpen serves ingest without a token: dev with HTTP_ADDR on
+	// loopback (devSettings).
+	ingestOpen bool
 }
 
 // simConfig is the ALERTDESK_SIM_* settings of topdesk-sim, which flags
@@ -306,6 +309,9 @@ func (c *config) validateSettings() error {
 		}
 	}
 	if err := c.validateSync(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateIngest(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

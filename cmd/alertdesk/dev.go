@@ -89,9 +89,7 @@ func cmdDev(ctx context.Context, c *cli, args []string) int {
 		}
 	}()
 
-	host, _, _ := net.SplitHostPort(cfg.HTTPAddr)
-	ip := net.ParseIP(host)
-	open := host == "localhost" || (ip != nil && ip.IsLoopback())
+	open := cfg.ingestOpen
 	if !open && cfg.IngestToken == "" {
 		log.Warn().Msg("ALERTDESK_HTTP_ADDR is not a loopback address: ingest needs ALERTDESK_INGEST_TOKEN")
 	}
@@ -144,6 +142,9 @@ func (c *config) devSettings(topdeskURL, password string) {
 	if !c.isSet("HTTP_ADDR") {
 		c.HTTPAddr = "127.0.0.1:8080"
 	}
+	host, _, _ := net.SplitHostPort(c.HTTPAddr)
+	ip := net.ParseIP(host)
+	c.ingestOpen = host == "localhost" || (ip != nil && ip.IsLoopback())
 	if !c.isSet("LOG_FORMAT") {
 		c.LogFormat = "console"
 	}

@@ -83,3 +83,27 @@ func TestIngestTimelessArrayOrder(t *testing.T) {
 		t.Errorf("after [resolved, firing] the incident is closed (last %s at %s); the firing was published last and must win", ks.LastStatus, ks.LastEvent)
 	}
 }
+
+// TestValidateIngest: with ingest on, ALERTDESK_SUBJECTS must cover the
+// subjects ingest publishes to; with ingest off it may be narrower.
+func TestValidateIngest(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     config
+		wantErr bool
+	}{
+		{"default", config{IngestToken: "t", Subjects: []string{"alerts.>"}}, false},
+		{"one token wildcard", config{IngestToken: "t", Subjects: []string{"alerts.*"}}, false},
+		{"each subject", config{IngestToken: "t", Subjects: []string{"alerts.grafana", "alerts.alertmanager", "alerts.http"}}, false},
+		{"narrowed, ingest off", config{Subjects: []string{"alerts.prometheus.>"}}, false},
+		{"narrowed, token", config{IngestToken: "t", Subjects: []string{"alerts.prometheus.>"}}, true},
+		{"narrowed, dev on loopback", config{ingestOpen: true, Subjects: []string{"alerts.prometheus.>"}}, true},
+		{"one missing", config{IngestToken: "t", Subjects: []string{"alerts.http", "alerts.alertmanager"}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.cfg.validateIngest(); (err != nil) != tc.wantErr {
+				t.Errorf("validateIngest() = %v, want an error: %v", err, tc.wantErr)
+			}
+		})
+	}
+}

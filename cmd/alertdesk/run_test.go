@@ -42,6 +42,8 @@ func TestRunRejectsBadSettings(t *testing.T) {
 			"ALERTDESK_TOPDESK_URL: must not contain credentials"},
 		{"password in a non-http URL", map[string]string{"ALERTDESK_TOPDESK_URL": "ftp://ops:" + password + "@example.topdesk.net"},
 			`ALERTDESK_TOPDESK_URL: "ftp://redacted@example.topdesk.net" is not an http(s) URL`},
+		{"ingest on, its subjects not in the input stream", map[string]string{"ALERTDESK_INGEST_TOKEN": "t", "ALERTDESK_SUBJECTS": "alerts.prometheus.>,alerts.http"},
+			"ALERTDESK_SUBJECTS: alerts.prometheus.>,alerts.http does not cover alerts.alertmanager, alerts.grafana"},
 		{"password file missing", map[string]string{"ALERTDESK_TOPDESK_PASSWORD": "", "ALERTDESK_TOPDESK_PASSWORD_FILE": "/nonexistent/alertdesk-password"},
 			"ALERTDESK_TOPDESK_PASSWORD_FILE: cannot read /nonexistent/alertdesk-password"},
 	} {
