@@ -64,10 +64,21 @@ type noisePlan struct {
 }
 
 // planNoise decides what noise control makes of event ev whose decision
-// by decide is d, given its key's state st. It is false when noise control
-// has nothing to do with the event: d then stands as decided. It is always
-// true for a due timer.
-func planNoise(st incidentState, ev *keyEvent, d decision, lc mapping.Lifecycle, fl mapping.Flapping) (noisePlan, bool) {
+// by decide is d, given its key's state st, when the worker handles it at
+// now. It is false when noise control has nothing to do with the event: d
+// then stands as decided. It is always true for a due timer.
+//
+// The event time is the identity of a timer (the state's ResolveAt, the
+// flap changes) and orders it against the key's other events, but the
+// resolve delay and the quiet period are waited from when the event
+// arrived: the latest of its event time, its publish time (the NATS
+// server's clock) and now (the worker's clock). A resolve stamped in the
+// past (Alertmanager's endsAt, a backlog, a dead letter replayed) so waits
+// the whole delay for a firing. With the later of the two clocks the timer
+// never fires before the delay has passed since the publish time, whatever
+// the worker's clock says; a worker whose clock is ahead of the server's
+// only makes it fire later.
+func planNoise(st incidentState, ev *keyEvent, d decision, lc mapping.Lifecycle, fl mapping.Flapping, now time.Time) (noisePlan, bool) {
 	p := noisePlan{st: st, write: d, outcome: decisionOutcome[d], record: true}
 	switch ev.timer {
 	case timerResolve:
@@ -79,15 +90,16 @@ func planNoise(st incidentState, ev *keyEvent, d decision, lc mapping.Lifecycle,
 		return p, false
 	}
 	status := string(ev.alert.Status)
+	arrived := maxTime(ev.at, maxTime(ev.published, now))
 	if d == doDuplicate && !st.LastEvent.IsZero() && order(ev.at, status, st.LastEvent, st.LastStatus) == 0 {
 		// The event applied last, again (a redelivery): set the timer it
 		// set once more, in case that failed after the state was written.
 		p.record = false
 		switch {
 		case status == string(mapping.StatusResolved) && st.ResolveAt.Equal(ev.at):
-			p.resolveAt, p.outcome = ev.at.Add(lc.ResolveDelay), outcomeResolveDelayed
+			p.resolveAt, p.outcome = arrived.Add(lc.ResolveDelay), outcomeResolveDelayed
 		case !st.FlappingSince.IsZero() && lastChange(&st).Equal(ev.at):
-			p.quietAt = ev.at.Add(fl.Quiet)
+			p.quietAt = arrived.Add(fl.Quiet)
 		default:
 			return p, false
 		}
@@ -116,12 +128,12 @@ func planNoise(st incidentState, ev *keyEvent, d decision, lc mapping.Lifecycle,
 		case lc.ResolveDelay > 0:
 			p.write, p.outcome = doNothing, outcomeResolveDelayed
 			if st.ResolveAt.IsZero() { // a later resolve does not push the close back
-				p.st.ResolveAt, p.resolveAt = ev.at, ev.at.Add(lc.ResolveDelay)
+				p.st.ResolveAt, p.resolveAt = ev.at, arrived.Add(lc.ResolveDelay)
 			}
 		}
 	}
 	if !p.st.FlappingSince.IsZero() && change {
-		p.quietAt = ev.at.Add(fl.Quiet)
+		p.quietAt = arrived.Add(fl.Quiet)
 	}
 	return p, p.write != d || p.note != "" || p.cancelResolve || !p.resolveAt.IsZero() || !p.quietAt.IsZero() ||
 		!slices.Equal(p.st.Changes, st.Changes)
@@ -220,7 +232,7 @@ func (w *Worker) noise(st incidentState, ev *keyEvent, d decision) (noisePlan, b
 		fl = mapping.Flapping{}
 		st.Changes, st.FlappingSince = nil, time.Time{}
 	}
-	return planNoise(st, ev, d, w.mapping.Lifecycle(), fl)
+	return planNoise(st, ev, d, w.mapping.Lifecycle(), fl, w.opts.Now())
 }
 
 // applyNoise performs plan p for event ev on the apply path: under a claim

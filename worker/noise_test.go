@@ -3,12 +3,14 @@ package worker
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/alertdesk/alertdesk/internal/wait"
@@ -28,6 +30,11 @@ func TestPlanNoise(t *testing.T) {
 	ev := func(status mapping.Status, s int, timer string) *keyEvent {
 		return &keyEvent{alert: &mapping.Alert{Status: status}, at: at(s), timer: timer}
 	}
+	late := func(status mapping.Status, s, published int) *keyEvent {
+		e := ev(status, s, "")
+		e.published = at(published)
+		return e
+	}
 	const (
 		firing   = mapping.StatusFiring
 		resolved = mapping.StatusResolved
@@ -39,6 +46,7 @@ func TestPlanNoise(t *testing.T) {
 		d    decision
 		lc   mapping.Lifecycle
 		fl   mapping.Flapping
+		now  time.Time // the worker's clock; zero = t0
 		// want
 		ok          bool
 		write       decision
@@ -58,6 +66,12 @@ func TestPlanNoise(t *testing.T) {
 		{name: "resolve waits", st: open, ev: ev(resolved, 60, ""), d: doResolve, lc: delay,
 			ok: true, write: doNothing, outcome: outcomeResolveDelayed, resolveAt: at(180), record: true,
 			wantState: func(st *incidentState) bool { return st.ResolveAt.Equal(at(60)) && st.Open }},
+		{name: "a late resolve waits from its publish time", st: open, ev: late(resolved, 60, 600), d: doResolve, lc: delay, now: at(590),
+			ok: true, write: doNothing, outcome: outcomeResolveDelayed, resolveAt: at(720), record: true,
+			wantState: func(st *incidentState) bool { return st.ResolveAt.Equal(at(60)) }},
+		{name: "a replayed resolve waits from now", st: open, ev: late(resolved, 60, 100), d: doResolve, lc: delay, now: at(1000),
+			ok: true, write: doNothing, outcome: outcomeResolveDelayed, resolveAt: at(1120), record: true,
+			wantState: func(st *incidentState) bool { return st.ResolveAt.Equal(at(60)) }},
 		{name: "a later resolve keeps the first's time", st: with(open, func(st *incidentState) {
 			st.ResolveAt, st.LastEvent, st.LastStatus = at(60), at(60), "resolved"
 		}), ev: ev(resolved, 90, ""), d: doResolve, lc: delay,
@@ -107,6 +121,11 @@ func TestPlanNoise(t *testing.T) {
 			st.FlappingSince, st.Changes = at(-10), []time.Time{at(-60), at(-30), at(-10)}
 		}), ev: ev(resolved, 60, ""), d: doResolve, lc: delay, fl: fl,
 			ok: true, write: doNothing, outcome: outcomeFlapping, quietAt: at(660), record: true, wantChanges: 3},
+		{name: "flapping: a late change waits the quiet from its arrival", st: with(open, func(st *incidentState) {
+			st.FlappingSince, st.Changes = at(-10), []time.Time{at(-60), at(-30), at(-10)}
+		}), ev: late(resolved, 60, 900), d: doResolve, lc: delay, fl: fl, now: at(900),
+			ok: true, write: doNothing, outcome: outcomeFlapping, quietAt: at(1500), record: true, wantChanges: 3,
+			wantState: func(st *incidentState) bool { return lastChange(st).Equal(at(60)) }},
 		{name: "flapping: a firing is a duplicate and pushes the quiet", st: with(open, func(st *incidentState) {
 			st.FlappingSince, st.LastStatus, st.Changes = at(-10), "resolved", []time.Time{at(-60), at(-30), at(-10)}
 		}), ev: ev(firing, 60, ""), d: doDuplicate, fl: fl,
@@ -132,7 +151,11 @@ func TestPlanNoise(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tc.st
 			before.Changes = slices.Clone(tc.st.Changes)
-			p, ok := planNoise(tc.st, tc.ev, tc.d, tc.lc, tc.fl)
+			now := tc.now
+			if now.IsZero() {
+				now = t0
+			}
+			p, ok := planNoise(tc.st, tc.ev, tc.d, tc.lc, tc.fl, now)
 			if ok != tc.ok {
 				t.Fatalf("ok = %v, want %v (plan %+v)", ok, tc.ok, p)
 			}
@@ -460,5 +483,65 @@ func TestResolveTimerSurvivesWorkerStop(t *testing.T) {
 	})
 	if closes, _ := e.closesAndReopens(key); closes != 1 {
 		t.Errorf("%d closes, want 1", closes)
+	}
+}
+
+// timerDue is the time the timer kind of key is stored for (its
+// timer.HeaderAt), whether a pending schedule or a redelivery-mode timer;
+// false when no such timer is stored.
+func (e *testEnv) timerDue(kind, key string) (time.Time, bool) {
+	e.t.Helper()
+	s, err := e.js.Stream(e.t.Context(), timer.DefaultStream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, state := range []string{"set", "due"} {
+		m, err := s.GetLastMsgForSubject(e.t.Context(), timer.SubjectPrefix+state+"."+kind+"."+mapping.ExternalNumber(key))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		at, err := time.Parse(time.RFC3339Nano, m.Header.Get(timer.HeaderAt))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return at, true
+	}
+	return time.Time{}, false
+}
+
+// TestResolveDelayLateResolve: a resolve whose event time is older than
+// the delay (Alertmanager's endsAt, a backlog, a replay) waits the delay
+// from when it arrived, not from its event time; a firing within that
+// delay keeps the incident open.
+func TestResolveDelayLateResolve(t *testing.T) {
+	e, _ := noiseEnv(t, "lifecycle: {resolveDelay: 1m}\n", 1)
+	const key = "db-7/disk-full"
+	now := time.Now()
+	e.publish(firing(key, "critical", "Disk full on db-7", now.Add(-10*time.Minute)))
+	e.waitSettled(10 * time.Second)
+	before := time.Now()
+	e.publish(resolved(key, now.Add(-2*time.Minute)))
+	e.waitSettled(10 * time.Second)
+	after := time.Now()
+	due, ok := e.timerDue(timerResolve, key)
+	if !ok {
+		t.Fatalf("no resolve timer stored (incidents: %+v)", e.incidentsFor(key))
+	}
+	if due.Before(before.Add(time.Minute)) || due.After(after.Add(time.Minute)) {
+		t.Fatalf("resolve timer due %s after the resolve arrived, want 1m", due.Sub(before).Round(time.Millisecond))
+	}
+	e.publish(firing(key, "critical", "Disk full on db-7", time.Now()))
+	e.waitSettled(10 * time.Second)
+	if _, ok := e.timerDue(timerResolve, key); ok {
+		t.Errorf("the firing within the delay left the resolve timer")
+	}
+	if incs := e.incidentsFor(key); len(incs) != 1 || incs[0].Closed {
+		t.Fatalf("want one open incident, got %+v", incs)
+	}
+	if closes, reopens := e.closesAndReopens(key); closes != 0 || reopens != 0 {
+		t.Errorf("%d closes and %d reopens, want none", closes, reopens)
 	}
 }
