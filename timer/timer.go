@@ -95,12 +95,16 @@ type Scheduler struct {
 	mode   Mode
 	why    string
 	now    func() time.Time
+	warns  []string
 }
 
 // New creates the timer stream and its consumer when they are missing, and
 // decides the mode: message schedules when the stream allows them, delayed
 // redelivery otherwise. It never rewrites an existing stream; one that does
-// not bind SubjectPrefix+">" or does not allow roll-ups is an error.
+// not bind SubjectPrefix+">" or does not allow roll-ups is an error. In
+// delayed-redelivery mode it creates the consumer without a limit on
+// unacknowledged messages, as every timer not yet due is one; an existing
+// consumer with a limit is kept, and Warnings says so.
 func New(ctx context.Context, js jetstream.JetStream, o Options) (*Scheduler, error) {
 	if o.Stream == "" {
 		o.Stream = DefaultStream
@@ -162,7 +166,7 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Scheduler, er
 		s.mode, s.why = ModeSchedules, fmt.Sprintf("stream %s allows message schedules", o.Stream)
 	}
 	s.stream = stream
-	s.cons, err = stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+	cc := jetstream.ConsumerConfig{
 		Durable:       o.Consumer,
 		Description:   "alertdesk: due timers",
 		FilterSubject: SubjectPrefix + "due.>",
@@ -171,12 +175,23 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Scheduler, er
 		MaxDeliver:    -1, // a redelivery-mode timer is delivered once per Nak until due
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		Replicas:      o.Replicas,
-	})
+	}
+	if s.mode == ModeRedelivery {
+		// A timer not yet due stays unacknowledged until it is: with a
+		// limit, that many waiting timers would stop every other one.
+		cc.MaxAckPending = -1
+	}
+	s.cons, err = stream.CreateConsumer(ctx, cc)
 	if errors.Is(err, jetstream.ErrConsumerExists) {
 		s.cons, err = stream.Consumer(ctx, o.Consumer) // kept as the operator set it
 	}
 	if err != nil {
 		return nil, fmt.Errorf("timer consumer %s on stream %s: %w", o.Consumer, o.Stream, err)
+	}
+	if limit := s.cons.CachedInfo().Config.MaxAckPending; s.mode == ModeRedelivery && limit > 0 {
+		s.warns = append(s.warns, fmt.Sprintf("timer consumer %s allows %d unacknowledged timers: in delayed-redelivery mode a timer waits unacknowledged until it is due, "+
+			"so %d timers waiting stop every other timer from firing; set its max ack pending to -1 (no limit)",
+			o.Consumer, limit, limit))
 	}
 	return s, nil
 }
@@ -216,6 +231,11 @@ func Check(ctx context.Context, js jetstream.JetStream, stream string) (exists b
 
 // Mode reports how timers fire, and why: the worker logs both at start-up.
 func (s *Scheduler) Mode() (Mode, string) { return s.mode, s.why }
+
+// Warnings are settings of the existing timer consumer that can hold
+// timers back; New keeps such a consumer as it is, and the worker logs
+// them at start-up.
+func (s *Scheduler) Warnings() []string { return s.warns }
 
 // Set makes the timer kind/key fire at at with body, replacing any earlier
 // setting of it, including one that is due but not yet handled. kind is one

@@ -2,11 +2,14 @@ package timer_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/timer"
 	"github.com/alertdesk/alertdesk/worker/workertest"
 )
@@ -357,5 +360,57 @@ func TestFireNow(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the fired timer was not delivered")
+	}
+}
+
+// TestRedeliveryManyPendingTimers: in redelivery mode a timer that is not
+// yet due stays unacknowledged on the consumer; a thousand of them must
+// not stop a timer that is due from firing.
+func TestRedeliveryManyPendingTimers(t *testing.T) {
+	t.Parallel()
+	s, js := start(t, timer.Options{Redelivery: true})
+	if w := s.Warnings(); len(w) != 0 {
+		t.Errorf("warnings for a consumer New created: %q", w)
+	}
+	ch, _ := run(t, s, true)
+	later := time.Now().Add(time.Hour)
+	for i := range 1000 {
+		set(t, s, "window", fmt.Sprintf("k%d", i), later, "later")
+	}
+	wait.For(t, 30*time.Second, "1000 timers waiting on the consumer", func() bool {
+		c, err := js.Consumer(t.Context(), timer.DefaultStream, "alertdesk-timers")
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(t.Context())
+		return err == nil && info.NumAckPending >= 1000
+	})
+	set(t, s, "resolve", "due-now", time.Now(), "now")
+	d := next(t, ch, 10*time.Second)
+	if string(d.Body) != "now" {
+		t.Fatalf("got %q", d.Body)
+	}
+}
+
+// TestRedeliveryConsumerWithLimitWarns: an existing timer consumer with an
+// ack-pending limit is kept as the operator made it, with a warning in
+// redelivery mode.
+func TestRedeliveryConsumerWithLimitWarns(t *testing.T) {
+	t.Parallel()
+	_, js := workertest.Connect(t, workertest.StartJetStream(t))
+	newScheduler(t, js, timer.Options{}) // schedules mode: the default limit
+	s := newScheduler(t, js, timer.Options{Redelivery: true})
+	if w := s.Warnings(); len(w) != 1 || !strings.Contains(w[0], "1000") {
+		t.Fatalf("warnings %q, want one about the limit of 1000", w)
+	}
+	c, err := js.Consumer(t.Context(), timer.DefaultStream, "alertdesk-timers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.CachedInfo().Config.MaxAckPending; got != 1000 {
+		t.Errorf("max ack pending %d, want 1000 as it was", got)
+	}
+	if w := newScheduler(t, js, timer.Options{}).Warnings(); len(w) != 0 {
+		t.Errorf("warnings in schedules mode: %q", w)
 	}
 }

@@ -72,8 +72,8 @@ type Resources struct {
 	Consumer jetstream.Consumer
 	DLQ      jetstream.Stream
 	State    jetstream.KeyValue
-	// Warnings are settings of existing resources that can lose events;
-	// worker.New logs them.
+	// Warnings are settings of existing resources that can lose events or
+	// hold timers back; worker.New logs them.
 	Warnings []string
 	// StateKeyTTL says that the state bucket has per-key TTLs, so that the
 	// state of a closed incident expires.
@@ -144,6 +144,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, t Topology) (*Resour
 	if r.Timers, err = timer.New(ctx, js, timer.Options{Replicas: t.Replicas}); err != nil {
 		return nil, err
 	}
+	r.Warnings = append(r.Warnings, r.Timers.Warnings()...)
 	return &r, nil
 }
 
