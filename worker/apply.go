@@ -289,11 +289,15 @@ func (w *Worker) applyOnce(ctx context.Context, ev keyEvent, fresh bool) (string
 	return out, st.Number, nil
 }
 
-// applied records ev as the newest applied event of st.
+// applied records ev as the newest applied event of st. A held-back event
+// replayed at its window's end is no longer held back (suppress.go).
 func (w *Worker) applied(st *incidentState, ev *keyEvent) {
 	st.LastEvent, st.LastStatus, st.LastPublished = ev.at, string(ev.alert.Status), ev.published
 	st.Uncertain, st.SentAt = false, time.Time{}
 	memberApplied(st, ev)
+	if !ev.windowEnd.IsZero() {
+		st.Suppressed = nil
+	}
 }
 
 // claim writes claimed (st with this worker's claim) if the key is still

@@ -16,7 +16,9 @@ import (
 // Updates and resolves of an open incident are not held back. The timer
 // replays the held-back event through apply, judging coverage at the
 // window's end: still covered (another window) holds it back again, else it
-// creates or reopens as if it had just fired. The timer fires at least every
+// creates or reopens as if it had just fired; the suppression ends only with
+// the state written after that write, so a write that fails leaves it for
+// the timer's redelivery. The timer fires at least every
 // MaintenanceRecheck, so that a window removed early ends then. A newer event that is not
 // held back (a resolve, a firing no window covers) ends the suppression and
 // cancels the timer; an older one is stale, as if the held-back event had
@@ -114,6 +116,13 @@ func (w *Worker) suppress(ctx context.Context, st *incidentState, ev *keyEvent, 
 		}
 	}
 	if !same {
+		return "", false, nil
+	}
+	if replay && d != doStale {
+		// The event held back is handled now. Its suppression ends with
+		// the state written after its write (applied): a write that fails,
+		// or a worker that dies during it, leaves it for the timer's next
+		// delivery.
 		return "", false, nil
 	}
 	// A newer event that is not held back ends the suppression.

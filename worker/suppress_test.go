@@ -2,6 +2,7 @@ package worker
 
 import (
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -165,6 +166,42 @@ func testHoldsBackUntilWindowEnd(t *testing.T, workers int) {
 		t.Errorf("state still shows suppression %+v", s)
 	}
 	wait.For(t, 5*time.Second, "the create counted", func() bool { return outcomes(outcomeCreated, rws...) == 1 })
+}
+
+// TestMaintenanceWindowEndWriteFails: a create at the window's end that
+// TOPdesk refuses (429) leaves the event held back, so the timer's
+// redelivery creates the incident once TOPdesk takes it (PRODUCT.md: an
+// alert still firing when its window ends is handled then).
+func TestMaintenanceWindowEndWriteFails(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	opts := fastOptions()
+	opts.Maintenance = fixedWindow(t, "db-7", time.Now().Add(2*time.Second))
+	opts.MaintenanceRecheck = time.Hour // only the window's end replays it
+	e.startWorker(opts)
+	const key = "db-7/disk-full"
+	e.publish(onHost("db-7", "critical", "Disk / at 97% on db-7"))
+	e.waitSettled(10 * time.Second)
+	if s := e.keyState(key).Suppressed; s == nil {
+		t.Fatal("the event is not held back")
+	}
+
+	e.sim.Inject(topdesktest.Fault{Method: http.MethodPost, Path: "/tas/api/incidents", Status: http.StatusTooManyRequests})
+	// A create was refused and its claim released: the first attempt at
+	// the window's end is over and has committed the key's state.
+	wait.For(t, 15*time.Second, "a refused create at the window's end", func() bool {
+		for _, r := range e.sim.Requests() {
+			if r.Method == http.MethodPost && r.Status == http.StatusTooManyRequests {
+				return e.keyState(key).Claim == nil
+			}
+		}
+		return false
+	})
+	e.sim.ClearFaults()
+	wait.For(t, 15*time.Second, "the incident once TOPdesk takes it", func() bool { return len(e.incidentsFor(key)) == 1 })
+	e.waitNoTimers()
+	if s := e.keyState(key).Suppressed; s != nil {
+		t.Errorf("state still shows suppression %+v after the create", s)
+	}
 }
 
 // TestMaintenanceResolvedMeanwhile: a resolve under the window cancels the
