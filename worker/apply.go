@@ -296,7 +296,7 @@ func (w *Worker) applied(st *incidentState, ev *keyEvent) {
 	st.Uncertain, st.SentAt = false, time.Time{}
 	memberApplied(st, ev)
 	if !ev.windowEnd.IsZero() {
-		st.Suppressed = nil
+		w.setHeld(st, ev, nil)
 	}
 }
 

@@ -50,8 +50,10 @@ type KeyState struct {
 	ClosedBy    string `json:"closed_by,omitempty"`
 	ClosureCode string `json:"closure_code,omitempty"`
 	WontFix     bool   `json:"wont_fix,omitempty"`
-	// Suppressed: a maintenance window holds a firing event back.
-	Suppressed *KeySuppression `json:"suppressed,omitempty"`
+	// Suppressed: a maintenance window holds a firing event back; in a
+	// group, SuppressedMembers holds one per member (alert key -> its).
+	Suppressed        *KeySuppression           `json:"suppressed,omitempty"`
+	SuppressedMembers map[string]KeySuppression `json:"suppressed_members,omitempty"`
 
 	// Noise control: ResolveAt is the event time of a resolve that waits
 	// for lifecycle.resolveDelay; FlappingSince, when the key started
@@ -199,6 +201,12 @@ func newKeyState(e jetstream.KeyValueEntry, now time.Time, o *Options) KeyState 
 	ks.Other = otherMembers(e.Value())
 	ks.ClosedBy, ks.ClosureCode, ks.WontFix = st.ClosedBy, st.ClosureCode, st.WontFix
 	ks.Suppressed = st.Suppressed.forPeople()
+	for k, s := range st.SuppressedMembers {
+		if ks.SuppressedMembers == nil {
+			ks.SuppressedMembers = make(map[string]KeySuppression, len(st.SuppressedMembers))
+		}
+		ks.SuppressedMembers[k] = *s.forPeople()
+	}
 	ks.ResolveAt, ks.FlappingSince, ks.Changes = st.ResolveAt, st.FlappingSince, st.Changes
 	for k, m := range st.Members {
 		if ks.Members == nil {

@@ -41,8 +41,12 @@ type incidentState struct {
 	// lookup by externalNumber decides.
 	SentAt time.Time `json:"sent_at,omitzero"`
 	Claim  *claim    `json:"claim,omitempty"`
-	// Suppressed: a maintenance window holds a firing event back (suppress.go).
-	Suppressed *suppression `json:"suppressed,omitempty"`
+	// Suppressed: a maintenance window holds a firing event back
+	// (suppress.go); in a group, SuppressedMembers holds one per member
+	// (alert key -> its event). A group's state written before that may
+	// hold one member's in Suppressed.
+	Suppressed        *suppression            `json:"suppressed,omitempty"`
+	SuppressedMembers map[string]*suppression `json:"suppressed_members,omitempty"`
 	// Noise control (noise.go): ResolveAt is the event time of a resolve
 	// that waits for lifecycle.resolveDelay (zero: none); Changes are the
 	// times of the latest firing<->resolved changes within flapping.window
@@ -237,7 +241,7 @@ func (s *stateStore) put(ctx context.Context, op stateOp, bucketKey string, st *
 // replaces it, and with it the TTL. Every other state is kept.
 func (s *stateStore) ttl(st *incidentState) time.Duration {
 	switch {
-	case st.Suppressed != nil: // kept until the window ends
+	case st.Suppressed != nil || st.SuppressedMembers != nil: // kept until the window ends
 		return 0
 	case s.closedTTL.total == 0 || st.Open || st.Claim != nil || !st.SentAt.IsZero() || st.Uncertain:
 		return 0

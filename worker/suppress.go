@@ -1,7 +1,10 @@
 package worker
 
 import (
+	"cmp"
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/alertdesk/alertdesk/maintenance"
@@ -22,8 +25,10 @@ import (
 // MaintenanceRecheck, so that a window removed early ends then. A newer event that is not
 // held back (a resolve, a firing no window covers) ends the suppression and
 // cancels the timer; an older one is stale, as if the held-back event had
-// been applied. In a group (grouping), only events of the member held back
-// count so; a key holds one event back, the latest.
+// been applied. A key holds one event back, the latest. A group (grouping)
+// holds one back per member (SuppressedMembers): a member's own events end
+// or make stale only its own, and the timer replays each; the key's one
+// timer fires at the earliest end among them.
 
 // MaintenanceWindows says which maintenance window covers an alert's
 // labels at an instant, and until when: maintenance.Windows (the mapping's)
@@ -31,6 +36,13 @@ import (
 type MaintenanceWindows interface {
 	Cover(labels map[string]string, at time.Time) (maintenance.Coverage, bool)
 }
+
+// maxHeld bounds the members whose events a group's state holds back.
+// Each carries its alert (labels and annotations, up to a few KB), so the
+// state entry stays well under NATS's default max_payload of 1 MiB. A
+// further member is not held back: it joins the incident when it fires
+// again (an Alertmanager group notification re-sends every member).
+const maxHeld = 100
 
 const (
 	// outcomeSuppressed: a maintenance window held the event back.
@@ -86,15 +98,12 @@ func (w *Worker) initMaintenance() {
 // outcome out or err; otherwise apply goes on with st, from which it may
 // have removed an ended suppression.
 func (w *Worker) suppress(ctx context.Context, st *incidentState, ev *keyEvent, d decision, rev uint64) (out string, done bool, err error) {
-	held, replay := st.Suppressed, !ev.windowEnd.IsZero()
-	// Events of a group's other members are not ordered against the one
-	// held back, and do not end its suppression.
-	same := held != nil && (ev.member == "" || ev.member == w.memberOf(held))
+	held, replay := w.held(st, ev), !ev.windowEnd.IsZero()
 	switch {
 	case replay && (held == nil || !held.At.Equal(ev.at)):
 		// Handled, resolved or replaced since the timer was set.
 		return "", true, nil
-	case !replay && same && order(ev.at, string(ev.alert.Status), held.At, string(mapping.StatusFiring)) < 0:
+	case !replay && held != nil && order(ev.at, string(ev.alert.Status), held.At, string(mapping.StatusFiring)) < 0:
 		// Older than the event held back, which counts as applied.
 		return outcomeStale, true, nil
 	}
@@ -115,7 +124,7 @@ func (w *Worker) suppress(ctx context.Context, st *incidentState, ev *keyEvent, 
 			return w.holdBack(ctx, st, ev, c, rev)
 		}
 	}
-	if !same {
+	if held == nil {
 		return "", false, nil
 	}
 	if replay && d != doStale {
@@ -125,9 +134,10 @@ func (w *Worker) suppress(ctx context.Context, st *incidentState, ev *keyEvent, 
 		// delivery.
 		return "", false, nil
 	}
-	// A newer event that is not held back ends the suppression.
-	st.Suppressed = nil
-	if !replay {
+	// A newer event that is not held back ends the suppression; the timer
+	// goes with the key's last one (an early timer re-checks the others).
+	w.setHeld(st, ev, nil)
+	if !replay && st.Suppressed == nil && st.SuppressedMembers == nil {
 		if err := w.cancelTimer(ctx, timerWindow, ev.ext); err != nil {
 			return "", true, err
 		}
@@ -155,20 +165,71 @@ func (w *Worker) memberOf(held *suppression) string {
 	return key
 }
 
-// holdBack records ev in st as held back by coverage c and sets the timer
-// for the coverage's end, or for the next re-check if that is sooner (a
-// window removed early ends then), replacing an earlier event held back.
+// held returns the event held back for ev's alert: the key's, or in a group
+// the member's (nil = none).
+func (w *Worker) held(st *incidentState, ev *keyEvent) *suppression {
+	if ev.member == "" {
+		return st.Suppressed
+	}
+	if s := st.Suppressed; s != nil && w.memberOf(s) == ev.member {
+		return s // held back when a group held one event back
+	}
+	return st.SuppressedMembers[ev.member]
+}
+
+// setHeld makes s the event held back for ev's alert (nil = none).
+func (w *Worker) setHeld(st *incidentState, ev *keyEvent, s *suppression) {
+	if ev.member == "" {
+		st.Suppressed = s
+		return
+	}
+	if st.Suppressed != nil && w.memberOf(st.Suppressed) == ev.member {
+		st.Suppressed = nil
+	}
+	held := maps.Clone(st.SuppressedMembers) // the state's map may be shared with the worker's cache
+	delete(held, ev.member)
+	if s != nil {
+		if held == nil {
+			held = make(map[string]*suppression, 1)
+		}
+		held[ev.member] = s
+	}
+	if len(held) == 0 {
+		held = nil
+	}
+	st.SuppressedMembers = held
+}
+
+// heldBack returns the events st holds back (the key's, or its group's
+// members'), in the order their coverage ends.
+func heldBack(st *incidentState) []*suppression {
+	out := slices.Collect(maps.Values(st.SuppressedMembers))
+	if st.Suppressed != nil {
+		out = append(out, st.Suppressed)
+	}
+	slices.SortFunc(out, func(a, b *suppression) int { return cmp.Or(a.Until.Compare(b.Until), a.At.Compare(b.At)) })
+	return out
+}
+
+// holdBack records ev in st as held back by coverage c, replacing an
+// earlier event held back for its alert, and sets the key's timer for the
+// earliest end of coverage among the events it holds back, or for the next
+// re-check if that is sooner (a window removed early ends then).
 func (w *Worker) holdBack(ctx context.Context, st *incidentState, ev *keyEvent, c maintenance.Coverage, rev uint64) (string, bool, error) {
-	due := c.End
-	if recheck := w.opts.Now().Add(w.opts.MaintenanceRecheck); recheck.Before(due) {
-		due = recheck
+	if ev.member != "" && w.held(st, ev) == nil && len(st.SuppressedMembers) >= maxHeld {
+		// Full: not held back. The member joins when it fires again.
+		return outcomeSuppressed, true, nil
+	}
+	w.setHeld(st, ev, &suppression{Window: c.Window.ID, Reason: c.Window.Reason, Until: c.End,
+		At: ev.at, Published: ev.published, Alert: ev.alert})
+	due := w.opts.Now().Add(w.opts.MaintenanceRecheck)
+	if first := heldBack(st)[0]; first.Until.Before(due) {
+		due = first.Until
 	}
 	// The timer first: a state that names a timer always has one.
 	if err := w.setTimer(ctx, timerWindow, ev.ext, due, nil); err != nil {
 		return "", true, err
 	}
-	st.Suppressed = &suppression{Window: c.Window.ID, Reason: c.Window.Reason, Until: c.End,
-		At: ev.at, Published: ev.published, Alert: ev.alert}
 	if _, err := w.state.put(ctx, opWrite, ev.ext, st, rev); err != nil {
 		return "", true, err
 	}
@@ -178,10 +239,14 @@ func (w *Worker) holdBack(ctx context.Context, st *incidentState, ev *keyEvent, 
 	return outcomeSuppressed, true, nil
 }
 
-// windowEnded handles the timer of a window's end: it replays the event
+// windowEnded handles the timer of a window's end: it replays each event
 // held back for the key through apply (lock, load, decide, claim, write,
-// commit), which re-checks everything; a timer that fires twice or late
-// finds nothing to do.
+// commit), which re-checks everything and counts its outcome; a timer that
+// fires twice, early or late finds nothing to do, or holds back again. A
+// replay that fails has the timer delivered again, for it and those after
+// it. Replays go in the order their coverage ends, so that one whose window
+// ended, and that fails, comes before any held back again: that one sets
+// the timer anew, which takes the place of this one and its redelivery.
 func (w *Worker) windowEnded(ctx context.Context, f timer.Fired) (string, error) {
 	// Read afresh: this worker's memory may hold an event held back
 	// earlier, which another worker has replaced since.
@@ -189,17 +254,24 @@ func (w *Worker) windowEnded(ctx context.Context, f timer.Fired) (string, error)
 	if err != nil {
 		return "", err
 	}
-	held := st.Suppressed
-	if held == nil || held.Alert == nil {
-		return "", nil
+	for _, held := range heldBack(&st) {
+		if held.Alert == nil {
+			continue
+		}
+		// As the event was prepared when it arrived: its key, group and
+		// fingerprint; its time as it was held back.
+		ev, err := w.newEvent(held.Alert, held.Published)
+		if err != nil {
+			return "", err
+		}
+		ev.key, ev.ext, ev.at, ev.windowEnd = st.Key, f.Key, held.At, maxTime(f.At, w.opts.Now())
+		out, _, err := w.apply(ctx, ev)
+		if err != nil {
+			return "", err
+		}
+		if out != "" {
+			w.m.outcome(out).Inc()
+		}
 	}
-	// As the event was prepared when it arrived: its key, group and
-	// fingerprint; its time as it was held back.
-	ev, err := w.newEvent(held.Alert, held.Published)
-	if err != nil {
-		return "", err
-	}
-	ev.key, ev.ext, ev.at, ev.windowEnd = st.Key, f.Key, held.At, maxTime(f.At, w.opts.Now())
-	out, _, err := w.apply(ctx, ev)
-	return out, err
+	return "", nil
 }

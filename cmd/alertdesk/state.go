@@ -189,7 +189,10 @@ func printKeyState(w io.Writer, ks *worker.KeyState) {
 	fmt.Fprintf(tw, "last published:\t%s\n", stateTime(ks.LastPublished))
 	fmt.Fprintf(tw, "claim:\t%s\n", claimLine(ks))
 	if s := ks.Suppressed; s != nil {
-		fmt.Fprintf(tw, "suppressed:\tfiring of %s held back by maintenance window %s (%s) until %s\n", stateTime(s.At), s.Window, dlqOrDash(s.Reason), stateTime(s.Until))
+		fmt.Fprintf(tw, "suppressed:\t%s\n", suppressedLine(*s))
+	}
+	for _, m := range slices.Sorted(maps.Keys(ks.SuppressedMembers)) {
+		fmt.Fprintf(tw, "suppressed:\t%s: %s\n", m, suppressedLine(ks.SuppressedMembers[m]))
 	}
 	if !ks.ResolveAt.IsZero() {
 		fmt.Fprintf(tw, "resolve delay:\tthe resolve of %s closes the incident unless the alert fires first\n", stateTime(ks.ResolveAt))
@@ -307,6 +310,11 @@ func stateTime(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// suppressedLine says which firing a maintenance window holds back.
+func suppressedLine(s worker.KeySuppression) string {
+	return fmt.Sprintf("firing of %s held back by maintenance window %s (%s) until %s", stateTime(s.At), s.Window, dlqOrDash(s.Reason), stateTime(s.Until))
 }
 
 // memberLine lists a group's members, firing first, each with its status.
