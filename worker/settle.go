@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -237,12 +238,17 @@ func (w *Worker) msgFields(e *zerolog.Event, msg jetstream.Msg, md *jetstream.Ms
 }
 
 // deadPart is what is dead-lettered of a message: all of it, or one alert
-// of a multi-alert message as a one-alert message of the same shape.
+// of a multi-alert message as a one-alert message of the same shape, or
+// the event a timer stands for (timerEvent).
 type deadPart struct {
 	data  []byte
 	key   string
 	err   error
 	class dlq.Class
+	// subject and header, when subject is set, replace the message's own:
+	// a timer's event is replayed to the input stream, not to the timers.
+	subject string
+	header  nats.Header
 }
 
 // deadLetter publishes the evidence of each part to the DLQ stream and
@@ -254,12 +260,16 @@ func (w *Worker) deadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata, dead [
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, p := range dead {
+		subject, header := msg.Subject(), msg.Headers()
+		if p.subject != "" {
+			subject, header = p.subject, p.header
+		}
 		err := w.dlq.Publish(ctx, dlq.Failure{
 			OriginalStream:  md.Stream,
-			OriginalSubject: msg.Subject(),
+			OriginalSubject: subject,
 			OriginalSeq:     md.Sequence.Stream,
 			Published:       md.Timestamp,
-			Header:          msg.Headers(),
+			Header:          header,
 			Data:            p.data,
 			Err:             p.err.Error(),
 			Class:           p.class,

@@ -1,14 +1,21 @@
 package worker
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/alertdesk/alertdesk/dlq"
+	"github.com/alertdesk/alertdesk/mapping"
 	"github.com/alertdesk/alertdesk/timer"
 )
 
@@ -67,7 +74,11 @@ func (w *Worker) runTimers(ctx context.Context) {
 // fireTimer handles one due timer and settles its message with the fate
 // decideFate gives its result. A timer is never dead-lettered for its
 // attempts: what it stands for (a close, a window end) must happen, so it
-// is retried until it succeeds or fails for good.
+// is retried until it succeeds or fails for good. One that fails for good
+// (TOPdesk rejects the write) and stands for an alert event is
+// dead-lettered as that event, to be replayed as any other (deadLetter:
+// the timer is terminated only after the dead-letter publish was acked);
+// one without an event is removed with the error logged.
 func (w *Worker) fireTimer(f timer.Fired) {
 	log := w.log.With().Str("timer", f.Kind).Str("external_number", f.Key).Logger()
 	h, ok := w.timerHandlers[f.Kind]
@@ -78,12 +89,14 @@ func (w *Worker) fireTimer(f timer.Fired) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.opts.HandleTimeout)
 	defer cancel()
+	ev := w.timerEvent(ctx, f) // before handling it, which may drop it from the state
 	out, err := safely(ctx, f, h)
 	if errors.Is(err, errPanic) {
 		log.Error().Err(err).Msg("panic while handling a timer")
 	}
 	attempts := uint64(1)
-	if md, mdErr := f.Msg.Metadata(); mdErr == nil {
+	md, mdErr := f.Msg.Metadata()
+	if mdErr == nil {
 		attempts = md.NumDelivered
 	}
 	policy := w.fates
@@ -99,9 +112,70 @@ func (w *Worker) fireTimer(f timer.Fired) {
 		log.Warn().Err(err).Dur("retry_in", fate.delay).Msg("timer failed; retrying")
 		_ = f.Msg.NakWithDelay(fate.delay)
 	default:
-		log.Error().Err(err).Msg("timer failed for good; removing it")
-		_ = f.Msg.TermWithReason(fmt.Sprintf("%.200s", err.Error()))
+		if ev == nil || mdErr != nil {
+			log.Error().Err(err).Msg("timer failed for good; removing it")
+			_ = f.Msg.TermWithReason(fmt.Sprintf("%.200s", err.Error()))
+			return
+		}
+		ev.err, ev.class = fmt.Errorf("%s timer: %w", f.Kind, err), fate.class
+		w.deadLetter(f.Msg, md, []deadPart{*ev})
 	}
+}
+
+// timerEvent is the alert event that timer f stands for, as its dead
+// letter carries it: a noise-control timer's event (its body), or the
+// event a window-end timer replays, held back in the key's state (read
+// before the timer is handled, which removes it there). It is a native
+// event (mapping.Encode) on the input stream's subject for timers, with
+// the event's first publish time in Alertdesk-Original-Time, so that a
+// replay is ordered as the event was. Nil when f stands for no event.
+func (w *Worker) timerEvent(ctx context.Context, f timer.Fired) *deadPart {
+	var (
+		a         *mapping.Alert
+		key       string
+		published time.Time
+	)
+	switch f.Kind {
+	case timerResolve, timerFlapQuiet:
+		var b noiseBody
+		if json.Unmarshal(f.Body, &b) != nil || b.Alert == nil {
+			return nil // invalid: nothing to replay
+		}
+		a, key, published = b.Alert, cmp.Or(b.Member, b.Key), b.Published
+	case timerWindow:
+		st, _, _, err := w.state.load(ctx, f.Key, true)
+		if err != nil || st.Suppressed == nil || st.Suppressed.Alert == nil {
+			return nil // the handler finds the same, or fails for the same reason
+		}
+		a, key, published = st.Suppressed.Alert, cmp.Or(w.memberOf(st.Suppressed), st.Key), st.Suppressed.Published
+	default:
+		return nil
+	}
+	data, err := mapping.Encode(a)
+	if err != nil {
+		return nil
+	}
+	h := nats.Header{}
+	if !published.IsZero() {
+		h.Set(dlq.HeaderOriginalTime, published.UTC().Format(time.RFC3339Nano))
+	}
+	return &deadPart{data: data, key: key, subject: w.timerSubject(), header: h}
+}
+
+// timerSubject is the input-stream subject a timer's dead letter is
+// replayed to: the input stream's first subject with each wildcard token
+// replaced by "timer" (alerts.> gives alerts.timer).
+func (w *Worker) timerSubject() string {
+	if len(w.res.Topology.Subjects) == 0 {
+		return ""
+	}
+	toks := strings.Split(w.res.Topology.Subjects[0], ".")
+	for i, t := range toks {
+		if t == "*" || t == ">" {
+			toks[i] = "timer"
+		}
+	}
+	return strings.Join(toks, ".")
 }
 
 // safely runs h, turning a panic into an error (with its stack) that

@@ -3,12 +3,14 @@ package worker
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/alertdesk/alertdesk/dlq"
 	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/timer"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
@@ -53,5 +55,86 @@ func TestTimerHandledThroughFate(t *testing.T) {
 	wait.For(t, 10*time.Second, "the handled timer to be removed", func() bool {
 		n, err := e.res.Timers.Pending(t.Context())
 		return err == nil && n == 0
+	})
+}
+
+// TestTimerRejectedIsDeadLettered: TOPdesk rejects the close a resolve
+// timer makes (a 4xx). The timer is dead-lettered as the resolve it stands
+// for (class rejected, on an input-stream subject, with the resolve's
+// first publish time) and removed; a replay of the dead letter, once the
+// cause is fixed, closes the incident.
+func TestTimerRejectedIsDeadLettered(t *testing.T) {
+	e, _ := noiseEnv(t, "lifecycle: {resolveDelay: 300ms}\n", 1)
+	const key = "db-7/disk-full"
+	now := time.Now()
+	e.publish(firing(key, "critical", "Disk full on db-7", now))
+	e.waitSettled(10 * time.Second)
+	e.sim.Inject(topdesktest.Fault{Method: http.MethodPatch, Path: "/tas/api/incidents", Status: http.StatusBadRequest})
+	before := time.Now()
+	e.publish(resolved(key, now.Add(10*time.Millisecond)))
+	e.waitSettled(10 * time.Second)
+	after := time.Now()
+
+	wait.For(t, 15*time.Second, "the rejected timer to be dead-lettered and removed", func() bool {
+		return len(e.dlqEntries()) == 1 && e.pendingTimers() == 0
+	})
+	dl := e.dlqEntries()[0]
+	if dl.Class != dlq.ClassRejected || dl.AlertKey != key || dl.OriginalSubject != "alerts.timer" {
+		t.Errorf("dead letter: class %q, key %q, subject %q; want %q, %q, alerts.timer", dl.Class, dl.AlertKey, dl.OriginalSubject, dlq.ClassRejected, key)
+	}
+	if dl.OriginalTime.Before(before) || dl.OriginalTime.After(after) {
+		t.Errorf("dead letter's original time %s, want the resolve's publish time (between %s and %s)", dl.OriginalTime, before, after)
+	}
+	if incs := e.incidentsFor(key); len(incs) != 1 || incs[0].Closed {
+		t.Fatalf("want one open incident (the close was rejected), got %+v", incs)
+	}
+
+	e.sim.ClearFaults()
+	d := dlq.New(e.js, e.topo.DLQStream, dlq.WithReplayStream(e.topo.Stream))
+	res, err := d.Replay(t.Context(), dlq.Filter{Class: dlq.ClassRejected}, false)
+	if err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("replay: %+v, %v", res, err)
+	}
+	e.waitSettled(10 * time.Second)
+	wait.For(t, 15*time.Second, "the replayed resolve to close the incident", func() bool {
+		incs := e.incidentsFor(key)
+		closes, _ := e.closesAndReopens(key)
+		return len(incs) == 1 && incs[0].Closed && closes == 1
+	})
+	if left := e.dlqEntries(); len(left) != 0 {
+		t.Errorf("%d dead letters after the replay, want none", len(left))
+	}
+}
+
+// TestWindowEndRejectedIsDeadLettered: TOPdesk rejects the create at a
+// maintenance window's end. The timer is dead-lettered as the event held
+// back, and a replay of it creates the incident.
+func TestWindowEndRejectedIsDeadLettered(t *testing.T) {
+	e := newEnv(t, topdesktest.Options{})
+	opts := fastOptions()
+	opts.Maintenance = fixedWindow(t, "db-7", time.Now().Add(time.Second))
+	e.startWorker(opts)
+	e.sim.Inject(topdesktest.Fault{Method: http.MethodPost, Path: "/tas/api/incidents", Status: http.StatusBadRequest})
+	e.publish(onHost("db-7", "critical", "Disk / at 97% on db-7"))
+	e.waitSettled(10 * time.Second)
+
+	wait.For(t, 15*time.Second, "the rejected window-end timer to be dead-lettered and removed", func() bool {
+		return len(e.dlqEntries()) == 1 && e.pendingTimers() == 0
+	})
+	if dl := e.dlqEntries()[0]; dl.Class != dlq.ClassRejected || dl.AlertKey != "db-7/disk-full" || dl.OriginalSubject != "alerts.timer" {
+		t.Errorf("dead letter: class %q, key %q, subject %q", dl.Class, dl.AlertKey, dl.OriginalSubject)
+	}
+	if n := len(e.incidentsFor("db-7/disk-full")); n != 0 {
+		t.Fatalf("%d incidents, want none (the create was rejected)", n)
+	}
+
+	e.sim.ClearFaults()
+	d := dlq.New(e.js, e.topo.DLQStream, dlq.WithReplayStream(e.topo.Stream))
+	if res, err := d.Replay(t.Context(), dlq.Filter{Class: dlq.ClassRejected}, false); err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("replay: %+v, %v", res, err)
+	}
+	wait.For(t, 15*time.Second, "the replayed event to create the incident", func() bool {
+		incs := e.incidentsFor("db-7/disk-full")
+		return len(incs) == 1 && incs[0].BriefDescription == "Disk / at 97% on db-7"
 	})
 }
