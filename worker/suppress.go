@@ -222,12 +222,8 @@ func (w *Worker) holdBack(ctx context.Context, st *incidentState, ev *keyEvent, 
 	}
 	w.setHeld(st, ev, &suppression{Window: c.Window.ID, Reason: c.Window.Reason, Until: c.End,
 		At: ev.at, Published: ev.published, Alert: ev.alert})
-	due := w.opts.Now().Add(w.opts.MaintenanceRecheck)
-	if first := heldBack(st)[0]; first.Until.Before(due) {
-		due = first.Until
-	}
 	// The timer first: a state that names a timer always has one.
-	if err := w.setTimer(ctx, timerWindow, ev.ext, due, nil); err != nil {
+	if err := w.setTimer(ctx, timerWindow, ev.ext, w.windowDue(heldBack(st)[0].Until), nil); err != nil {
 		return "", true, err
 	}
 	if _, err := w.state.put(ctx, opWrite, ev.ext, st, rev); err != nil {
@@ -237,6 +233,16 @@ func (w *Worker) holdBack(ctx context.Context, st *incidentState, ev *keyEvent, 
 		return "", true, nil // a replay is no new event
 	}
 	return outcomeSuppressed, true, nil
+}
+
+// windowDue is when the window timer of an event held back until until
+// fires: then, or at the next re-check if that is sooner (a window removed
+// early ends then).
+func (w *Worker) windowDue(until time.Time) time.Time {
+	if recheck := w.opts.Now().Add(w.opts.MaintenanceRecheck); recheck.Before(until) {
+		return recheck
+	}
+	return until
 }
 
 // windowEnded handles the timer of a window's end: it replays each event

@@ -75,10 +75,10 @@ func (w *Worker) runTimers(ctx context.Context) {
 // decideFate gives its result. A timer is never dead-lettered for its
 // attempts: what it stands for (a close, a window end) must happen, so it
 // is retried until it succeeds or fails for good. One that fails for good
-// (TOPdesk rejects the write) and stands for an alert event is
-// dead-lettered as that event, to be replayed as any other (deadLetter:
-// the timer is terminated only after the dead-letter publish was acked);
-// one without an event is removed with the error logged.
+// (TOPdesk rejects the write) and stands for alert events has them
+// dead-lettered, to be replayed as any other (timerEvents; deadLetter
+// terminates the timer only after the dead-letter publish was acked); one
+// without an event is removed with the error logged.
 func (w *Worker) fireTimer(f timer.Fired) {
 	log := w.log.With().Str("timer", f.Kind).Str("external_number", f.Key).Logger()
 	h, ok := w.timerHandlers[f.Kind]
@@ -89,7 +89,6 @@ func (w *Worker) fireTimer(f timer.Fired) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.opts.HandleTimeout)
 	defer cancel()
-	ev := w.timerEvent(ctx, f) // before handling it, which may drop it from the state
 	out, err := safely(ctx, f, h)
 	if errors.Is(err, errPanic) {
 		log.Error().Err(err).Msg("panic while handling a timer")
@@ -101,7 +100,16 @@ func (w *Worker) fireTimer(f timer.Fired) {
 	}
 	policy := w.fates
 	policy.maxDeliver = math.MaxInt
-	switch fate := decideFate(err, attempts, w.gate.paused(), policy); fate.kind {
+	verdict := decideFate(err, attempts, w.gate.paused(), policy)
+	var dead []deadPart
+	if verdict.kind == fateDeadLetter && mdErr == nil {
+		var readErr error
+		if dead, readErr = w.timerEvents(ctx, f); readErr != nil {
+			// Its events cannot be read now: that error decides instead.
+			err, verdict = readErr, decideFate(readErr, attempts, w.gate.paused(), policy)
+		}
+	}
+	switch verdict.kind {
 	case fateAck:
 		if out != "" {
 			w.m.outcome(out).Inc()
@@ -109,57 +117,79 @@ func (w *Worker) fireTimer(f timer.Fired) {
 		log.Debug().Str("outcome", out).Msg("timer handled")
 		_ = f.Msg.Ack()
 	case fateNak:
-		log.Warn().Err(err).Dur("retry_in", fate.delay).Msg("timer failed; retrying")
-		_ = f.Msg.NakWithDelay(fate.delay)
+		log.Warn().Err(err).Dur("retry_in", verdict.delay).Msg("timer failed; retrying")
+		_ = f.Msg.NakWithDelay(verdict.delay)
 	default:
-		if ev == nil || mdErr != nil {
+		if len(dead) == 0 {
 			log.Error().Err(err).Msg("timer failed for good; removing it")
 			_ = f.Msg.TermWithReason(fmt.Sprintf("%.200s", err.Error()))
 			return
 		}
-		ev.err, ev.class = fmt.Errorf("%s timer: %w", f.Kind, err), fate.class
-		w.deadLetter(f.Msg, md, []deadPart{*ev})
+		for i := range dead {
+			dead[i].err, dead[i].class = fmt.Errorf("%s timer: %w", f.Kind, err), verdict.class
+		}
+		w.deadLetter(f.Msg, md, dead)
 	}
 }
 
-// timerEvent is the alert event that timer f stands for, as its dead
-// letter carries it: a noise-control timer's event (its body), or the
-// event a window-end timer replays, held back in the key's state (read
-// before the timer is handled, which removes it there). It is a native
-// event (mapping.Encode) on the input stream's subject for timers, with
-// the event's first publish time in Alertdesk-Original-Time, so that a
-// replay is ordered as the event was. Nil when f stands for no event.
-func (w *Worker) timerEvent(ctx context.Context, f timer.Fired) *deadPart {
-	var (
-		a         *mapping.Alert
-		key       string
-		published time.Time
-	)
+// timerEvents are the alert events of timer f, which failed for good, as
+// their dead letters carry them: a noise-control timer's event (its body),
+// or the events a window-end timer replays, those held back in the key's
+// state whose window has ended (a replay that fails keeps its event held
+// back). Events held back for a window that has not ended are not
+// dead-lettered: the key's window timer is set again for them. Each is a
+// native event (mapping.Encode) on the input stream's subject for timers,
+// with the event's first publish time in Alertdesk-Original-Time, so that
+// a replay is ordered as the event was, and handled as it would have been
+// then: held back again if a window still covers it.
+func (w *Worker) timerEvents(ctx context.Context, f timer.Fired) ([]deadPart, error) {
 	switch f.Kind {
 	case timerResolve, timerFlapQuiet:
 		var b noiseBody
 		if json.Unmarshal(f.Body, &b) != nil || b.Alert == nil {
-			return nil // invalid: nothing to replay
+			return nil, nil // invalid: nothing to replay
 		}
-		a, key, published = b.Alert, cmp.Or(b.Member, b.Key), b.Published
+		p, err := w.timerPart(b.Alert, cmp.Or(b.Member, b.Key), b.Published)
+		if err != nil {
+			return nil, nil
+		}
+		return []deadPart{p}, nil
 	case timerWindow:
 		st, _, _, err := w.state.load(ctx, f.Key, true)
-		if err != nil || st.Suppressed == nil || st.Suppressed.Alert == nil {
-			return nil // the handler finds the same, or fails for the same reason
+		if err != nil {
+			return nil, err
 		}
-		a, key, published = st.Suppressed.Alert, cmp.Or(w.memberOf(st.Suppressed), st.Key), st.Suppressed.Published
-	default:
-		return nil
+		ended := maxTime(f.At, w.opts.Now())
+		var dead []deadPart
+		for _, held := range heldBack(&st) {
+			if held.Until.After(ended) {
+				// Held back still: this timer was its timer too.
+				return dead, w.setTimer(ctx, timerWindow, f.Key, w.windowDue(held.Until), nil)
+			}
+			if held.Alert == nil {
+				continue
+			}
+			if p, err := w.timerPart(held.Alert, cmp.Or(w.memberOf(held), st.Key), held.Published); err == nil {
+				dead = append(dead, p)
+			}
+		}
+		return dead, nil
 	}
+	return nil, nil
+}
+
+// timerPart is the dead letter of alert a of key, first published at
+// published, that a timer stood for.
+func (w *Worker) timerPart(a *mapping.Alert, key string, published time.Time) (deadPart, error) {
 	data, err := mapping.Encode(a)
 	if err != nil {
-		return nil
+		return deadPart{}, err
 	}
 	h := nats.Header{}
 	if !published.IsZero() {
 		h.Set(dlq.HeaderOriginalTime, published.UTC().Format(time.RFC3339Nano))
 	}
-	return &deadPart{data: data, key: key, subject: w.timerSubject(), header: h}
+	return deadPart{data: data, key: key, subject: w.timerSubject(), header: h}, nil
 }
 
 // timerSubject is the input-stream subject a timer's dead letter is

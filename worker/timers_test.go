@@ -12,6 +12,7 @@ import (
 
 	"github.com/alertdesk/alertdesk/dlq"
 	"github.com/alertdesk/alertdesk/internal/wait"
+	"github.com/alertdesk/alertdesk/maintenance"
 	"github.com/alertdesk/alertdesk/timer"
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 )
@@ -136,5 +137,34 @@ func TestWindowEndRejectedIsDeadLettered(t *testing.T) {
 	wait.For(t, 15*time.Second, "the replayed event to create the incident", func() bool {
 		incs := e.incidentsFor("db-7/disk-full")
 		return len(incs) == 1 && incs[0].BriefDescription == "Disk / at 97% on db-7"
+	})
+}
+
+// In a group whose members are held back by windows that end apart, a
+// rejected replay at the first end dead-letters that member's event only;
+// the member still held back keeps a window timer.
+func TestWindowEndRejectedKeepsLaterMembers(t *testing.T) {
+	e := groupEnv(t, "group: {by: [alertname, cluster]}\n")
+	opts := fastOptions()
+	ws, err := maintenance.Compile([]maintenance.Spec{
+		{Match: map[string]string{"instance": "sw-1"}, From: time.Now().Add(-time.Minute), To: time.Now().Add(time.Second), Reason: "sw-1 swap"},
+		{Match: map[string]string{"instance": "sw-2"}, From: time.Now().Add(-time.Minute), To: time.Now().Add(time.Hour), Reason: "sw-2 swap"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Maintenance = ws
+	e.startWorker(opts)
+	e.sim.Inject(topdesktest.Fault{Method: http.MethodPost, Path: "/tas/api/incidents", Status: http.StatusBadRequest})
+	now := time.Now()
+	e.publishInTurn(memberEvent("sw-1", "firing", now), memberEvent("sw-2", "firing", now.Add(time.Millisecond)))
+
+	wait.For(t, 15*time.Second, "sw-1's rejected replay to be dead-lettered", func() bool { return len(e.dlqEntries()) == 1 })
+	if dl := e.dlqEntries()[0]; dl.Class != dlq.ClassRejected || dl.AlertKey != "sw-1" {
+		t.Errorf("dead letter: class %q, key %q; want rejected, sw-1", dl.Class, dl.AlertKey)
+	}
+	wait.For(t, 5*time.Second, "a window timer for sw-2", func() bool {
+		st := e.stateOf(switchGroup)
+		return st.Claim == nil && e.pendingTimers() == 1 && st.SuppressedMembers["sw-2"] != nil
 	})
 }
