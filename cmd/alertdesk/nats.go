@@ -58,7 +58,7 @@ func connectNATS(c *config, url, name string, log zerolog.Logger) (*nats.Conn, e
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURLs(url), err)
 	}
 	return nc, nil
 }

@@ -290,3 +290,23 @@ func TestHTTPServerCutsSlowBodies(t *testing.T) {
 		}
 	}
 }
+
+// A NATS connection that fails names the servers it tried without any of
+// their passwords, also when ALERTDESK_NATS_URL lists several.
+func TestConnectErrorHidesEveryPassword(t *testing.T) {
+	isolateEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	t.Setenv("ALERTDESK_NATS_URL", "nats://alice:first-secret@"+addr+",nats://alice:second-secret@"+addr)
+	var stdout, stderr syncBuffer
+	if code := run([]string{"dlq", "list"}, &cli{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if out := stderr.String(); strings.Contains(out, "secret") || !strings.Contains(out, "connect to NATS") {
+		t.Errorf("stderr shows a password, or not the failed connection:\n%s", out)
+	}
+}
