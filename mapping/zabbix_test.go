@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dop251/goja"
 	"github.com/google/go-cmp/cmp"
@@ -113,6 +115,20 @@ func runZabbixScript(t *testing.T, client *http.Client, mt zabbixMediaType, macr
 	return vm.RunString("(function (value) {\n" + mt.Script + "\n})(value)")
 }
 
+// postZabbix runs the script for one notification and returns what the
+// ingest stand-in received from it.
+func postZabbix(t *testing.T, client *http.Client, mt zabbixMediaType, macros map[string]string, got <-chan []mapping.Alert) []mapping.Alert {
+	t.Helper()
+	v, err := runZabbixScript(t, client, mt, macros)
+	if err != nil {
+		t.Fatalf("script: %v", err)
+	}
+	if v.String() != "OK" {
+		t.Errorf("script returned %q, want OK", v)
+	}
+	return <-got
+}
+
 // zabbixIngest is a stand-in for alertdesk's /v1/alerts: it checks the
 // token, decodes strictly with mapping.Decode and answers as ingest does.
 func zabbixIngest(t *testing.T, token string, got chan<- []mapping.Alert) *httptest.Server {
@@ -202,14 +218,7 @@ func TestZabbixMediaType(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			v, err := runZabbixScript(t, srv.Client(), mt, tc.macros)
-			if err != nil {
-				t.Fatalf("script: %v", err)
-			}
-			if v.String() != "OK" {
-				t.Errorf("script returned %q, want OK", v)
-			}
-			alerts := <-got
+			alerts := postZabbix(t, srv.Client(), mt, tc.macros, got)
 			if diff := cmp.Diff([]mapping.Alert{tc.want(base)}, alerts); diff != "" {
 				t.Errorf("posted event (-want +got):\n%s", diff)
 			}
@@ -233,4 +242,95 @@ func TestZabbixMediaType(t *testing.T) {
 			t.Errorf("script error = %v, want one naming alertdesk_url", err)
 		}
 	})
+}
+
+// TestZabbixEventTime runs the shipped script with Zabbix's event
+// timestamps (UNIX seconds) and checks that every posted event carries its
+// own time, so that alertdesk orders a retried problem before the recovery
+// that overtook it. A timestamp macro that Zabbix left unresolved (its
+// literal text) gives an event without that time, which still posts.
+func TestZabbixEventTime(t *testing.T) {
+	mt := loadZabbixMediaType(t)
+	got := make(chan []mapping.Alert, 1)
+	srv := zabbixIngest(t, "s3cret", got)
+	const (
+		problemAt = "1796378400" // 2026-12-04T10:00:00Z
+		recoverAt = "1796378405" // 5 s later, inside Zabbix's 10 s retry interval
+		updateAt  = "1796378460"
+		closeAt   = "1796378470" // an operator's manual close: its update and its recovery
+	)
+	at := func(unix string) time.Time {
+		t.Helper()
+		s, err := strconv.ParseInt(unix, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.Unix(s, 0).UTC()
+	}
+	macros := func(changes map[string]string) map[string]string {
+		m := map[string]string{
+			"<PLACE ALERTDESK URL, e.g. https://alertdesk.internal:8080>": srv.URL,
+			"<PLACE ALERTDESK_INGEST_TOKEN>":                              "s3cret",
+			"{EVENT.ID}":                                                  "4711",
+			"{EVENT.VALUE}":                                               "1",
+			"{EVENT.UPDATE.STATUS}":                                       "0",
+			"{EVENT.SEVERITY}":                                            "High",
+			"{EVENT.NAME}":                                                "Free disk space is less than 5% on /var",
+			"{EVENT.TAGSJSON}":                                            "[]",
+			"{HOST.NAME}":                                                 "db-7",
+			"{EVENT.TIMESTAMP}":                                           problemAt,
+		}
+		for k, v := range changes {
+			m[k] = v
+		}
+		return m
+	}
+	tests := []struct {
+		name          string
+		macros        map[string]string // a macro left out stays unresolved
+		wantStatus    mapping.Status
+		wantStartsAt  time.Time
+		wantEventTime time.Time
+	}{
+		{"problem", macros(nil), mapping.StatusFiring, at(problemAt), at(problemAt)},
+		{"recovery", macros(map[string]string{"{EVENT.VALUE}": "0", "{EVENT.RECOVERY.TIMESTAMP}": recoverAt}),
+			mapping.StatusResolved, at(problemAt), at(recoverAt)},
+		{"update", macros(map[string]string{"{EVENT.UPDATE.STATUS}": "1", "{EVENT.UPDATE.ACTION}": "commented",
+			"{EVENT.UPDATE.TIMESTAMP}": updateAt}),
+			mapping.StatusFiring, at(problemAt), at(updateAt)},
+		{"update of a recovered problem is not newer than its recovery", macros(map[string]string{"{EVENT.UPDATE.STATUS}": "1",
+			"{EVENT.UPDATE.ACTION}": "commented", "{EVENT.UPDATE.TIMESTAMP}": updateAt, "{EVENT.RECOVERY.TIMESTAMP}": recoverAt}),
+			mapping.StatusFiring, at(problemAt), at(recoverAt)},
+		// A manual close: the update and the recovery share a second, and
+		// at equal times alertdesk applies the resolve last.
+		{"manual close: update", macros(map[string]string{"{EVENT.UPDATE.STATUS}": "1",
+			"{EVENT.UPDATE.ACTION}": "closed", "{EVENT.UPDATE.TIMESTAMP}": closeAt, "{EVENT.RECOVERY.TIMESTAMP}": closeAt}),
+			mapping.StatusFiring, at(problemAt), at(closeAt)},
+		{"manual close: recovery", macros(map[string]string{"{EVENT.VALUE}": "0", "{EVENT.RECOVERY.TIMESTAMP}": closeAt}),
+			mapping.StatusResolved, at(problemAt), at(closeAt)},
+		{"unresolved problem time", macros(map[string]string{"{EVENT.TIMESTAMP}": "{EVENT.TIMESTAMP}"}),
+			mapping.StatusFiring, time.Time{}, time.Time{}},
+		{"unresolved recovery time", macros(map[string]string{"{EVENT.VALUE}": "0"}),
+			mapping.StatusResolved, time.Time{}, time.Time{}},
+		{"unresolved update time", macros(map[string]string{"{EVENT.UPDATE.STATUS}": "1", "{EVENT.UPDATE.ACTION}": "commented"}),
+			mapping.StatusFiring, time.Time{}, time.Time{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			alerts := postZabbix(t, srv.Client(), mt, tc.macros, got)
+			if len(alerts) != 1 {
+				t.Fatalf("posted %d events, want 1", len(alerts))
+			}
+			a := alerts[0]
+			if a.Status != tc.wantStatus {
+				t.Errorf("status %s, want %s", a.Status, tc.wantStatus)
+			}
+			if !a.StartsAt.Equal(tc.wantStartsAt) {
+				t.Errorf("startsAt %v, want %v", a.StartsAt, tc.wantStartsAt)
+			}
+			if got := a.EventTime(time.Time{}); !got.Equal(tc.wantEventTime) {
+				t.Errorf("event time %v, want %v", got, tc.wantEventTime)
+			}
+		})
+	}
 }
