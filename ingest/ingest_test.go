@@ -642,7 +642,7 @@ func TestIngestStatusRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opmanager := strings.NewReplacer("$displayName", "core-sw-1", "$message", "Device not responding",
+	opmanager := strings.NewReplacer("$alarmid", "17", "$displayName", "core-sw-1", "$message", "Device not responding",
 		"$category", "Switch", "$strModTime", "Nov 22, 2026 10:00:00 AM")
 	e := newIngestEnv(t, ingest.Options{Token: ingestToken, Mapping: m})
 	for _, severity := range []string{"Critical", "Clear"} {
@@ -652,8 +652,8 @@ func TestIngestStatusRule(t *testing.T) {
 		}
 	}
 	want := []stored{
-		{Subject: ingest.SubjectAlerts, Key: "opmanager/core-sw-1", Status: mapping.StatusFiring},
-		{Subject: ingest.SubjectAlerts, Key: "opmanager/core-sw-1", Status: mapping.StatusResolved},
+		{Subject: ingest.SubjectAlerts, Key: "opmanager/core-sw-1/17", Status: mapping.StatusFiring},
+		{Subject: ingest.SubjectAlerts, Key: "opmanager/core-sw-1/17", Status: mapping.StatusResolved},
 	}
 	if diff := cmp.Diff(want, e.messages(t)); diff != "" {
 		t.Errorf("stream (-want +got):\n%s", diff)
