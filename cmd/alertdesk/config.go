@@ -85,7 +85,7 @@ type simConfig struct {
 	PasswordFile string `envconfig:"PASSWORD_FILE" desc:"file holding the accepted application password"`
 }
 
-// loadConfig reads the settings with one envconfig.Process and checks them
+// loadConfig reads the settings with one processEnv and checks them
 // with validate (nil checks the syntax only). The error joins every
 // problem, one line each: the values that do not parse, each ALERTDESK_*
 // variable alertdesk does not know (an error, so that a misspelling cannot
@@ -93,7 +93,7 @@ type simConfig struct {
 // not parse: envconfig stops there, so validate cannot run.
 func loadConfig(validate func(*config) error) (*config, error) {
 	var c config
-	err := envconfig.Process(envPrefix, &c)
+	err := processEnv(envPrefix, &c)
 	unknown := c.readSet()
 	if err != nil {
 		return nil, errors.Join(append(parseErrors(), unknown...)...)
@@ -116,11 +116,41 @@ func parseErrors() []error {
 			continue
 		}
 		one := reflect.New(reflect.StructOf([]reflect.StructField{f}))
-		if err := envconfig.Process(envPrefix, one.Interface()); err != nil {
+		if err := processEnv(envPrefix, one.Interface()); err != nil {
 			errs = append(errs, envError(err))
 		}
 	}
 	return errs
+}
+
+// processEnv is envconfig.Process reading only prefix_NAME variables.
+// envconfig v1.4.0 falls back to a field's bare name (NATS_URL for
+// ALERTDESK_NATS_URL) when the prefixed variable is unset, so a NATS_URL
+// exported for the nats CLI, or an HTTP_ADDR or LOG_LEVEL meant for another
+// program, would silently become alertdesk's setting. processEnv unsets
+// those bare names for the call and sets them back before it returns; a
+// bare name whose prefixed variable is set stays, as Process never reads it.
+// Only start-up calls this, before anything else reads the environment.
+func processEnv(prefix string, spec any) error {
+	typ := reflect.TypeOf(spec).Elem()
+	for i := range typ.NumField() {
+		bare := strings.ToUpper(typ.Field(i).Tag.Get("envconfig"))
+		if bare == "" {
+			continue
+		}
+		if _, ok := os.LookupEnv(prefix + "_" + bare); ok {
+			continue
+		}
+		if v, ok := os.LookupEnv(bare); ok {
+			// Unsetenv and Setenv fail only on a name with "=" or NUL in
+			// it, and this one came from the environment.
+			if err := os.Unsetenv(bare); err != nil {
+				return err
+			}
+			defer os.Setenv(bare, v)
+		}
+	}
+	return envconfig.Process(prefix, spec)
 }
 
 // knownVariables lists every variable alertdesk reads: the config's and

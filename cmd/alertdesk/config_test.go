@@ -119,7 +119,12 @@ func TestDevSettings(t *testing.T) {
 		t.Errorf("log format %q, HTTP addr %q, NATS URL %q, TOPdesk URL %q; want json, 127.0.0.1:8080, embedded, the simulator",
 			cfg.LogFormat, cfg.HTTPAddr, cfg.NATSURL, cfg.TopdeskURL)
 	}
-	if after := os.Environ(); !slices.Equal(before, after) {
+	// Sorted: loadConfig sets any bare NATS_URL, LOG_FORMAT, … back after
+	// hiding it from envconfig, which moves it to the end.
+	slices.Sort(before)
+	after := os.Environ()
+	slices.Sort(after)
+	if !slices.Equal(before, after) {
 		t.Errorf("the environment changed:\nbefore %q\nafter  %q", before, after)
 	}
 }
@@ -148,5 +153,58 @@ func TestTopologyDedupeWindow(t *testing.T) {
 		if got := dedupeWindow(reorder); got != want {
 			t.Errorf("dedupeWindow(%s) = %s, want %s", reorder, got, want)
 		}
+	}
+}
+
+// TestOnlyPrefixedVariablesAreRead: a variable without the ALERTDESK_ prefix
+// is not a setting, though envconfig falls back to the bare name when the
+// prefixed one is unset. NATS_URL, exported for the nats CLI, must not send
+// the worker to someone else's server. The bare variables stay set.
+func TestOnlyPrefixedVariablesAreRead(t *testing.T) {
+	isolateEnv(t)
+	t.Setenv("ALERTDESK_TOPDESK_URL", "https://example.topdesk.net")
+	t.Setenv("ALERTDESK_TOPDESK_USERNAME", "alertdesk")
+	t.Setenv("ALERTDESK_TOPDESK_PASSWORD", "pw")
+	t.Setenv("ALERTDESK_LOG_LEVEL", "debug")
+	t.Setenv("NATS_URL", "nats://someone-elses-nats:4222")
+	t.Setenv("HTTP_ADDR", ":9999")
+	t.Setenv("CONCURRENCY", "many") // would not even parse
+	t.Setenv("LOG_LEVEL", "error")  // the prefixed one is set: it wins
+	cfg, err := loadConfig((*config).validateWorker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATSURL != "" {
+		t.Errorf("NATSURL = %q from the unprefixed NATS_URL; want empty (embedded server)", cfg.NATSURL)
+	}
+	if cfg.HTTPAddr != ":8080" || cfg.Concurrency != 16 || cfg.LogLevel != "debug" {
+		t.Errorf("HTTP addr %q, concurrency %d, log level %q; want the defaults :8080 and 16, and ALERTDESK_LOG_LEVEL's debug",
+			cfg.HTTPAddr, cfg.Concurrency, cfg.LogLevel)
+	}
+	if cfg.isSet("NATS_URL") || cfg.isSet("HTTP_ADDR") {
+		t.Errorf("isSet reports an unprefixed variable as set")
+	}
+	for name, want := range map[string]string{"NATS_URL": "nats://someone-elses-nats:4222", "HTTP_ADDR": ":9999", "CONCURRENCY": "many", "LOG_LEVEL": "error"} {
+		if got, ok := os.LookupEnv(name); got != want || !ok {
+			t.Errorf("after loadConfig %s = %q (set %t), want %q", name, got, ok, want)
+		}
+	}
+}
+
+// TestSimReadsOnlyPrefixedVariables: topdesk-sim's ALERTDESK_SIM_USERNAME
+// does not fall back to USERNAME, which many systems set to the login name.
+func TestSimReadsOnlyPrefixedVariables(t *testing.T) {
+	isolateEnv(t)
+	t.Setenv("USERNAME", "someone")
+	t.Setenv("PASSWORD", "not-the-sim's")
+	var env simConfig
+	if err := processEnv(envPrefix+"_SIM", &env); err != nil {
+		t.Fatal(err)
+	}
+	if env.Username != "" || env.Password != "" {
+		t.Errorf("username %q, password set %t; want both empty", env.Username, env.Password != "")
+	}
+	if got := os.Getenv("USERNAME"); got != "someone" {
+		t.Errorf("after processEnv USERNAME = %q, want someone", got)
 	}
 }

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
-
 	"github.com/alertdesk/alertdesk/topdesk/topdesktest"
 )
 
@@ -58,7 +56,7 @@ func cmdTopdeskSim(ctx context.Context, c *cli, args []string) int {
 	}
 
 	var env simConfig
-	if err := envconfig.Process(envPrefix+"_SIM", &env); err != nil {
+	if err := processEnv(envPrefix+"_SIM", &env); err != nil {
 		fmt.Fprintf(c.stderr, "alertdesk topdesk-sim: %v\n", envError(err))
 		return 2
 	}
