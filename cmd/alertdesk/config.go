@@ -13,9 +13,11 @@ import (
 
 	"github.com/agnivade/levenshtein"
 	"github.com/kelseyhightower/envconfig"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rs/zerolog"
 
 	"github.com/alertdesk/alertdesk/dlq"
+	"github.com/alertdesk/alertdesk/timer"
 	"github.com/alertdesk/alertdesk/worker"
 )
 
@@ -258,9 +260,31 @@ func (c *config) validateCommon() error {
 	if len(c.Subjects) == 0 {
 		bad("SUBJECTS", "at least one subject is required")
 	}
-	for _, s := range c.Subjects {
-		if s == "" || strings.HasPrefix(s, dlq.SubjectPrefix) || strings.Contains(s, " ") {
-			bad("SUBJECTS", "%q is not a usable subject (empty, contains a space, or overlaps the dead-letter subjects)", s)
+	// JetStream refuses an input stream whose subjects are not valid,
+	// overlap each other or another stream's, but only when run provisions
+	// it; these are the ones of alertdesk's own streams.
+	taken := []struct{ subject, what string }{
+		{dlq.SubjectPrefix + ">", "dead letters"},
+		{timer.SubjectPrefix + ">", "timers"},
+	}
+	for i, s := range c.Subjects {
+		if !server.IsValidSubject(s) {
+			bad("SUBJECTS", "%q is not a valid subject (dot-separated tokens, no spaces, > only as the last token)", s)
+			continue
+		}
+		var overlaps []string
+		for _, t := range taken {
+			if server.SubjectsCollide(s, t.subject) {
+				overlaps = append(overlaps, fmt.Sprintf("%s (%s)", t.subject, t.what))
+			}
+		}
+		if len(overlaps) > 0 {
+			bad("SUBJECTS", "%q overlaps %s, which alertdesk's own streams bind", s, strings.Join(overlaps, " and "))
+		}
+		for _, earlier := range c.Subjects[:i] {
+			if server.IsValidSubject(earlier) && server.SubjectsCollide(s, earlier) {
+				bad("SUBJECTS", "%q overlaps %q; one stream cannot bind both", s, earlier)
+			}
 		}
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {

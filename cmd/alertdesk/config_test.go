@@ -208,3 +208,42 @@ func TestSimReadsOnlyPrefixedVariables(t *testing.T) {
 		t.Errorf("after processEnv USERNAME = %q, want someone", got)
 	}
 }
+
+// TestSubjectsProblems: ALERTDESK_SUBJECTS that JetStream would refuse when
+// run provisions the input stream are reported at start-up, one line each
+// naming the variable: a subject that is not valid, one that overlaps the
+// subjects of alertdesk's dead-letter or timer stream, and two that overlap
+// each other.
+func TestSubjectsProblems(t *testing.T) {
+	for _, tc := range []struct {
+		subjects string
+		want     []string
+	}{
+		{"alerts.>", nil},
+		{"alerts.prometheus.>,alerts.http,alertdesk_alerts.*", nil},
+		{">", []string{`ALERTDESK_SUBJECTS: ">" overlaps alertdesk.dlq.> (dead letters) and alertdesk.timer.> (timers), which alertdesk's own streams bind`}},
+		{"alertdesk.>", []string{`ALERTDESK_SUBJECTS: "alertdesk.>" overlaps alertdesk.dlq.> (dead letters) and alertdesk.timer.> (timers), which alertdesk's own streams bind`}},
+		{"*.dlq.>", []string{`ALERTDESK_SUBJECTS: "*.dlq.>" overlaps alertdesk.dlq.> (dead letters), which alertdesk's own streams bind`}},
+		{"alertdesk.dlq.alerts", []string{`ALERTDESK_SUBJECTS: "alertdesk.dlq.alerts" overlaps alertdesk.dlq.> (dead letters), which alertdesk's own streams bind`}},
+		{"alerts.x,alertdesk.timer.*.*.*", []string{`ALERTDESK_SUBJECTS: "alertdesk.timer.*.*.*" overlaps alertdesk.timer.> (timers), which alertdesk's own streams bind`}},
+		{"alerts.>.x", []string{`ALERTDESK_SUBJECTS: "alerts.>.x" is not a valid subject (dot-separated tokens, no spaces, > only as the last token)`}},
+		{"alerts.x, alerts.y", []string{`ALERTDESK_SUBJECTS: " alerts.y" is not a valid subject (dot-separated tokens, no spaces, > only as the last token)`}},
+		{"alerts.>,alerts.http", []string{`ALERTDESK_SUBJECTS: "alerts.http" overlaps "alerts.>"; one stream cannot bind both`}},
+	} {
+		t.Run(tc.subjects, func(t *testing.T) {
+			isolateEnv(t)
+			t.Setenv("ALERTDESK_TOPDESK_URL", "https://example.topdesk.net")
+			t.Setenv("ALERTDESK_TOPDESK_USERNAME", "alertdesk")
+			t.Setenv("ALERTDESK_TOPDESK_PASSWORD", "pw")
+			t.Setenv("ALERTDESK_SUBJECTS", tc.subjects)
+			_, err := loadConfig((*config).validateWorker)
+			var got []string
+			for _, e := range flatten(err) {
+				got = append(got, e.Error())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
