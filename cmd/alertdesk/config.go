@@ -73,7 +73,8 @@ type config struct {
 	SyncInterval       time.Duration `envconfig:"SYNC_INTERVAL" default:"5m" desc:"how often one worker reads back alertdesk's incidents changed in TOPdesk; 0 = off"`
 	TopdeskEventsToken secret        `envconfig:"TOPDESK_EVENTS_TOKEN" desc:"bearer token for POST /v1/topdesk/events, called by a TOPdesk automated action; empty = off"`
 
-	set map[string]bool // names (without ALERTDESK_) of the variables set in the environment
+	set      map[string]bool // names (without ALERTDESK_) of the variables set in the environment
+	unparsed map[string]bool // names (without ALERTDESK_) of the variables whose value does not parse
 	// ingestOpen serves ingest without a token: dev with HTTP_ADDR on
 	// loopback (devSettings).
 	ingestOpen bool
@@ -87,31 +88,44 @@ type simConfig struct {
 	PasswordFile string `envconfig:"PASSWORD_FILE" desc:"file holding the accepted application password"`
 }
 
-// loadConfig reads the settings with one processEnv and checks them
-// with validate (nil checks the syntax only). The error joins every
-// problem, one line each: the values that do not parse, each ALERTDESK_*
-// variable alertdesk does not know (an error, so that a misspelling cannot
-// pass silently), and what validate finds. cfg is nil only when a value does
-// not parse: envconfig stops there, so validate cannot run.
+// loadConfig reads the settings with processEnv and checks them with
+// validate (nil checks the syntax only). The error joins every problem, one
+// line each: the values that do not parse, each ALERTDESK_* variable
+// alertdesk does not know (an error, so that a misspelling cannot pass
+// silently), and what validate finds. A value that does not parse leaves
+// its field at the default, which validate accepts, so that it still
+// reports everything else; cfg is nil then, as it does not hold what was set.
 func loadConfig(validate func(*config) error) (*config, error) {
 	var c config
+	var errs []error
 	err := processEnv(envPrefix, &c)
-	unknown := c.readSet()
 	if err != nil {
-		return nil, errors.Join(append(parseErrors(), unknown...)...)
+		// envconfig stops at the first value that does not parse.
+		var unparsed []string
+		unparsed, errs = parseErrors()
+		c = config{unparsed: map[string]bool{}}
+		for _, name := range unparsed {
+			c.unparsed[strings.TrimPrefix(name, envPrefix+"_")] = true
+		}
+		if err := processEnv(envPrefix, &c, unparsed...); err != nil {
+			errs = append(errs, envError(err)) // not expected: every value left parses
+		}
 	}
+	errs = append(errs, c.readSet()...)
 	if validate != nil {
-		unknown = append(unknown, validate(&c))
+		errs = append(errs, validate(&c))
 	}
-	return &c, errors.Join(unknown...)
+	if err != nil {
+		return nil, errors.Join(errs...)
+	}
+	return &c, errors.Join(errs...)
 }
 
-// parseErrors lists every variable whose value does not parse.
+// parseErrors lists every variable whose value does not parse, and why.
 // envconfig.Process stops at the first; after it did, this runs Process on
 // each field of config alone.
-func parseErrors() []error {
+func parseErrors() (names []string, errs []error) {
 	typ := reflect.TypeFor[config]()
-	var errs []error
 	for i := range typ.NumField() {
 		f := typ.Field(i)
 		if !f.IsExported() {
@@ -119,37 +133,44 @@ func parseErrors() []error {
 		}
 		one := reflect.New(reflect.StructOf([]reflect.StructField{f}))
 		if err := processEnv(envPrefix, one.Interface()); err != nil {
+			names = append(names, envPrefix+"_"+strings.ToUpper(f.Tag.Get("envconfig")))
 			errs = append(errs, envError(err))
 		}
 	}
-	return errs
+	return names, errs
 }
 
-// processEnv is envconfig.Process reading only prefix_NAME variables.
-// envconfig v1.4.0 falls back to a field's bare name (NATS_URL for
-// ALERTDESK_NATS_URL) when the prefixed variable is unset, so a NATS_URL
-// exported for the nats CLI, or an HTTP_ADDR or LOG_LEVEL meant for another
-// program, would silently become alertdesk's setting. processEnv unsets
-// those bare names for the call and sets them back before it returns; a
-// bare name whose prefixed variable is set stays, as Process never reads it.
-// Only start-up calls this, before anything else reads the environment.
-func processEnv(prefix string, spec any) error {
+// processEnv is envconfig.Process reading only prefix_NAME variables, and
+// none of skip (full names), whose fields keep their defaults. envconfig
+// v1.4.0 falls back to a field's bare name (NATS_URL for ALERTDESK_NATS_URL)
+// when the prefixed variable is unset, so a NATS_URL exported for the nats
+// CLI, or an HTTP_ADDR or LOG_LEVEL meant for another program, would
+// silently become alertdesk's setting. processEnv unsets those bare names,
+// and skip, for the call and sets them back before it returns. Only
+// start-up calls this, before anything else reads the environment.
+func processEnv(prefix string, spec any, skip ...string) error {
+	var hide []string
 	typ := reflect.TypeOf(spec).Elem()
 	for i := range typ.NumField() {
 		bare := strings.ToUpper(typ.Field(i).Tag.Get("envconfig"))
 		if bare == "" {
 			continue
 		}
-		if _, ok := os.LookupEnv(prefix + "_" + bare); ok {
-			continue
+		name := prefix + "_" + bare
+		if slices.Contains(skip, name) {
+			hide = append(hide, name, bare)
+		} else if _, ok := os.LookupEnv(name); !ok {
+			hide = append(hide, bare)
 		}
-		if v, ok := os.LookupEnv(bare); ok {
+	}
+	for _, name := range hide {
+		if v, ok := os.LookupEnv(name); ok {
 			// Unsetenv and Setenv fail only on a name with "=" or NUL in
 			// it, and this one came from the environment.
-			if err := os.Unsetenv(bare); err != nil {
+			if err := os.Unsetenv(name); err != nil {
 				return err
 			}
-			defer os.Setenv(bare, v)
+			defer os.Setenv(name, v)
 		}
 	}
 	return envconfig.Process(prefix, spec)
@@ -354,7 +375,7 @@ func (c *config) validateSettings() error {
 	if c.AckWait < 2*time.Second {
 		bad("ACK_WAIT", "%s is shorter than 2s", c.AckWait)
 	}
-	if hold := worker.LongestHold(4 * c.TopdeskTimeout); c.ClaimTTL != 0 && c.ClaimTTL <= hold {
+	if hold := worker.LongestHold(4 * c.TopdeskTimeout); c.ClaimTTL != 0 && c.ClaimTTL <= hold && !c.unparsed["TOPDESK_TIMEOUT"] {
 		bad("CLAIM_TTL", "%s must exceed %s, the longest a worker holds an alert key (4 x ALERTDESK_TOPDESK_TIMEOUT and the state write after it)", c.ClaimTTL, hold)
 	}
 	for name, d := range map[string]time.Duration{"SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "BREAKER_COOLDOWN": c.BreakerCooldown, "AUTH_RETRY": c.AuthRetry} {

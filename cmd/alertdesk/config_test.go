@@ -64,9 +64,13 @@ func TestRunReportsAllProblemsAtOnce(t *testing.T) {
 }
 
 // TestUnparseableValues: every value that does not parse is reported at
-// once (envconfig stops at the first), with the unknown variables.
+// once (envconfig stops at the first), with the unknown variables, and no
+// config is returned. The fields' defaults pass validate, so it adds nothing.
 func TestUnparseableValues(t *testing.T) {
 	isolateEnv(t)
+	t.Setenv("ALERTDESK_TOPDESK_URL", "https://example.topdesk.net")
+	t.Setenv("ALERTDESK_TOPDESK_USERNAME", "alertdesk")
+	t.Setenv("ALERTDESK_TOPDESK_PASSWORD", "pw")
 	t.Setenv("ALERTDESK_CONCURRENCY", "many")
 	t.Setenv("ALERTDESK_ACK_WAIT", "30")
 	t.Setenv("ALERTDESK_TOPDESK_RATE_LIMIT", "fast")
@@ -87,6 +91,36 @@ func TestUnparseableValues(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestParseErrorDoesNotHideOtherProblems: a value that does not parse is
+// reported with every other bad setting, not alone: the field keeps its
+// default, validate runs, and each variable is named once.
+func TestParseErrorDoesNotHideOtherProblems(t *testing.T) {
+	isolateEnv(t)
+	t.Setenv("ALERTDESK_ACK_WAIT", "30") // no unit: does not parse
+	t.Setenv("ALERTDESK_TOPDESK_TIMEOUT", "15")
+	t.Setenv("ALERTDESK_CLAIM_TTL", "20s") // not checked against a timeout that did not parse
+	t.Setenv("ALERTDESK_MAX_DELIVER", "0")
+	t.Setenv("ALERTDESK_CONCURENCY", "8")
+	var stdout, stderr syncBuffer
+	code := run([]string{"run"}, &cli{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr})
+	if code != 2 {
+		t.Errorf("exit = %d, want 2", code)
+	}
+	got := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
+	want := []string{
+		`alertdesk: ALERTDESK_TOPDESK_TIMEOUT: cannot parse "15" as a duration such as 15s or 500ms`,
+		`alertdesk: ALERTDESK_ACK_WAIT: cannot parse "30" as a duration such as 15s or 500ms`,
+		"alertdesk: ALERTDESK_CONCURENCY is not a known variable; did you mean ALERTDESK_CONCURRENCY?",
+		"alertdesk: ALERTDESK_TOPDESK_URL: required (the TOPdesk base URL, e.g. https://example.topdesk.net)",
+		"alertdesk: ALERTDESK_TOPDESK_USERNAME: required (the operator login name)",
+		"alertdesk: ALERTDESK_TOPDESK_PASSWORD: one of ALERTDESK_TOPDESK_PASSWORD or ALERTDESK_TOPDESK_PASSWORD_FILE is required",
+		"alertdesk: ALERTDESK_MAX_DELIVER: 0 must be at least 1",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("stderr:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
