@@ -45,6 +45,9 @@ routes:
 		fmt.Println(err)
 		return
 	}
+	// A resolve keeps the incident's own brief description, which only the
+	// caller knows (the worker remembers what it last wrote).
+	r.Request.BriefDescription = m.ResolvedBrief("db-7: Disk / at 97%")
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(r.Request); err != nil {

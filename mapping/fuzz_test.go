@@ -62,10 +62,10 @@ func FuzzDecode(f *testing.F) {
 					}
 					continue
 				}
-				// A resolve without a summary keeps the incident's own brief
-				// description: it sends none.
-				keeps := op == mapping.OpResolve && a.Summary == ""
-				if n := len(utf16.Encode([]rune(r.Request.BriefDescription))); n == 0 && !keeps || n > mapping.MaxBriefDescription {
+				// A resolve keeps the incident's own brief description: it
+				// sends none.
+				keeps := op == mapping.OpResolve
+				if n := len(utf16.Encode([]rune(r.Request.BriefDescription))); n == 0 && !keeps || n > 0 && keeps || n > mapping.MaxBriefDescription {
 					t.Fatalf("Render(%s): briefDescription of %d characters", op, n)
 				}
 				if !utf8.ValidString(r.Request.BriefDescription) || !utf8.ValidString(r.Request.Request) {

@@ -72,13 +72,15 @@ type templateData struct {
 //     processingStatus = openStatus, and the create action when configured.
 //   - OpUpdate: briefDescription, the severity's priority or impact+urgency,
 //     and the update action.
-//   - OpResolve: the briefDescription with the resolved prefix and the resolve
-//     action, plus closed (close) or completed (complete) and the resolved
-//     status and closure code when configured. An alert without a summary
-//     leaves briefDescription out, so that TOPdesk keeps the incident's own
-//     and never shows the key instead (PRODUCT.md "Incidents and
-//     operators"); a caller that knows the incident's brief description
-//     sets it with ResolvedBrief.
+//   - OpResolve: the resolve action, plus closed (close) or completed
+//     (complete) and the resolved status and closure code when configured.
+//     briefDescription is left out: a resolve keeps the incident's own brief
+//     description and adds the resolved prefix (PRODUCT.md "Incidents and
+//     operators"), and only the caller knows it. The resolve event's own
+//     summary often differs from the firing's ("Interface … is up", a
+//     Grafana value), and one without a summary would show the key. A
+//     caller that knows the incident's brief description sets it with
+//     ResolvedBrief.
 //   - OpReopen: closed: false, completed: false, processingStatus =
 //     reopenStatus, the firing briefDescription, the severity's fields and the
 //     reopen action.
@@ -154,9 +156,6 @@ func (m *Mapping) Render(a *Alert, key string, op Op) (*Rendered, error) {
 		r.BriefDescription = firing
 		setLevel()
 	case OpResolve:
-		if a.Summary != "" {
-			r.BriefDescription = m.ResolvedBrief(brief)
-		}
 		switch lc.Resolve {
 		case ResolveClose:
 			r.Closed = new(true)
@@ -252,7 +251,7 @@ func (m *Mapping) Fingerprint(a *Alert, key string) (string, error) {
 }
 
 // briefLine renders the brief description on one line, not yet cut to
-// TOPdesk's limit (the resolved form adds a prefix first).
+// TOPdesk's limit.
 func (m *Mapping) briefLine(d *templateData) (string, error) {
 	brief, err := execute(m.brief, d)
 	if err != nil {

@@ -57,3 +57,26 @@ func TestResolvedBrief(t *testing.T) {
 		}
 	}
 }
+
+// TestResolveKeepsIncidentBrief checks PRODUCT.md "Incidents and
+// operators": a resolve keeps the incident's own brief description. The
+// resolve event's summary often differs from the firing's (Grafana values,
+// "Interface … is up"), so the resolve leaves the brief description to the
+// caller, which knows the incident's (ResolvedBrief), and never renders one
+// from the resolve event.
+func TestResolveKeepsIncidentBrief(t *testing.T) {
+	m := mapping.Default()
+	firing := &mapping.Alert{Key: "k", Status: mapping.StatusFiring, Summary: "CPU at 97% on web-1"}
+	resolved := &mapping.Alert{Key: "k", Status: mapping.StatusResolved, Summary: "CPU at 12% on web-1"}
+	c, err := m.Render(firing, "k", mapping.OpCreate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.Render(resolved, "k", mapping.OpResolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := r.Request.BriefDescription; b != "" && b != m.ResolvedBrief(c.Request.BriefDescription) {
+		t.Errorf("resolve brief = %q; the incident's own is %q", b, c.Request.BriefDescription)
+	}
+}

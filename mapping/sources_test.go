@@ -42,6 +42,9 @@ type lifecycleStep struct {
 // requests of create, update, close and reopen. The worker's decisions are
 // what the statuses and fingerprints lead to: a first firing creates, a
 // changed fingerprint updates, a resolve closes, a firing after it reopens.
+// Like the worker, the resolve gives the incident's own brief description
+// (the update's) the resolved prefix: "Interface Gi1/0/24 is up" never
+// replaces it.
 func TestOpManagerLifecycle(t *testing.T) {
 	m, err := mapping.LoadFile("../deploy/sources/opmanager/mapping.yaml")
 	if err != nil {
@@ -61,7 +64,7 @@ func TestOpManagerLifecycle(t *testing.T) {
 		{"Attention", "Device not responding", "Dec 4, 2026 11:00:00 AM", mapping.StatusFiring, mapping.OpReopen},
 	}
 	var got []lifecycleStep
-	var key, lastFingerprint string
+	var key, lastFingerprint, brief string
 	for i, s := range steps {
 		vars := map[string]string{"stringseverity": s.severity, "message": s.message, "strModTime": s.modTime}
 		for k, v := range device {
@@ -91,6 +94,13 @@ func TestOpManagerLifecycle(t *testing.T) {
 			t.Errorf("step %d: a new severity keeps the fingerprint: the worker would drop it as a duplicate", i)
 		}
 		lastFingerprint = r.Fingerprint
+		if s.op == mapping.OpResolve {
+			if r.Request.BriefDescription != "" {
+				t.Errorf("step %d: resolve sets briefDescription %q from the resolve event", i, r.Request.BriefDescription)
+			}
+			r.Request.BriefDescription = m.ResolvedBrief(brief)
+		}
+		brief = r.Request.BriefDescription
 		checkLimits(t, s.op, &r.Request)
 		got = append(got, lifecycleStep{Notification: s.severity, Status: a.Status, Op: s.op.String(), Request: &r.Request})
 	}

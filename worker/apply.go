@@ -392,9 +392,12 @@ func (w *Worker) write(ctx context.Context, ev *keyEvent, st *incidentState, d d
 	if err := w.groupRequest(ctx, ev, st, d, &r.Request); err != nil {
 		return "", err
 	}
-	if op == mapping.OpResolve && r.Request.BriefDescription == "" && st.Brief != "" {
-		// A resolve without a summary keeps the incident's own brief
-		// description, with the resolved prefix.
+	if op == mapping.OpResolve && st.Brief != "" {
+		// A resolve keeps the incident's own brief description, with the
+		// resolved prefix, whatever the resolve event's summary says; one
+		// an operator changed is left alone (fieldsBefore). A state that
+		// knows no brief description (written before it kept one) leaves
+		// it as it is.
 		r.Request.BriefDescription = w.mapping.ResolvedBrief(st.Brief)
 	}
 	if d == doNote {

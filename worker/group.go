@@ -173,7 +173,6 @@ func (w *Worker) memberRequest(ev *keyEvent, st *incidentState, d decision, req 
 	case doUpdate:
 		*req = topdesk.IncidentRequest{Action: what + "<br>" + list, ActionInvisibleForCaller: req.ActionInvisibleForCaller}
 	case doResolve:
-		req.BriefDescription = "" // write keeps the incident's own, with the resolved prefix
 		req.Action = joinHTML(req.Action, what+" Every member of the group is resolved.")
 	case doReopen:
 		if st.Brief != "" {

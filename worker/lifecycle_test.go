@@ -98,25 +98,42 @@ func TestCreateCarriesKey(t *testing.T) {
 	}
 }
 
-// A resolve that carries no summary keeps the incident's own brief
-// description, with the resolved prefix: never "[RESOLVED] <key>", never
-// the description without the prefix.
-func TestResolveWithoutSummaryKeepsBrief(t *testing.T) {
+// TestResolveKeepsIncidentBrief: a resolve keeps the incident's own brief
+// description, with the resolved prefix: never "[RESOLVED] <key>" for a
+// resolve without a summary, never the resolve event's own summary ("CPU at
+// 12%" after "CPU at 97%"), never the description without the prefix.
+func TestResolveKeepsIncidentBrief(t *testing.T) {
 	e := newEnv(t, topdesktest.Options{})
 	e.startWorker(fastOptions())
 	t0 := time.Now().Add(-time.Minute)
-	const key = "db-7/disk-full"
-	e.publish(firing(key, "critical", "Disk / at 97% on db-7", t0))
-	e.waitSettled(10 * time.Second)
-	resolve := resolved(key, t0.Add(time.Second))
-	delete(resolve, "summary")
-	e.publish(resolve)
-	e.waitSettled(10 * time.Second)
-	incs := e.incidentsFor(key)
-	if len(incs) != 1 || !incs[0].Closed {
-		t.Fatalf("got %d incidents (%+v), want one, closed", len(incs), incs)
+	tests := []struct {
+		name, key, firing string
+		resolve           string // the resolve event's summary; "" = none
+		want              string
+	}{
+		{name: "without a summary", key: "db-7/disk-full", firing: "Disk / at 97% on db-7",
+			want: "[RESOLVED] Disk / at 97% on db-7"},
+		{name: "with another summary", key: "web-1/cpu", firing: "CPU at 97% on web-1", resolve: "CPU at 12% on web-1",
+			want: "[RESOLVED] CPU at 97% on web-1"},
 	}
-	if got, want := incs[0].BriefDescription, "[RESOLVED] Disk / at 97% on db-7"; got != want {
-		t.Errorf("brief description = %q, want %q", got, want)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e.publish(firing(tc.key, "critical", tc.firing, t0))
+			e.waitSettled(10 * time.Second)
+			resolve := resolved(tc.key, t0.Add(time.Second))
+			resolve["summary"] = tc.resolve
+			if tc.resolve == "" {
+				delete(resolve, "summary")
+			}
+			e.publish(resolve)
+			e.waitSettled(10 * time.Second)
+			incs := e.incidentsFor(tc.key)
+			if len(incs) != 1 || !incs[0].Closed {
+				t.Fatalf("got %d incidents (%+v), want one, closed", len(incs), incs)
+			}
+			if got := incs[0].BriefDescription; got != tc.want {
+				t.Errorf("brief description = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -27,7 +27,7 @@ type incidentState struct {
 	LastStatus  string    `json:"last_status,omitempty"`
 	Fingerprint string    `json:"fingerprint,omitempty"` // content fingerprint of the last applied firing event
 	// Brief is the incident's brief description as alertdesk last wrote
-	// it (or found it): a resolve without a summary keeps it, prefixed.
+	// it (or found it): a resolve keeps it, prefixed.
 	Brief string `json:"brief,omitempty"`
 	// LastPublished is the publish time of the newest applied event's
 	// message: an Alertmanager re-fire is told from a late HA copy by it.

@@ -104,10 +104,20 @@ func render(c *cli, mappingFile string, pos []string) error {
 		fmt.Fprintf(&out, "key:            %s\n", key)
 		fmt.Fprintf(&out, "externalNumber: %s\n", mapping.ExternalNumber(key))
 		out.WriteString(groupLines(m, a)) // grouping: the group key and storm rule, if any
+		// brief is the create's brief description: the incident's own.
+		var brief string
 		for j, ro := range renderOps {
 			r, err := m.Render(a, key, ro.op)
 			if err != nil {
 				return fmt.Errorf("%s: alert %d of %d: %s: %w", name, i+1, len(alerts), ro.op, err)
+			}
+			switch ro.op {
+			case mapping.OpCreate:
+				brief = r.Request.BriefDescription
+			case mapping.OpResolve:
+				// The worker prefixes the incident's own brief description,
+				// never the resolve event's: here, the create's.
+				r.Request.BriefDescription = m.ResolvedBrief(brief)
 			}
 			if j == 0 {
 				fmt.Fprintf(&out, "fingerprint:    %s\n", r.Fingerprint)
