@@ -284,6 +284,17 @@ func (v *validator) template(path, src string, parse func(path, src string) (exe
 	*dst = t
 }
 
+// nonEmptyTemplate is template for a template that must not be empty or
+// blank: it would render nothing for every event (a brief description, a
+// caller name, the status rule), and every event would be dead-lettered.
+func (v *validator) nonEmptyTemplate(path, src string, parse func(path, src string) (executor, error), dst *executor) {
+	if v.has(path) && strings.TrimSpace(src) == "" {
+		v.addf(path, "must not be empty")
+		return
+	}
+	v.template(path, src, parse, dst)
+}
+
 // Validate checks every part of f, records each problem in v and sets what
 // is valid on m.
 func (f *file) Validate(v *validator, m *Mapping) {
@@ -342,7 +353,7 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 func (f *file) validateIncident(v *validator, m *Mapping) {
 	in := &f.Incident
 	m.fields = v.fields("incident", in.fieldsFile)
-	v.template("incident.briefDescription", in.BriefDescription, parseText, &m.brief)
+	v.nonEmptyTemplate("incident.briefDescription", in.BriefDescription, parseText, &m.brief)
 	v.template("incident.request", in.Request, parseHTML, &m.request)
 	if v.has("incident.status") {
 		if in.Status != "firstLine" && in.Status != "secondLine" {
@@ -359,7 +370,7 @@ func (f *file) validateIncident(v *validator, m *Mapping) {
 			v.addf("incident.caller.dynamicName", "is required")
 			return
 		}
-		v.template("incident.caller.dynamicName", in.Caller.DynamicName, parseText, &m.callerName)
+		v.nonEmptyTemplate("incident.caller.dynamicName", in.Caller.DynamicName, parseText, &m.callerName)
 		m.callerEmail = ""
 	case lookup:
 		path := "incident.callerLookup.email"
@@ -519,10 +530,8 @@ func (f *file) validateStatus(v *validator, m *Mapping) {
 	switch {
 	case !v.has("status.from"):
 		v.addf("status.from", "is required: the template whose value says firing or resolved")
-	case strings.TrimSpace(f.Status.From) == "":
-		v.addf("status.from", "must not be empty")
 	default:
-		v.template("status.from", f.Status.From, parseText, &rule.from)
+		v.nonEmptyTemplate("status.from", f.Status.From, parseText, &rule.from)
 	}
 	if len(f.Status.Resolved) == 0 {
 		v.addf("status.resolved", "is required: the values that mean resolved, such as [Clear, OK]")

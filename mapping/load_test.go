@@ -79,9 +79,15 @@ func TestLoadErrors(t *testing.T) {
 		{"route match value not a string", "routes:\n  - match: {team: [a]}\n    incident: {category: A}\n", 2, "routes[0].match.team"},
 		{"second route invalid", "routes:\n  - match: {team: a}\n    incident: {category: A}\n  - match: {team: b}\n    incident: {category: ''}\n", 5, "routes[1].incident.category"},
 		{"empty update action", "actions:\n  update: ''\n", 2, "actions.update"},
+		{"empty brief description", "incident:\n  briefDescription: ''\n", 2, "incident.briefDescription"},
+		{"blank brief description", "incident:\n  briefDescription: '   '\n", 2, "incident.briefDescription"},
+		{"null brief description", "incident:\n  briefDescription:\n", 2, "incident.briefDescription"},
+		{"empty caller dynamicName", "incident:\n  caller: {dynamicName: ''}\n", 2, "incident.caller.dynamicName"},
+		{"blank caller dynamicName", "incident:\n  caller:\n    dynamicName: \"\\t \"\n", 3, "incident.caller.dynamicName"},
 		{"invisibleForCaller not a bool", "actions:\n  invisibleForCaller: yes\n", 2, "actions.invisibleForCaller"},
 		{"status rule without from", "status:\n  resolved: [Clear]\n", 1, "status.from"},
 		{"status rule without resolved values", "status:\n  from: '{{ .Severity }}'\n", 1, "status.resolved"},
+		{"status rule from empty", "status:\n  from: ' '\n  resolved: [Clear]\n", 2, "status.from"},
 		{"status rule from does not parse", "status:\n  from: '{{ .Severity '\n  resolved: [Clear]\n", 2, "status.from"},
 		{"status rule unknown key", "status:\n  from: x\n  resolved: [Clear]\n  firing: [x]\n", 4, "status.firing"},
 		{"merge key", "base: &b {category: A}\nincident:\n  <<: *b\n", 1, "base"},
@@ -361,6 +367,24 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Load() error %q does not say %q", err, want)
 		}
+	}
+}
+
+// TestLoadRefusesEmptyTemplates: a brief description or caller name that
+// is empty or blank would render empty for every event, and every event
+// would be dead-lettered; Load refuses it, one line per problem, like an
+// empty action.
+func TestLoadRefusesEmptyTemplates(t *testing.T) {
+	src := "incident:\n  briefDescription: ' '\n  caller: {dynamicName: ''}\nactions:\n  resolve: ''\n"
+	_, err := mapping.Load([]byte(src))
+	if err == nil {
+		t.Fatal("Load() = nil error; want the empty templates refused")
+	}
+	want := "line 2: incident.briefDescription: must not be empty\n" +
+		"line 3: incident.caller.dynamicName: must not be empty\n" +
+		"line 5: actions.resolve: must not be empty: every resolve adds an action"
+	if diff := cmp.Diff(want, err.Error()); diff != "" {
+		t.Errorf("Load() error mismatch (-want +got):\n%s", diff)
 	}
 }
 
