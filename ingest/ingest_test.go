@@ -606,7 +606,8 @@ func TestIngestOpenNeedsNoToken(t *testing.T) {
 
 // TestIngestGrafana posts Grafana's documented webhook (firing and resolved
 // alerts) to /v1/grafana: one event per alert on alerts.grafana, keyed by
-// fingerprint. A plain event is not a Grafana webhook.
+// fingerprint. A plain event is not a Grafana webhook, also not one that
+// says "source": "grafana": neither is stored.
 func TestIngestGrafana(t *testing.T) {
 	hook, err := os.ReadFile("../mapping/testdata/sources-grafana.alert.json")
 	if err != nil {
@@ -625,8 +626,13 @@ func TestIngestGrafana(t *testing.T) {
 	if diff := cmp.Diff(want, e.messages(t), cmp.Comparer(time.Time.Equal)); diff != "" {
 		t.Errorf("stream (-want +got):\n%s", diff)
 	}
-	if a := e.post(t, "/v1/grafana", ingestToken, ingestEventA); a.status != http.StatusBadRequest {
-		t.Errorf("a plain event on /v1/grafana: %d %v, want 400", a.status, a.body)
+	for _, plain := range []string{ingestEventA, `{"key": "k", "status": "firing", "source": "grafana"}`} {
+		if a := e.post(t, "/v1/grafana", ingestToken, plain); a.status != http.StatusBadRequest {
+			t.Errorf("plain event %s on /v1/grafana: %d %v, want 400", plain, a.status, a.body)
+		}
+	}
+	if diff := cmp.Diff(want, e.messages(t), cmp.Comparer(time.Time.Equal)); diff != "" {
+		t.Errorf("stream after the plain events (-want +got):\n%s", diff)
 	}
 }
 

@@ -361,14 +361,20 @@ var webhookSources = map[string]string{"4": SourceAlertmanager, "1": SourceGrafa
 // and silenceURL become annotations of those names, each entry of its values
 // an annotation "value.<refID>" (e.g. "value.B") and all of them the
 // annotation "values" ("B=44.2, C=1"), so that templates can use them; an
-// annotation the alert already has is kept. Errors wrap
-// ErrInvalid.
+// annotation the alert already has is kept. A native event is refused, also
+// one that says "source": "grafana" itself. Errors wrap ErrInvalid.
 func DecodeGrafana(data []byte, opts DecodeOptions) ([]Alert, error) {
 	alerts, err := Decode(data, opts)
 	if err != nil {
 		return nil, err
 	}
-	if alerts[0].Source != SourceGrafana {
+	// The payload decoded, so it is valid JSON; only the webhook's own shape
+	// tells Grafana's from a native event, whose source is anyone's to set.
+	var hook struct {
+		Version string         `json:"version"`
+		Alerts  jsontext.Value `json:"alerts"`
+	}
+	if json.Unmarshal(bytes.TrimSpace(data), &hook) != nil || webhookSources[hook.Version] != SourceGrafana || hook.Alerts == nil {
 		return nil, invalidf(`not a Grafana webhook (want an object with "version": "1" and "alerts")`)
 	}
 	return alerts, nil

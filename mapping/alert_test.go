@@ -386,10 +386,13 @@ func TestDecodeGrafana(t *testing.T) {
 }
 
 // TestDecodeGrafanaRefuses checks that DecodeGrafana takes only Grafana's
-// webhook.
+// webhook: a native event is refused even when it says "source": "grafana"
+// itself, so that POST /v1/grafana never stores one.
 func TestDecodeGrafanaRefuses(t *testing.T) {
 	tests := []struct{ name, input, mention string }{
 		{"native event", `{"key":"k","status":"firing"}`, "not a Grafana webhook"},
+		{"native event with source grafana", `{"key":"k","status":"firing","source":"grafana"}`, "not a Grafana webhook"},
+		{"native events with source grafana", `[{"key":"k","status":"firing","source":"grafana"}]`, "not a Grafana webhook"},
 		{"alertmanager webhook", `{"version":"4","alerts":[{"status":"firing","fingerprint":"f"}]}`, "not a Grafana webhook"},
 		{"no alerts", `{"version":"1","alerts":[]}`, `grafana webhook: field "alerts" is empty`},
 		{"alert without status", `{"version":"1","alerts":[{"fingerprint":"f"}]}`, "grafana webhook: alerts[0].status: is required"},
