@@ -26,8 +26,11 @@ func (c *config) clientNATSURL() string {
 }
 
 // connectNATS connects with the configured credentials and TLS, and keeps
-// reconnecting for ever: a worker outlives NATS restarts.
-func connectNATS(c *config, url, name string, log zerolog.Logger) (*nats.Conn, error) {
+// reconnecting for ever: a worker outlives NATS restarts. A first connection
+// that fails is an error, for the client commands; the worker passes
+// nats.RetryOnFailedConnect(true) in more, and gets a connection that keeps
+// trying (see waitNATS).
+func connectNATS(c *config, url, name string, log zerolog.Logger, more ...nats.Option) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -56,7 +59,7 @@ func connectNATS(c *config, url, name string, log zerolog.Logger) (*nats.Conn, e
 	if c.NATSCAFile != "" {
 		opts = append(opts, nats.RootCAs(c.NATSCAFile))
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, append(opts, more...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURLs(url), err)
 	}

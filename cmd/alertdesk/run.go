@@ -101,7 +101,9 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 		natsURL = ns.ClientURL()
 	}
-	nc, err := connectNATS(cfg, natsURL, "alertdesk worker", log)
+	// Not reachable yet is no error: HTTP is served first, and start-up
+	// waits for the connection below, with /readyz naming the cause.
+	nc, err := connectNATS(cfg, natsURL, "alertdesk worker", log, nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return err
 	}
@@ -156,6 +158,9 @@ func runWorker(ctx context.Context, cfg *config, log zerolog.Logger, extra runEx
 		extra.started(ln.Addr().String(), natsURL)
 	}
 
+	if err := waitNATS(ctx, nc, natsURL, st); err != nil {
+		return err
+	}
 	res, err := provision(ctx, js, cfg.topology(m), st)
 	if err != nil {
 		return err
@@ -239,6 +244,30 @@ func newHTTPServer(h http.Handler, readTimeout time.Duration) *http.Server {
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       time.Minute,
 	}
+}
+
+// waitNATS waits until nc, which keeps trying to connect to the servers of
+// urls, is connected. nats.go stops trying only when a server rejected the
+// credentials twice in a row, and closes nc: that stops start-up.
+func waitNATS(ctx context.Context, nc *nats.Conn, urls string, st *startup) error {
+	cause := "NATS is not reachable at " + redactURLs(urls)
+	return st.wait(ctx, time.Second, func() (string, error) {
+		err := nc.LastError()
+		switch {
+		case nc.IsConnected():
+			return "", nil
+		case nc.IsClosed():
+			if err == nil {
+				err = nats.ErrConnectionClosed
+			}
+			return "", fmt.Errorf("connect to NATS at %s: %w", redactURLs(urls), err)
+		case err == nil:
+			// A refused or failed dial leaves no error on nc; TLS and
+			// protocol errors do.
+			err = nats.ErrNoServers
+		}
+		return cause, err
+	})
 }
 
 // provision creates or checks the JetStream resources. A resource that

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,18 +122,7 @@ func TestStartupWaitsOnWrongPassword(t *testing.T) {
 	}
 	var logs syncBuffer
 	base := "http://" + startWorker(t, cfg, zerolog.New(&logs).Level(zerolog.InfoLevel))
-	get := func(p string) (int, string) {
-		resp, err := http.Get(base + p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, string(b)
-	}
+	get := func(p string) (int, string) { return httpGet(t, base+p) }
 	rejected := func() int {
 		n := 0
 		for _, r := range sim.Requests() {
@@ -174,31 +164,230 @@ func TestStartupWaitsOnWrongPassword(t *testing.T) {
 	}
 }
 
-// TestRunExitsZeroWhenStoppedDuringStartup: a shutdown (SIGINT, SIGTERM:
-// the ctx of run) while start-up waits for TOPdesk exits 0.
-func TestRunExitsZeroWhenStoppedDuringStartup(t *testing.T) {
-	sim := wrongPasswordEnv(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() { done <- cmdRun(ctx, &cli{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}, nil) }()
-	wait.For(t, 20*time.Second, "a rejected request", func() bool {
-		for _, r := range sim.Requests() {
-			if r.Status == http.StatusUnauthorized {
-				return true
-			}
-		}
-		return false
+// httpGet GETs url and returns the status code and the body.
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// TestRunWaitsForNATSAtStartup: a worker whose NATS is not reachable at
+// start-up serves HTTP all the same: /healthz answers, /readyz answers 503
+// naming NATS at its redacted URL, and the log says so once; once NATS
+// answers, start-up continues and the worker becomes ready (a pod that
+// leaves the Service until then, not one in CrashLoopBackOff).
+func TestRunWaitsForNATSAtStartup(t *testing.T) {
+	isolateEnv(t)
+	gate := startNATSGate(t)
+	sim := topdesktest.Start(t, topdesktest.Options{})
+	t.Setenv("ALERTDESK_NATS_URL", "nats://alice:nats-secret@"+gate.addr())
+	t.Setenv("ALERTDESK_TOPDESK_URL", sim.URL())
+	t.Setenv("ALERTDESK_TOPDESK_USERNAME", topdesktest.DefaultUsername)
+	t.Setenv("ALERTDESK_TOPDESK_PASSWORD", topdesktest.DefaultPassword)
+	t.Setenv("ALERTDESK_HTTP_ADDR", "127.0.0.1:0")
+	cfg, err := loadConfig((*config).validateWorker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	base := "http://" + startWorker(t, cfg, zerolog.New(&logs).Level(zerolog.InfoLevel))
+
+	const cause = "NATS is not reachable at nats://redacted@"
+	wait.For(t, 20*time.Second, "/readyz to name NATS", func() bool {
+		_, body := httpGet(t, base+"/readyz")
+		return strings.Contains(body, "NATS")
 	})
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("exit = %d, want 0\n%s", code, stderr.String())
+	if code, body := httpGet(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, cause+gate.addr()) {
+		t.Errorf("/readyz = %d %q, want 503 naming %q", code, body, cause+gate.addr())
+	}
+	if code, _ := httpGet(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d while start-up waits for NATS, want 200", code)
+	}
+
+	gate.open(workertest.StartJetStream(t).Addr().String())
+	wait.For(t, 60*time.Second, "the worker to be ready", func() bool {
+		code, _ := httpGet(t, base+"/readyz")
+		return code == http.StatusOK
+	})
+	out := logs.String()
+	if n := strings.Count(out, "start-up waits (retrying until it ends): "+cause); n != 1 {
+		t.Errorf("the wait for NATS is logged %d times, want once:\n%s", n, out)
+	}
+	if n := strings.Count(out, "start-up continues; it waited because "+cause); n != 1 {
+		t.Errorf("the end of the wait for NATS is logged %d times, want once:\n%s", n, out)
+	}
+	if strings.Contains(out, "nats-secret") {
+		t.Errorf("the log shows the NATS password:\n%s", out)
+	}
+}
+
+// natsGate is a loopback address a test holds from its start to its end:
+// connections to it are cut at once, as by a NATS server that is not up
+// yet, until open; from then on they are relayed to a NATS server. A NATS
+// server cannot take over a listener, and a port closed now to be bound by
+// a server later may be taken meanwhile, by another listener or as the
+// local port of an outgoing connection; holding the port rules that out.
+type natsGate struct {
+	ln     net.Listener
+	to     atomic.Pointer[string]
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  []net.Conn
+	closed bool
+}
+
+// startNATSGate listens on a free loopback port until the test ends; then
+// it cuts every relayed connection and waits for its goroutines.
+func startNATSGate(t *testing.T) *natsGate {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &natsGate{ln: ln}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return // the listener is closed: the test ended
+			}
+			to := g.to.Load()
+			if to == nil {
+				c.Close()
+				continue
+			}
+			g.wg.Add(1)
+			go func() {
+				defer g.wg.Done()
+				g.relay(c, *to)
+			}()
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not return within 20s of the shutdown")
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		g.mu.Lock()
+		g.closed = true
+		for _, c := range g.conns {
+			c.Close()
+		}
+		g.mu.Unlock()
+		g.wg.Wait()
+	})
+	return g
+}
+
+func (g *natsGate) addr() string { return g.ln.Addr().String() }
+
+// open relays the connections from now on to addr.
+func (g *natsGate) open(addr string) { g.to.Store(&addr) }
+
+// relay copies between c and a new connection to addr until either side
+// closes.
+func (g *natsGate) relay(c net.Conn, addr string) {
+	defer c.Close()
+	s, err := net.Dial("tcp", addr)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.conns = append(g.conns, c, s)
+	g.mu.Unlock()
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		// An error only ends the copy; closing s ends the other one.
+		_, _ = io.Copy(s, c)
+		s.Close()
+	}()
+	// As above, with c.
+	_, _ = io.Copy(c, s)
+	c.Close()
+	<-copied
+}
+
+// TestRunExitsZeroWhenStoppedDuringStartup: a shutdown (SIGINT, SIGTERM:
+// the ctx of run) while start-up waits, for TOPdesk or for NATS, exits 0.
+// The wait for NATS names every server of ALERTDESK_NATS_URL without its
+// password.
+func TestRunExitsZeroWhenStoppedDuringStartup(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// env sets up the environment and returns what tells, from the
+		// log, that start-up waits.
+		env func(t *testing.T) (waiting func(log string) bool)
+	}{
+		{"waiting for TOPdesk", func(t *testing.T) func(string) bool {
+			sim := wrongPasswordEnv(t)
+			return func(string) bool {
+				for _, r := range sim.Requests() {
+					if r.Status == http.StatusUnauthorized {
+						return true
+					}
+				}
+				return false
+			}
+		}},
+		{"waiting for NATS", func(t *testing.T) func(string) bool {
+			isolateEnv(t)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			ln.Close() // nothing listens there now; this test never listens there again
+			t.Setenv("ALERTDESK_NATS_URL", "nats://alice:first-secret@"+addr+",nats://alice:second-secret@"+addr)
+			t.Setenv("ALERTDESK_TOPDESK_URL", "http://127.0.0.1:1")
+			t.Setenv("ALERTDESK_TOPDESK_USERNAME", "alertdesk")
+			t.Setenv("ALERTDESK_TOPDESK_PASSWORD", "pw")
+			t.Setenv("ALERTDESK_HTTP_ADDR", "127.0.0.1:0")
+			t.Setenv("ALERTDESK_LOG_LEVEL", "info")
+			want := "NATS is not reachable at nats://redacted@" + addr + ",nats://redacted@" + addr
+			return func(log string) bool { return strings.Contains(log, want) }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			waiting := tc.env(t)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var stdout, stderr syncBuffer
+			done := make(chan int, 1)
+			go func() { done <- cmdRun(ctx, &cli{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}, nil) }()
+			wait.For(t, 20*time.Second, "start-up to wait", func() bool {
+				select {
+				case code := <-done:
+					t.Fatalf("run exited %d instead of waiting:\n%s", code, stderr.String())
+				default:
+				}
+				return waiting(stderr.String())
+			})
+			cancel()
+			select {
+			case code := <-done:
+				if code != 0 {
+					t.Errorf("exit = %d, want 0\n%s", code, stderr.String())
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("run did not return within 20s of the shutdown")
+			}
+			if strings.Contains(stderr.String(), "secret") {
+				t.Errorf("the log shows a password:\n%s", stderr.String())
+			}
+		})
 	}
 }
 
@@ -222,6 +411,7 @@ func startWorker(t *testing.T, cfg *config, log zerolog.Logger) string {
 	case addr := <-started:
 		return addr
 	case err := <-done:
+		done <- nil // for the cleanup, which waits for runWorker; the error is reported here
 		t.Fatalf("runWorker returned before serving HTTP: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("the worker did not start serving HTTP within 30s")
