@@ -140,7 +140,18 @@ func stateList(ctx context.Context, c *cli, args []string) int {
 	}
 	for i := range states {
 		ks := &states[i]
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dlqCell(ks.Key, stateListKeyWidth), dlqOrDash(ks.Number), openClosed(ks),
+		// A script gets the whole key, to pass to state get; only a tab
+		// or a line break in it would break the line, and becomes a space.
+		key := strings.Map(func(r rune) rune {
+			if r == '\t' || r == '\n' || r == '\r' {
+				return ' '
+			}
+			return r
+		}, ks.Key)
+		if tw != nil {
+			key = dlqCell(ks.Key, stateListKeyWidth)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", key, dlqOrDash(ks.Number), openClosed(ks),
 			stateTime(ks.LastEvent), dlqOrDash(ks.LastStatus), claimCell(ks), waitCell(ks))
 	}
 	if tw != nil {

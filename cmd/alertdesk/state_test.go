@@ -283,3 +283,23 @@ func TestMemberLine(t *testing.T) {
 		t.Errorf("memberLine = %q, want %q", got, want)
 	}
 }
+
+// TestStateListGivesScriptsWholeKeys: piped, state list gives each key
+// whole, however long, so that a script can pass the first column to state
+// get; only a terminal's table cuts it.
+func TestStateListGivesScriptsWholeKeys(t *testing.T) {
+	_, cfg := stateEnv(t, nil)
+	startWorker(t, cfg, zerolog.Nop())
+	key := "web-1.example.internal/http/" + strings.Repeat("check-", 10)
+	if code, _, errOut := runCommand(t, cmdPublish, "", "--key", key, "--summary", "HTTP down"); code != 0 {
+		t.Fatalf("publish = %d: %s", code, errOut)
+	}
+	wait.For(t, 20*time.Second, "the key's state", func() bool {
+		code, _, _ := runState(t, "get", key)
+		return code == 0
+	})
+	code, out, _ := runState(t, "list")
+	if first, _, _ := strings.Cut(out, "\t"); code != 0 || first != key {
+		t.Errorf("state list = %d %q, want the whole key %q first", code, out, key)
+	}
+}
