@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/alertdesk/alertdesk/dlq"
+	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/mapping"
 )
 
@@ -342,12 +343,18 @@ func (e *env) check(p *plan) verdict {
 		problem("%d incidents with externalNumber %q belong to no key", len(idx), ext)
 	}
 
-	ctx, cancel := context.WithTimeout(e.t.Context(), 30*time.Second)
-	defer cancel()
-	dl, err := dlq.New(e.js, dlqStream).List(ctx, dlq.Filter{All: true})
-	if err != nil {
-		e.t.Fatalf("list dead letters: %v", err)
-	}
+	// A cluster that lost its stream leader may still be electing the
+	// dead-letter stream's: a read that finds no responder is tried again.
+	var dl []dlq.DeadLetter
+	var err error
+	wait.For(e.t, 30*time.Second, "the dead letters to be listed", func() bool {
+		ctx, cancel := context.WithTimeout(e.t.Context(), 10*time.Second)
+		defer cancel()
+		if dl, err = dlq.New(e.js, dlqStream).List(ctx, dlq.Filter{All: true}); err != nil {
+			e.t.Logf("list dead letters: %v", err)
+		}
+		return err == nil
+	})
 	v.dlq = len(dl)
 	seen := map[string]bool{}
 	for _, d := range dl {
