@@ -68,9 +68,7 @@ func TestRunReportsAllProblemsAtOnce(t *testing.T) {
 // config is returned. The fields' defaults pass validate, so it adds nothing.
 func TestUnparseableValues(t *testing.T) {
 	isolateEnv(t)
-	t.Setenv("ALERTDESK_TOPDESK_URL", "https://example.topdesk.net")
-	t.Setenv("ALERTDESK_TOPDESK_USERNAME", "alertdesk")
-	t.Setenv("ALERTDESK_TOPDESK_PASSWORD", "pw")
+	setTopdesk(t)
 	t.Setenv("ALERTDESK_CONCURRENCY", "many")
 	t.Setenv("ALERTDESK_ACK_WAIT", "30")
 	t.Setenv("ALERTDESK_TOPDESK_RATE_LIMIT", "fast")
@@ -196,9 +194,7 @@ func TestTopologyDedupeWindow(t *testing.T) {
 // the worker to someone else's server. The bare variables stay set.
 func TestOnlyPrefixedVariablesAreRead(t *testing.T) {
 	isolateEnv(t)
-	t.Setenv("ALERTDESK_TOPDESK_URL", "https://example.topdesk.net")
-	t.Setenv("ALERTDESK_TOPDESK_USERNAME", "alertdesk")
-	t.Setenv("ALERTDESK_TOPDESK_PASSWORD", "pw")
+	setTopdesk(t)
 	t.Setenv("ALERTDESK_LOG_LEVEL", "debug")
 	t.Setenv("NATS_URL", "nats://someone-elses-nats:4222")
 	t.Setenv("HTTP_ADDR", ":9999")
@@ -266,9 +262,7 @@ func TestSubjectsProblems(t *testing.T) {
 	} {
 		t.Run(tc.subjects, func(t *testing.T) {
 			isolateEnv(t)
-			t.Setenv("ALERTDESK_TOPDESK_URL", "https://example.topdesk.net")
-			t.Setenv("ALERTDESK_TOPDESK_USERNAME", "alertdesk")
-			t.Setenv("ALERTDESK_TOPDESK_PASSWORD", "pw")
+			setTopdesk(t)
 			t.Setenv("ALERTDESK_SUBJECTS", tc.subjects)
 			_, err := loadConfig((*config).validateWorker)
 			var got []string
@@ -280,4 +274,13 @@ func TestSubjectsProblems(t *testing.T) {
 			}
 		})
 	}
+}
+
+// setTopdesk sets valid TOPdesk settings, so that a test of the others
+// sees only the problems it makes.
+func setTopdesk(t *testing.T) {
+	t.Helper()
+	t.Setenv("ALERTDESK_TOPDESK_URL", "https://example.topdesk.net")
+	t.Setenv("ALERTDESK_TOPDESK_USERNAME", "alertdesk")
+	t.Setenv("ALERTDESK_TOPDESK_PASSWORD", "pw")
 }

@@ -7,12 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/alertdesk/alertdesk/internal/wait"
 	"github.com/alertdesk/alertdesk/worker"
+	"github.com/alertdesk/alertdesk/worker/workertest"
 )
 
 // postIngest POSTs body to the worker's /v1/alerts with the bearer token
@@ -66,15 +65,7 @@ func TestIngestTimelessArrayOrder(t *testing.T) {
 	wait.For(t, 20*time.Second, "the incident to open", func() bool { return get().Open })
 
 	postIngest(t, addr, token, `[{"key": "`+key+`", "status": "resolved"}, {"key": "`+key+`", "status": "firing", "summary": "disk full"}]`)
-	nc, err := nats.Connect(cfg.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := workertest.ConnectURL(t, cfg.NATSURL)
 	wait.For(t, 20*time.Second, "the input stream to be drained", func() bool {
 		s, err := js.Stream(t.Context(), cfg.Stream)
 		return err == nil && s.CachedInfo().State.Msgs == 0

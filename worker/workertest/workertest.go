@@ -42,7 +42,13 @@ func StartJetStreamIn(t testing.TB, dir string) *server.Server {
 // context; the connection is closed when the test ends.
 func Connect(t testing.TB, ns *server.Server) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
+	return ConnectURL(t, ns.ClientURL())
+}
+
+// ConnectURL is Connect for a server known by its URL.
+func ConnectURL(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatalf("connect to NATS: %v", err)
 	}
